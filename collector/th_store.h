@@ -1,0 +1,136 @@
+/* th_store.h -- the collector's LMDB store: reports, history, rollups,
+ * hierarchy versions, period bindings, completeness (DESIGN sections 4-7).
+ * The on-disk layout is written down in collector/STORAGE.md.
+ *
+ * One writer (the collector's ingest thread); any number of readers, also
+ * from other processes (tools with --db open it read-only).
+ */
+#ifndef TH_STORE_H
+#define TH_STORE_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "th_error.h"
+#include "th_def.h"
+#include "th_report.h"
+#include "th_units.h"
+#include "th_wire.h"
+
+typedef struct th_store th_store;
+
+typedef struct th_store_opts {
+	int readonly;            /* open for reading only (tools) */
+	size_t map_size;         /* initial map size in bytes, 0 = default (64 MiB); grown on MAP_FULL */
+	size_t max_map_size;     /* growth stops here (0 = 1 TiB): beyond it, TH_ENOSPC */
+} th_store_opts;
+
+/* Opens (creating when absent and not readonly) the store in directory dir.
+ * Checks the format version; runs mdb_reader_check.  *out only on success. */
+int th_store_open(const char *dir, const th_store_opts *opts, th_store **out);
+void th_store_close(th_store **s);
+const uint8_t *th_store_uuid(const th_store *s);       /* 16 bytes */
+uint64_t th_store_last_commit(const th_store *s);
+
+/* Configuration.  The store keeps a pointer to defs (caller keeps it alive).
+ * Hierarchy versions are stored in the store (so periods bound to an old
+ * version keep it after the file changes); adding a version whose id exists
+ * with different text is TH_EEXIST.  A period is bound, at its first report,
+ * to the version whose effective date is the latest not after the period's
+ * start. */
+int th_store_set_defs(th_store *s, const th_defset *defs);
+int th_store_add_hierarchy(th_store *s, const th_units *u);
+/* The hierarchy a period is bound to (binding it now if unbound and not
+ * readonly); pointer owned by the store, valid until close. */
+int th_store_hierarchy_for(th_store *s, const char *period, const th_units **out);
+/* The newest hierarchy version (by effective date). NULL when none. */
+const th_units *th_store_current_hierarchy(th_store *s);
+
+/* Deadlines for completeness: per appendix and period, overridable per unit.
+ * yyyymmdd; a report committed on or before the deadline date (collector's
+ * local date) is on time. */
+int th_store_set_deadline(th_store *s, const char *appendix, const char *period,
+                          const char *unit /* NULL = default */, int32_t deadline);
+
+/* --- ingest ---------------------------------------------------------------- */
+typedef struct th_submission {
+	th_report *report;         /* validated against its definition; the store does not take it */
+	const char *sender;        /* who sent it (key comment or unit), recorded in history */
+	th_ack_result *result;     /* filled by th_store_apply (strings malloc'd) */
+} th_submission;
+
+/* A node whose rollup changed in the last apply, for publishing. */
+typedef struct th_changed_node {
+	char unit[TH_CODE_MAX + 1], appendix[TH_CODE_MAX + 1], period[TH_PERIOD_MAX + 1];
+	uint32_t level;
+	uint64_t node_version;
+} th_changed_node;
+
+/* Applies a group in one write transaction and commits durably:
+ * dedup/revision rules of DESIGN section 4 (revisions of one key applied in
+ * rev order), history, rollups by exact delta, completeness.  Fills each
+ * submission's result.  On MDB_MAP_FULL aborts, grows the map and replays.
+ * Returns 0 when committed (*commit_id set), TH_ENOSPC when the map cannot
+ * grow (every result then retry_later), or another TH_E*.  The changed nodes
+ * are appended to *changed (malloc'd array, *n_changed). */
+int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_id,
+                   int64_t *commit_time, th_changed_node **changed, size_t *n_changed);
+
+/* --- reads ----------------------------------------------------------------- */
+typedef struct th_node {
+	char unit[TH_CODE_MAX + 1];
+	uint32_t level;
+	int64_t *own;              /* d->n_slots; malloc'd, released by th_node_free */
+	int64_t *total;
+	uint32_t expected, reported, on_time, late, corrections;
+	uint64_t version;          /* bumps on every change of this node */
+	uint64_t commit;           /* commit id of the last change */
+} th_node;
+void th_node_free(th_node *n);
+
+/* The rollup node (zero vectors when nothing was reported). */
+int th_store_get_node(th_store *s, const char *appendix, const char *period,
+                      const char *unit, th_node *out);
+/* Calls cb for every unit at depth `level` (or every child of `parent` when
+ * parent != NULL) in hierarchy order. */
+typedef int (*th_node_cb)(void *ctx, const th_unit *u, const th_node *n);
+int th_store_level(th_store *s, const char *appendix, const char *period, uint32_t level,
+                   const char *parent, th_node_cb cb, void *ctx);
+/* Units expected to submit appendix for period in unit's subtree that have
+ * no live report; cb with each (node fields zero). */
+int th_store_missing(th_store *s, const char *appendix, const char *period, const char *unit,
+                     th_node_cb cb, void *ctx);
+
+typedef struct th_revision_info {
+	uint64_t rev;
+	int64_t commit_time;       /* unix microseconds */
+	uint64_t commit;
+	char sender[128];
+	uint8_t hash[TH_HASH_LEN];
+	int tombstone;
+} th_revision_info;
+/* The current report of a key (*out malloc'd) and its info. */
+int th_store_get_report(th_store *s, const char *unit, const char *appendix, const char *period,
+                        th_report **out, th_revision_info *info);
+/* Every stored revision of a key, oldest first. */
+typedef int (*th_revision_cb)(void *ctx, const th_revision_info *info, const th_report *r);
+int th_store_history(th_store *s, const char *unit, const char *appendix, const char *period,
+                     th_revision_cb cb, void *ctx);
+/* Highest stored rev of every report key whose unit is in unit's subtree. */
+typedef int (*th_rev_cb)(void *ctx, const char *unit, const char *appendix, const char *period,
+                         uint64_t rev);
+int th_store_revs_in_scope(th_store *s, const char *unit, th_rev_cb cb, void *ctx);
+
+/* Recomputes every rollup from the latest revisions, in one transaction. */
+int th_store_rebuild(th_store *s);
+/* Recomputes into memory and compares with the stored rollups bit for bit,
+ * and validates every stored report against its definition; problems to
+ * diag.  0 when consistent. */
+int th_store_verify(th_store *s, th_diag *diag);
+
+typedef struct th_store_stats {
+	uint64_t reports, revisions, commits;
+	size_t map_size, used_bytes;
+} th_store_stats;
+int th_store_stats_get(th_store *s, th_store_stats *out);
+
+#endif

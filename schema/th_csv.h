@@ -1,0 +1,57 @@
+/* th_csv.h -- reading appendix files exported by Excel and LibreOffice.
+ *
+ * Accepts UTF-8 with or without BOM, UTF-16 with BOM, and the legacy
+ * Vietnamese encodings Windows-1258 and TCVN3 (converted with iconv and named
+ * in a warning; a file that is neither valid UTF-8 nor recognisably one of
+ * them is refused by name, never guessed); ',' or ';' or TAB separators
+ * (detected from the header line); RFC 4180 quoting with embedded
+ * separators, quotes and newlines.
+ *
+ * File layout (schema/appendices/FORMAT.md, "appendix files"): optional
+ * metadata lines "#key: value" or "key,value" rows before the header give
+ * appendix, version, unit, period and as_of when they are not passed in
+ * th_csv_opts; then a header row whose cells are column ids or Vietnamese
+ * titles (any order, unknown columns are errors); then one line per row.
+ * Empty cells are null.  Numbers and dates follow th_value.h.
+ */
+#ifndef TH_CSV_H
+#define TH_CSV_H
+
+#include <stddef.h>
+#include "th_error.h"
+#include "th_def.h"
+#include "th_report.h"
+
+typedef struct th_csv_opts {
+	const char *unit;      /* NULL: from the file's metadata */
+	const char *appendix;  /* NULL: from the file's metadata */
+	const char *period;    /* NULL: from the file's metadata */
+	uint64_t rev;          /* stored in the report as is (0 is fine: the agent stamps it) */
+	const char *encoding;  /* NULL: detect; else an iconv name to force */
+} th_csv_opts;
+
+/* Reads an appendix file into a validated report.  defs supplies the
+ * definition (the file's version, or the latest of the appendix when the
+ * file names none).  Every problem found is added to diag as
+ * "file:line: column: problem"; returns 0 and writes *out only when there is
+ * no error (warnings allowed). */
+int th_csv_read_report(const char *path, const th_defset *defs, const th_csv_opts *opts,
+                       th_report **out, th_diag *diag);
+/* Same from memory; name is used in diagnostics. */
+int th_csv_parse_report(const char *data, size_t len, const char *name, const th_defset *defs,
+                        const th_csv_opts *opts, th_report **out, th_diag *diag);
+
+/* Low-level tokenizer, exposed for other tabular files and tests: splits
+ * UTF-8 text into records; calls cb for each record with its fields
+ * (NUL-terminated, unquoted), their count, and the 1-based line where the
+ * record starts.  A non-zero return from cb stops and is returned.
+ * sep 0 = detect from the first line. */
+typedef int (*th_csv_record_cb)(void *ctx, char **fields, size_t n, long line);
+int th_csv_tokenize(const char *data, size_t len, char sep, th_csv_record_cb cb, void *ctx,
+                    const char *name, th_diag *diag);
+
+/* Writes r as an appendix file (UTF-8, ',' separator, metadata lines, header
+ * of column ids) that th_csv_read_report reads back to an equal report. */
+int th_csv_write_report(const char *path, const th_report *r, const th_def *d);
+
+#endif
