@@ -1,0 +1,489 @@
+/* tonghop-collector -- the central server: authenticated ingest, dedup,
+ * durable group commit, incremental rollups, PUB stream, queries. */
+#include "keys.h"
+#include "log.h"
+#include "server.h"
+#include "th_def.h"
+#include "th_store.h"
+#include "th_units.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define MAX_UNITS_FILES 16
+#define MAX_DEADLINES 1024
+
+typedef struct {
+	const char *db, *defs, *bind, *pub, *query, *keys, *server_key;
+	const char *units[MAX_UNITS_FILES];
+	int n_units;
+	const char *deadlines[MAX_DEADLINES];
+	int n_deadlines;
+	int insecure, check, group_max, allow_root;
+	size_t map_size;
+} conf;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	"usage: tonghop-collector [options]\n"
+	"       tonghop-collector keygen PREFIX   (writes PREFIX.key, mode 0600, and PREFIX.pub)\n"
+	"\n"
+	"The central server: agents submit appendix reports, the collector deduplicates them,\n"
+	"stores every revision durably in LMDB, keeps rollups per unit and level, acknowledges,\n"
+	"and publishes rollup changes.\n"
+	"\n"
+	"options (also `name = value` lines of a --config file, without the dashes):\n"
+	"  --db DIR             store directory (created when absent)          [required]\n"
+	"  --units FILE         unit hierarchy file; repeat for several versions [required]\n"
+	"  --defs DIR           appendix definitions (default: %s)\n"
+	"  --bind ENDPOINT      ingest socket for agents (default tcp://127.0.0.1:7701)\n"
+	"  --pub ENDPOINT       rollup change stream (default tcp://127.0.0.1:7702)\n"
+	"  --query ENDPOINT     query socket for tools (default tcp://127.0.0.1:7703)\n"
+	"  --keys FILE          authorised keys: \"<public-key> <unit> <agent|reader|admin> [comment]\"\n"
+	"  --server-key FILE    the collector's keypair (from `keygen`)\n"
+	"  --insecure           no CURVE, no authentication: loopback/ipc endpoints only, demos only\n"
+	"  --deadline SPEC      APPENDIX:PERIOD:yyyy-mm-dd, or APPENDIX:PERIOD:UNIT:yyyy-mm-dd; repeatable\n"
+	"  --group-max N        messages per commit group (default 256)\n"
+	"  --map-size MIB       initial LMDB map size in MiB (default 64; grows when full)\n"
+	"  --log-level LEVEL    error, warn, info (default) or debug\n"
+	"  --config FILE        read options from FILE\n"
+	"  --allow-root         allow running as root (not recommended)\n"
+	"  -n, --check          check configuration, hierarchy, definitions and keys, then exit\n"
+	"  -h, --help           this text\n"
+	"  -V, --version        version\n"
+	"\n"
+	"Signals: SIGTERM/SIGINT finish the current group and exit; SIGHUP reloads keys and\n"
+	"hierarchy files.  Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 bad configuration.\n",
+	TH_SOURCE_APPENDICES);
+}
+
+static const struct option long_opts[] = {
+	{"db", 1, 0, 'd'}, {"units", 1, 0, 'u'}, {"defs", 1, 0, 'D'}, {"bind", 1, 0, 'b'},
+	{"pub", 1, 0, 'p'}, {"query", 1, 0, 'q'}, {"keys", 1, 0, 'k'}, {"server-key", 1, 0, 'K'},
+	{"insecure", 0, 0, 'I'}, {"deadline", 1, 0, 'L'}, {"group-max", 1, 0, 'g'},
+	{"map-size", 1, 0, 'm'}, {"log-level", 1, 0, 'l'}, {"config", 1, 0, 'c'},
+	{"allow-root", 0, 0, 'R'}, {"check", 0, 0, 'n'}, {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'},
+	{0, 0, 0, 0}};
+
+static int set_opt(conf *c, int ch, const char *arg, const char *where);
+
+static int read_config(conf *c, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "tonghop-collector: cannot open config %s: %s\n", path, strerror(errno));
+		return 3;
+	}
+	char line[4096];
+	int ln = 0, rc = 0;
+	while (fgets(line, sizeof line, f)) {
+		ln++;
+		char *p = line;
+		while (isspace((unsigned char)*p))
+			p++;
+		size_t n = strlen(p);
+		while (n && isspace((unsigned char)p[n - 1]))
+			p[--n] = 0;
+		if (!*p || *p == '#')
+			continue;
+		char *eq = strchr(p, '=');
+		char *key = p, *val = NULL;
+		if (eq) {
+			*eq = 0;
+			val = eq + 1;
+			while (isspace((unsigned char)*val))
+				val++;
+			size_t kn = strlen(key);
+			while (kn && isspace((unsigned char)key[kn - 1]))
+				key[--kn] = 0;
+		}
+		const struct option *o = NULL;
+		for (int i = 0; long_opts[i].name; i++)
+			if (strcmp(long_opts[i].name, key) == 0)
+				o = &long_opts[i];
+		char where[4200];
+		snprintf(where, sizeof where, "%s:%d", path, ln);
+		if (!o || o->val == 'c' || o->val == 'h' || o->val == 'V') {
+			fprintf(stderr, "tonghop-collector: %s: unknown setting \"%s\"\n", where, key);
+			rc = 3;
+			continue;
+		}
+		if (o->has_arg && !val) {
+			fprintf(stderr, "tonghop-collector: %s: %s needs \"= value\"\n", where, key);
+			rc = 3;
+			continue;
+		}
+		if (!o->has_arg && val && strcmp(val, "yes") && strcmp(val, "true") && strcmp(val, "1")) {
+			continue;   /* "insecure = no" */
+		}
+		int r = set_opt(c, o->val, val ? strdup(val) : NULL, where);
+		if (r)
+			rc = r;
+	}
+	fclose(f);
+	return rc;
+}
+
+static int set_opt(conf *c, int ch, const char *arg, const char *where)
+{
+	switch (ch) {
+	case 'd': c->db = arg; break;
+	case 'u':
+		if (c->n_units >= MAX_UNITS_FILES) {
+			fprintf(stderr, "tonghop-collector: %s: at most %d --units files\n", where, MAX_UNITS_FILES);
+			return 2;
+		}
+		c->units[c->n_units++] = arg;
+		break;
+	case 'D': c->defs = arg; break;
+	case 'b': c->bind = arg; break;
+	case 'p': c->pub = arg; break;
+	case 'q': c->query = arg; break;
+	case 'k': c->keys = arg; break;
+	case 'K': c->server_key = arg; break;
+	case 'I': c->insecure = 1; break;
+	case 'L':
+		if (c->n_deadlines >= MAX_DEADLINES)
+			return 2;
+		c->deadlines[c->n_deadlines++] = arg;
+		break;
+	case 'g': c->group_max = atoi(arg); if (c->group_max < 1 || c->group_max > 100000) {
+			fprintf(stderr, "tonghop-collector: %s: --group-max must be 1..100000\n", where);
+			return 2;
+		}
+		break;
+	case 'm': c->map_size = (size_t)strtoull(arg, NULL, 10) << 20; break;
+	case 'l':
+		if (th_log_parse_level(arg) < 0) {
+			fprintf(stderr, "tonghop-collector: %s: log level must be error, warn, info or debug\n", where);
+			return 2;
+		}
+		th_log_level = th_log_parse_level(arg);
+		break;
+	case 'R': c->allow_root = 1; break;
+	case 'n': c->check = 1; break;
+	case 'c': return read_config(c, arg);
+	default: return 2;
+	}
+	return 0;
+}
+
+static int loopback_only(const char *ep)
+{
+	return strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0 ||
+	       strncmp(ep, "tcp://127.", 10) == 0 || strncmp(ep, "tcp://localhost:", 16) == 0 ||
+	       strncmp(ep, "tcp://[::1]:", 12) == 0;
+}
+
+static void print_diag(th_diag *d)
+{
+	for (size_t i = 0; i < th_diag_count(d); i++)
+		th_log(th_diag_at(d, i)->sev == TH_SEV_ERROR ? TH_LOG_ERROR : TH_LOG_WARN, "config", "%s",
+		       th_diag_text(d, i));
+}
+
+typedef struct {
+	conf *c;
+	th_store *store;
+	th_zap *zap;
+	th_units **hier;
+	int n_hier;
+} runtime;
+
+/* Parses every deadline spec; applies them to the store when s != NULL. */
+static int apply_deadlines(const conf *c, th_store *s)
+{
+	int bad = 0;
+	for (int i = 0; i < c->n_deadlines; i++) {
+		char buf[256];
+		snprintf(buf, sizeof buf, "%s", c->deadlines[i]);
+		char *parts[4];
+		int n = 0;
+		char *save = NULL;
+		for (char *t = strtok_r(buf, ":", &save); t && n < 4; t = strtok_r(NULL, ":", &save))
+			parts[n++] = t;
+		int32_t ymd;
+		const char *why;
+		if ((n != 3 && n != 4) || !th_period_valid(parts[1]) ||
+		    th_parse_date(parts[n - 1], &ymd, &why) != 0) {
+			th_log(TH_LOG_ERROR, "config", "--deadline %s: expected APPENDIX:PERIOD[:UNIT]:yyyy-mm-dd",
+			       c->deadlines[i]);
+			bad = 1;
+			continue;
+		}
+		if (s && th_store_set_deadline(s, parts[0], parts[1], n == 4 ? parts[2] : NULL, ymd) != 0) {
+			th_log(TH_LOG_ERROR, "config", "--deadline %s: cannot store it", c->deadlines[i]);
+			bad = 1;
+		}
+	}
+	return bad;
+}
+
+static void do_reload(void *ctx)
+{
+	runtime *rt = ctx;
+	th_log(TH_LOG_INFO, "main", "SIGHUP: reloading keys and hierarchy files");
+	th_diag *d = th_diag_new();
+	if (rt->c->keys && rt->zap) {
+		th_keys *k = NULL;
+		if (th_keys_load(rt->c->keys, &k, d) == 0) {
+			th_log(TH_LOG_INFO, "auth", "%zu authorised keys loaded", th_keys_count(k));
+			th_zap_set_keys(rt->zap, k);
+		} else {
+			print_diag(d);
+			th_log(TH_LOG_ERROR, "auth", "keys file not reloaded; the old keys stay in force");
+		}
+	}
+	th_diag_clear(d);
+	for (int i = 0; i < rt->c->n_units; i++) {
+		th_units *u = NULL;
+		if (th_units_load(rt->c->units[i], &u, d) != 0) {
+			print_diag(d);
+			th_diag_clear(d);
+			continue;
+		}
+		int rc = th_store_add_hierarchy(rt->store, u);
+		if (rc == 0) {
+			th_log(TH_LOG_INFO, "units", "hierarchy %s (%zu units) loaded", th_units_version(u),
+			       th_units_count(u));
+			th_units **nh = realloc(rt->hier, (size_t)(rt->n_hier + 1) * sizeof *nh);
+			if (nh) {
+				rt->hier = nh;
+				rt->hier[rt->n_hier++] = u;
+				u = NULL;
+			}
+		} else {
+			th_log(TH_LOG_ERROR, "units", "%s: %s", rt->c->units[i], th_strerror(rc));
+		}
+		th_units_destroy(&u);
+	}
+	th_diag_destroy(&d);
+}
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		th_reload_flag = 1;
+	else
+		th_stop_flag = 1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "keygen") == 0) {
+		if (argc != 3 || argv[2][0] == '-') {
+			if (argc == 3 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
+				printf("usage: tonghop-collector keygen PREFIX\nWrites PREFIX.key (keypair, mode 0600) and PREFIX.pub.\n");
+				return 0;
+			}
+			fprintf(stderr, "usage: tonghop-collector keygen PREFIX\n");
+			return 2;
+		}
+		char pub[TH_Z85_LEN + 1];
+		const char *why = NULL;
+		if (th_keygen(argv[2], pub, &why) != 0) {
+			fprintf(stderr, "tonghop-collector keygen: %s: %s\n", argv[2], why);
+			return 1;
+		}
+		printf("%s\n", pub);
+		return 0;
+	}
+	conf c = {0};
+	c.bind = "tcp://127.0.0.1:7701";
+	c.pub = "tcp://127.0.0.1:7702";
+	c.query = "tcp://127.0.0.1:7703";
+	c.defs = TH_SOURCE_APPENDICES;
+	c.group_max = 256;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "nhV", long_opts, NULL)) != -1) {
+		if (ch == 'h') {
+			usage(stdout);
+			return 0;
+		}
+		if (ch == 'V') {
+			printf("tonghop-collector %s (protocol %d)\n", TH_VERSION, TH_WIRE_VERSION);
+			return 0;
+		}
+		if (ch == '?') {
+			usage(stderr);
+			return 2;
+		}
+		int r = set_opt(&c, ch, optarg, "command line");
+		if (r)
+			return r;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "tonghop-collector: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+		return 2;
+	}
+	if (!c.db || !c.n_units) {
+		fprintf(stderr, "tonghop-collector: --db and --units are required (see --help)\n");
+		return 2;
+	}
+	if (geteuid() == 0 && !c.allow_root && !c.check)
+		th_log(TH_LOG_WARN, "main", "running as root; run the collector as an unprivileged user "
+		                            "(--allow-root silences this)");
+	int bad = 0;
+	th_diag *d = th_diag_new();
+	th_defset *defs = NULL;
+	th_keys *keys = NULL;
+	runtime rt = {.c = &c};
+	th_server_conf sc = {0};
+	if (th_defset_load_dir(c.defs, &defs, d) != 0 || th_defset_count(defs) == 0) {
+		print_diag(d);
+		th_log(TH_LOG_ERROR, "config", "no usable appendix definitions in %s", c.defs);
+		bad = 1;
+	}
+	th_diag_clear(d);
+	for (int i = 0; i < c.n_units; i++) {
+		th_units *u = NULL;
+		if (th_units_load(c.units[i], &u, d) != 0) {
+			print_diag(d);
+			bad = 1;
+		} else {
+			th_units **nh = realloc(rt.hier, (size_t)(rt.n_hier + 1) * sizeof *nh);
+			if (!nh)
+				return 1;
+			rt.hier = nh;
+			rt.hier[rt.n_hier++] = u;
+		}
+		th_diag_clear(d);
+	}
+	if (c.insecure) {
+		const char *eps[3] = {c.bind, c.pub, c.query};
+		for (int i = 0; i < 3; i++)
+			if (!loopback_only(eps[i])) {
+				th_log(TH_LOG_ERROR, "config", "--insecure refuses endpoint %s: only loopback or ipc",
+				       eps[i]);
+				bad = 1;
+			}
+	} else {
+		if (!c.keys || !c.server_key) {
+			th_log(TH_LOG_ERROR, "config", "--keys and --server-key are required (or --insecure for a local demo)");
+			bad = 1;
+		} else {
+			if (th_keys_load(c.keys, &keys, d) != 0) {
+				print_diag(d);
+				bad = 1;
+			}
+			const char *why = NULL;
+			if (th_key_read(c.server_key, sc.server_pub, sc.server_sec, &why) != 0) {
+				th_log(TH_LOG_ERROR, "config", "%s: %s", c.server_key, why);
+				bad = 1;
+			}
+		}
+	}
+	if (apply_deadlines(&c, NULL))
+		bad = 1;
+	if (bad) {
+		th_log(TH_LOG_ERROR, "config", "configuration has errors");
+		return 3;
+	}
+	if (c.check) {
+		printf("configuration OK: %zu appendix definitions, %d hierarchy version(s) (%s, %zu units), "
+		       "%zu keys%s\n",
+		       th_defset_count(defs), rt.n_hier, th_units_version(rt.hier[rt.n_hier - 1]),
+		       th_units_count(rt.hier[rt.n_hier - 1]), th_keys_count(keys),
+		       c.insecure ? ", INSECURE mode" : "");
+		th_keys_destroy(&keys);
+		goto cleanup_early;
+	}
+	if (c.insecure)
+		th_log(TH_LOG_WARN, "main", "INSECURE MODE: no encryption, no authentication; every peer "
+		                            "may submit for every unit. For local demos only.");
+	th_store_opts so = {.map_size = c.map_size};
+	int rc = th_store_open(c.db, &so, &rt.store);
+	if (rc != 0) {
+		th_log(TH_LOG_ERROR, "store", "cannot open %s: %s", c.db, th_strerror(rc));
+		th_keys_destroy(&keys);
+		goto cleanup_early;
+	}
+	th_store_set_defs(rt.store, defs);
+	for (int i = 0; i < rt.n_hier; i++) {
+		rc = th_store_add_hierarchy(rt.store, rt.hier[i]);
+		if (rc != 0) {
+			th_log(TH_LOG_ERROR, "units", "%s: cannot add hierarchy %s: %s", c.units[i],
+			       th_units_version(rt.hier[i]), th_strerror(rc));
+			th_keys_destroy(&keys);
+			goto cleanup;
+		}
+	}
+	if (apply_deadlines(&c, rt.store)) {
+		th_keys_destroy(&keys);
+		goto cleanup;
+	}
+	void *ctx = zmq_ctx_new();
+	if (!c.insecure && th_zap_start(ctx, keys, &rt.zap) != 0) {
+		th_log(TH_LOG_ERROR, "auth", "cannot start the ZAP handler");
+		th_keys_destroy(&keys);
+		zmq_ctx_term(ctx);
+		goto cleanup;
+	}
+	keys = NULL;   /* owned by the ZAP handler */
+	sc.bind = c.bind;
+	sc.pub = c.pub;
+	sc.query = c.query;
+	sc.insecure = c.insecure;
+	sc.group_max = c.group_max;
+	sc.group_bytes = 64u << 20;
+	sc.limits = th_limits_default;
+	const th_units *cur = th_store_current_hierarchy(rt.store);
+	sc.root_unit = cur ? th_units_at(cur, th_units_root(cur))->code : "";
+	th_server *srv = NULL;
+	if (th_server_new(&sc, rt.store, defs, rt.zap, ctx, &srv) != 0) {
+		zmq_ctx_shutdown(ctx);
+		th_zap_join(&rt.zap);
+		zmq_ctx_term(ctx);
+		goto cleanup;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	char hex[33];
+	const uint8_t *uu = th_store_uuid(rt.store);
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", uu[i]);
+	th_log(TH_LOG_INFO, "main", "tonghop-collector %s: store %s (uuid %s, last commit %llu), "
+	                            "ingest %s, pub %s, query %s%s",
+	       TH_VERSION, c.db, hex, (unsigned long long)th_store_last_commit(rt.store), c.bind, c.pub,
+	       c.query, c.insecure ? " [INSECURE]" : " [CURVE]");
+	th_server_run(srv, do_reload, &rt);
+	const th_stats *st = th_server_stats(srv);
+	th_log(TH_LOG_INFO, "main", "stopping: %llu accepted, %llu duplicate, %llu stale, %llu rejected, "
+	                            "%llu commits",
+	       (unsigned long long)st->accepted, (unsigned long long)st->duplicate,
+	       (unsigned long long)st->stale, (unsigned long long)st->rejected,
+	       (unsigned long long)st->commits);
+	th_server_destroy(&srv);
+	zmq_ctx_shutdown(ctx);
+	th_zap_join(&rt.zap);
+	zmq_ctx_term(ctx);
+	th_store_close(&rt.store);
+	for (int i = 0; i < rt.n_hier; i++)
+		th_units_destroy(&rt.hier[i]);
+	free(rt.hier);
+	th_defset_destroy(&defs);
+	th_diag_destroy(&d);
+	return 0;
+cleanup:
+	th_store_close(&rt.store);
+cleanup_early:
+	for (int i = 0; i < rt.n_hier; i++)
+		th_units_destroy(&rt.hier[i]);
+	free(rt.hier);
+	th_defset_destroy(&defs);
+	th_diag_destroy(&d);
+	return c.check ? 0 : 1;
+}

@@ -1,0 +1,249 @@
+/* query.c -- the query socket's request/response protocol (QUERY.md). */
+#include "server.h"
+#include "th_mp.h"
+
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+	uint64_t id;
+	char q[16], appendix[TH_CODE_MAX + 1], period[TH_PERIOD_MAX + 1], unit[TH_CODE_MAX + 1];
+	char parent[TH_CODE_MAX + 1];
+	uint64_t level;
+} request;
+
+static int copy_str(th_mp *m, char *dst, size_t cap)
+{
+	const char *s;
+	uint32_t n;
+	if (th_mp_str(m, &s, &n) || n >= cap)
+		return TH_EPROTO;
+	memcpy(dst, s, n);
+	dst[n] = 0;
+	return 0;
+}
+
+static int parse(const uint8_t *buf, size_t len, request *r, const char **why)
+{
+	th_msg_type t;
+	if (th_wire_type(buf, len, &t, why) != 0)
+		return TH_EPROTO;
+	if (t != TH_MSG_QUERY) {
+		*why = "expected a query message";
+		return TH_EPROTO;
+	}
+	th_mp m;
+	th_mp_init(&m, buf, len);
+	uint32_t n;
+	th_mp_map(&m, &n);
+	for (uint32_t i = 0; i < n; i++) {
+		const char *k;
+		uint32_t kn;
+		if (th_mp_str(&m, &k, &kn)) {
+			*why = "keys must be strings";
+			return TH_EPROTO;
+		}
+		int rc = 0;
+#define IS(name) (kn == strlen(name) && memcmp(k, name, kn) == 0)
+		if (IS("id"))
+			rc = th_mp_uint(&m, &r->id);
+		else if (IS("q"))
+			rc = copy_str(&m, r->q, sizeof r->q);
+		else if (IS("appendix"))
+			rc = copy_str(&m, r->appendix, sizeof r->appendix);
+		else if (IS("period"))
+			rc = copy_str(&m, r->period, sizeof r->period);
+		else if (IS("unit"))
+			rc = copy_str(&m, r->unit, sizeof r->unit);
+		else if (IS("parent"))
+			rc = copy_str(&m, r->parent, sizeof r->parent);
+		else if (IS("level"))
+			rc = th_mp_uint(&m, &r->level);
+		else
+			rc = th_mp_skip(&m, 8);
+#undef IS
+		if (rc) {
+			*why = "a field has the wrong type or is too long";
+			return TH_EPROTO;
+		}
+	}
+	return 0;
+}
+
+static void ks(msgpack_packer *pk, const char *s)
+{
+	size_t n = strlen(s);
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_vec(msgpack_packer *pk, const int64_t *v, size_t n)
+{
+	msgpack_pack_array(pk, v ? n : 0);
+	for (size_t i = 0; v && i < n; i++)
+		msgpack_pack_int64(pk, v[i]);
+}
+
+static void pack_node(msgpack_packer *pk, const th_def *d, const th_unit *u, const th_node *n)
+{
+	msgpack_pack_map(pk, 12);
+	ks(pk, "unit"); ks(pk, u ? u->code : n->unit);
+	ks(pk, "name"); ks(pk, u ? u->name : "");
+	ks(pk, "level"); msgpack_pack_uint32(pk, u ? u->depth : n->level);
+	ks(pk, "version"); msgpack_pack_uint64(pk, n->version);
+	ks(pk, "commit"); msgpack_pack_uint64(pk, n->commit);
+	ks(pk, "own"); pack_vec(pk, n->own, d->n_slots);
+	ks(pk, "total"); pack_vec(pk, n->total, d->n_slots);
+	ks(pk, "expected"); msgpack_pack_uint32(pk, n->expected);
+	ks(pk, "reported"); msgpack_pack_uint32(pk, n->reported);
+	ks(pk, "on_time"); msgpack_pack_uint32(pk, n->on_time);
+	ks(pk, "late"); msgpack_pack_uint32(pk, n->late);
+	ks(pk, "corrections"); msgpack_pack_uint32(pk, n->corrections);
+}
+
+typedef struct {
+	msgpack_sbuffer rows;
+	msgpack_packer pk;
+	const th_def *d;
+	size_t n;
+	int missing;
+} collect;
+
+static int node_cb(void *ctx, const th_unit *u, const th_node *n)
+{
+	collect *c = ctx;
+	if (c->missing) {
+		msgpack_pack_map(&c->pk, 7);
+		ks(&c->pk, "unit"); ks(&c->pk, u->code);
+		ks(&c->pk, "name"); ks(&c->pk, u->name);
+		ks(&c->pk, "parent"); ks(&c->pk, u->parent_code);
+		ks(&c->pk, "kind"); ks(&c->pk, u->kind);
+		ks(&c->pk, "person"); ks(&c->pk, u->person);
+		ks(&c->pk, "phone"); ks(&c->pk, u->phone);
+		ks(&c->pk, "email"); ks(&c->pk, u->email);
+	} else {
+		pack_node(&c->pk, c->d, u, n);
+	}
+	c->n++;
+	return 0;
+}
+
+int th_query_answer(th_store *store, const th_defset *defs, const th_stats *st,
+                    const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen)
+{
+	request r;
+	memset(&r, 0, sizeof r);
+	const char *why = NULL;
+	int rc = parse(buf, len, &r, &why);
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	const th_def *d = r.appendix[0] ? th_defset_latest(defs, r.appendix) : NULL;
+	if (!rc && strcmp(r.q, "stats") != 0 && !d) {
+		rc = TH_EAPPENDIX;
+		why = "unknown or missing appendix";
+	}
+	if (!rc && strcmp(r.q, "stats") != 0 && !th_period_valid(r.period)) {
+		rc = TH_EPERIOD;
+		why = "missing or malformed period";
+	}
+	if (rc) {
+		msgpack_pack_map(&pk, 6);
+		ks(&pk, "v"); msgpack_pack_uint32(&pk, TH_WIRE_VERSION);
+		ks(&pk, "t"); ks(&pk, "result");
+		ks(&pk, "id"); msgpack_pack_uint64(&pk, r.id);
+		ks(&pk, "ok"); msgpack_pack_false(&pk);
+		ks(&pk, "reason"); ks(&pk, th_errname(rc));
+		ks(&pk, "message"); ks(&pk, why ? why : th_strerror(rc));
+		goto done;
+	}
+	if (strcmp(r.q, "stats") == 0) {
+		th_store_stats ss = {0};
+		th_store_stats_get(store, &ss);
+		msgpack_pack_map(&pk, 5);
+		ks(&pk, "v"); msgpack_pack_uint32(&pk, TH_WIRE_VERSION);
+		ks(&pk, "t"); ks(&pk, "result");
+		ks(&pk, "id"); msgpack_pack_uint64(&pk, r.id);
+		ks(&pk, "ok"); msgpack_pack_true(&pk);
+		ks(&pk, "stats");
+		struct { const char *k; uint64_t v; } f[] = {
+			{"accepted", st->accepted}, {"duplicate", st->duplicate}, {"stale", st->stale},
+			{"conflict", st->conflict}, {"retry_later", st->retry_later}, {"rejected", st->rejected},
+			{"refused_messages", st->refused_msgs}, {"hellos", st->hellos}, {"submits", st->submits},
+			{"queries", st->queries}, {"records", st->records}, {"bytes", st->bytes},
+			{"commits", st->commits}, {"group_reports_max", st->group_reports_max},
+			{"group_reports_sum", st->group_reports_sum}, {"commit_us_max", st->commit_us_max},
+			{"commit_us_sum", st->commit_us_sum}, {"published", st->published},
+			{"store_reports", ss.reports}, {"store_revisions", ss.revisions},
+			{"store_map_size", ss.map_size}, {"store_used_bytes", ss.used_bytes}};
+		size_t nf = sizeof f / sizeof f[0];
+		msgpack_pack_map(&pk, nf);
+		for (size_t i = 0; i < nf; i++) {
+			ks(&pk, f[i].k);
+			msgpack_pack_uint64(&pk, f[i].v);
+		}
+		goto done;
+	}
+	if (strcmp(r.q, "node") == 0) {
+		th_node n;
+		memset(&n, 0, sizeof n);
+		rc = th_store_get_node(store, r.appendix, r.period, r.unit, &n);
+		msgpack_pack_map(&pk, rc ? 6 : 5);
+		ks(&pk, "v"); msgpack_pack_uint32(&pk, TH_WIRE_VERSION);
+		ks(&pk, "t"); ks(&pk, "result");
+		ks(&pk, "id"); msgpack_pack_uint64(&pk, r.id);
+		if (rc) {
+			ks(&pk, "ok"); msgpack_pack_false(&pk);
+			ks(&pk, "reason"); ks(&pk, th_errname(rc));
+			ks(&pk, "message"); ks(&pk, th_strerror(rc));
+		} else {
+			ks(&pk, "ok"); msgpack_pack_true(&pk);
+			ks(&pk, "node"); pack_node(&pk, d, NULL, &n);
+			th_node_free(&n);
+		}
+		goto done;
+	}
+	if (strcmp(r.q, "level") == 0 || strcmp(r.q, "missing") == 0) {
+		collect c;
+		memset(&c, 0, sizeof c);
+		msgpack_sbuffer_init(&c.rows);
+		msgpack_packer_init(&c.pk, &c.rows, msgpack_sbuffer_write);
+		c.d = d;
+		c.missing = r.q[0] == 'm';
+		if (c.missing)
+			rc = th_store_missing(store, r.appendix, r.period, r.unit[0] ? r.unit : NULL, node_cb, &c);
+		else
+			rc = th_store_level(store, r.appendix, r.period, (uint32_t)r.level,
+			                    r.parent[0] ? r.parent : NULL, node_cb, &c);
+		msgpack_pack_map(&pk, rc ? 6 : 5);
+		ks(&pk, "v"); msgpack_pack_uint32(&pk, TH_WIRE_VERSION);
+		ks(&pk, "t"); ks(&pk, "result");
+		ks(&pk, "id"); msgpack_pack_uint64(&pk, r.id);
+		if (rc) {
+			ks(&pk, "ok"); msgpack_pack_false(&pk);
+			ks(&pk, "reason"); ks(&pk, th_errname(rc));
+			ks(&pk, "message"); ks(&pk, th_strerror(rc));
+		} else {
+			ks(&pk, "ok"); msgpack_pack_true(&pk);
+			ks(&pk, c.missing ? "missing" : "rows");
+			msgpack_pack_array(&pk, c.n);
+			msgpack_sbuffer_write(&sb, c.rows.data, c.rows.size);
+		}
+		msgpack_sbuffer_destroy(&c.rows);
+		goto done;
+	}
+	msgpack_pack_map(&pk, 6);
+	ks(&pk, "v"); msgpack_pack_uint32(&pk, TH_WIRE_VERSION);
+	ks(&pk, "t"); ks(&pk, "result");
+	ks(&pk, "id"); msgpack_pack_uint64(&pk, r.id);
+	ks(&pk, "ok"); msgpack_pack_false(&pk);
+	ks(&pk, "reason"); ks(&pk, "invalid");
+	ks(&pk, "message"); ks(&pk, "unknown query; q is one of node, level, missing, stats");
+done:
+	*out = (uint8_t *)sb.data;
+	*outlen = sb.size;
+	return 0;
+}

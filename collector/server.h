@@ -1,0 +1,50 @@
+/* server.h -- the collector's sockets and main loop (group commit, acks,
+ * publishing, queries). */
+#ifndef TH_SERVER_H
+#define TH_SERVER_H
+
+#include <signal.h>
+#include <stdint.h>
+#include "keys.h"
+#include "th_def.h"
+#include "th_store.h"
+#include "th_wire.h"
+
+typedef struct th_stats {
+	uint64_t accepted, duplicate, stale, conflict, retry_later, rejected;
+	uint64_t refused_msgs;        /* whole messages refused (malformed, unauthorised) */
+	uint64_t hellos, submits, queries;
+	uint64_t records, bytes;
+	uint64_t commits, group_reports_max, group_reports_sum;
+	uint64_t commit_us_max, commit_us_sum;
+	uint64_t published;
+} th_stats;
+
+typedef struct th_server_conf {
+	const char *bind, *pub, *query;
+	int insecure;
+	char server_pub[TH_Z85_LEN + 1], server_sec[TH_Z85_LEN + 1];
+	int group_max;                /* messages per commit group */
+	size_t group_bytes;           /* bytes per commit group */
+	th_limits limits;
+	const char *root_unit;        /* scope of peers in insecure mode */
+} th_server_conf;
+
+typedef struct th_server th_server;
+
+extern volatile sig_atomic_t th_stop_flag, th_reload_flag;
+
+/* Creates sockets (binding them) on a new ZeroMQ context; zap may be NULL in
+ * insecure mode. */
+int th_server_new(const th_server_conf *conf, th_store *store, const th_defset *defs,
+                  th_zap *zap, void *zmq_ctx, th_server **out);
+/* Runs until th_stop_flag; calls reload(ctx) when th_reload_flag is set. */
+int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx);
+const th_stats *th_server_stats(const th_server *s);
+void th_server_destroy(th_server **s);
+
+/* query.c: answers one query frame; *out malloc'd msgpack reply. */
+int th_query_answer(th_store *store, const th_defset *defs, const th_stats *stats,
+                    const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen);
+
+#endif

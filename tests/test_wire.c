@@ -1,0 +1,487 @@
+/* test_wire.c -- protocol messages (schema/th_wire.c, th_mp.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "th_mp.h"
+#include "th_wire.h"
+
+static th_defset *defs;
+
+static const th_def *def(const char *id)
+{
+	if (!defs) {
+		assert_int_equal(th_defset_load_dir(tu_src("schema/appendices"), &defs, NULL), 0);
+	}
+	return th_defset_latest(defs, id);
+}
+
+static void save_corpus(const char *name, const uint8_t *buf, size_t len)
+{
+	const char *dir = getenv("TH_WRITE_CORPUS");
+	if (!dir)
+		return;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	tu_write_file(path, buf, len);
+}
+
+/* A PL3 report with every kind of cell PL3 has, two rows. */
+static th_report *pl3_report(void)
+{
+	const th_def *d = def("PL3");
+	th_report *r = th_report_new("SNV", "PL3", d->version, "2021", 1637000000000000ULL, d->n_cols);
+	for (int i = 0; i < 2; i++) {
+		long row = th_report_add_row(r);
+		for (size_t c = 0; c < d->n_cols; c++) {
+			th_value *v = th_report_cell(r, (size_t)row, c);
+			const th_column *col = &d->cols[c];
+			v->null = 0;
+			if (col->type == TH_T_ENUM)
+				v->i = i;
+			else if (col->type == TH_T_TEXT) {
+				v->s = strdup(i ? "Hà Nội" : "T1");
+				v->len = (uint32_t)strlen(v->s);
+			} else
+				v->i = 0;
+		}
+		/* planned = done + in progress + not started */
+		th_report_cell(r, (size_t)row, (size_t)th_def_column(d, "so_nhiem_vu_ke_hoach"))->i = 7 + i;
+		th_report_cell(r, (size_t)row, (size_t)th_def_column(d, "da_hoan_thanh"))->i = 7 + i;
+	}
+	return r;
+}
+
+static void submit_round_trip(void **state)
+{
+	(void)state;
+	th_report *r = pl3_report();
+	const th_def *d = def("PL3");
+	assert_int_equal(th_report_validate(r, d, NULL), 0);
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_submit(77, &r, 1, defs, &buf, &len), 0);
+	save_corpus("submit_pl3", buf, len);
+	th_submit_decoded s;
+	const char *why = NULL;
+	assert_int_equal(th_wire_decode_submit(buf, len, defs, NULL, &s, &why), 0);
+	assert_int_equal(s.id, 77);
+	assert_int_equal(s.n_reports, 1);
+	th_report *b = s.reports[0];
+	assert_non_null(b);
+	assert_string_equal(b->unit, "SNV");
+	assert_int_equal(b->rev, 1637000000000000ULL);
+	assert_int_equal(b->n_rows, 2);
+	for (size_t i = 0; i < r->n_rows * r->n_cols; i++) {
+		assert_int_equal(r->cells[i].null, b->cells[i].null);
+		assert_int_equal(th_value_cmp(&r->cells[i], &b->cells[i], d->cols[i % d->n_cols].type), 0);
+	}
+	th_submit_decoded_free(&s);
+	free(buf);
+	th_report_destroy(&r);
+}
+
+static void every_pl1_type_and_null(void **state)
+{
+	(void)state;
+	const th_def *d = def("PL1");
+	th_report *r = th_report_new("001", "PL1", d->version, "2021", 5, d->n_cols);
+	th_report_add_row(r);
+	/* leave everything null except one cell of each type */
+	int seen[7] = {0};
+	for (size_t c = 0; c < d->n_cols; c++) {
+		const th_column *col = &d->cols[c];
+		if (seen[col->type]++)
+			continue;
+		th_value *v = th_report_cell(r, 0, c);
+		v->null = 0;
+		switch (col->type) {
+		case TH_T_INT: v->i = col->has_max ? col->max : INT64_MAX / 2; break;
+		case TH_T_DEC: v->i = -12345; break;
+		case TH_T_ENUM: v->i = (int64_t)col->n_values - 1; break;
+		case TH_T_DATE: v->i = 20210405; break;
+		case TH_T_BOOL: v->i = 1; break;
+		case TH_T_TEXT: v->s = strdup("Tiếng Việt"); v->len = (uint32_t)strlen(v->s); break;
+		}
+	}
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_submit(1, &r, 1, defs, &buf, &len), 0);
+	save_corpus("submit_pl1", buf, len);
+	th_submit_decoded s;
+	const char *why;
+	assert_int_equal(th_wire_decode_submit(buf, len, defs, NULL, &s, &why), 0);
+	for (size_t c = 0; c < d->n_cols; c++) {
+		th_value *a = th_report_cell(r, 0, c), *b = th_report_cell(s.reports[0], 0, c);
+		assert_int_equal(a->null, b->null);
+		if (!a->null)
+			assert_int_equal(th_value_cmp(a, b, d->cols[c].type), 0);
+	}
+	th_submit_decoded_free(&s);
+	free(buf);
+	th_report_destroy(&r);
+}
+
+static void truncated_everywhere(void **state)
+{
+	(void)state;
+	th_report *r = pl3_report();
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_submit(3, &r, 1, defs, &buf, &len), 0);
+	for (size_t cut = 0; cut < len; cut++) {
+		th_submit_decoded s;
+		const char *why = NULL;
+		uint8_t *copy = malloc(cut ? cut : 1);
+		memcpy(copy, buf, cut);
+		int rc = th_wire_decode_submit(copy, cut, defs, NULL, &s, &why);
+		if (rc == 0) {
+			/* a cut inside the report body may leave a decodable envelope only
+			 * when it is not truncated: must not happen */
+			fail_msg("truncated message of %zu/%zu bytes decoded", cut, len);
+		}
+		assert_non_null(why);
+		free(copy);
+	}
+	free(buf);
+	th_report_destroy(&r);
+}
+
+static void huge_claimed_array(void **state)
+{
+	(void)state;
+	/* {"v":1,"t":"submit","id":1,"reports": array32 of 2^32-1} and nothing after */
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 4);
+	msgpack_pack_str(&pk, 1); msgpack_pack_str_body(&pk, "v", 1); msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_str(&pk, 1); msgpack_pack_str_body(&pk, "t", 1);
+	msgpack_pack_str(&pk, 6); msgpack_pack_str_body(&pk, "submit", 6);
+	msgpack_pack_str(&pk, 2); msgpack_pack_str_body(&pk, "id", 2); msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_str(&pk, 7); msgpack_pack_str_body(&pk, "reports", 7);
+	const uint8_t huge[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
+	msgpack_sbuffer_write(&sb, (const char *)huge, sizeof huge);
+	save_corpus("huge_array", (uint8_t *)sb.data, sb.size);
+	th_submit_decoded s;
+	const char *why = NULL;
+	assert_int_not_equal(th_wire_decode_submit((uint8_t *)sb.data, sb.size, defs ? defs : (def("PL1"), defs), NULL, &s, &why), 0);
+	/* the cursor itself refuses the header */
+	th_mp m;
+	th_mp_init(&m, huge, sizeof huge);
+	uint32_t n;
+	assert_int_equal(th_mp_array(&m, &n), TH_ETRUNC);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+static uint8_t *submit_with(const char *field, void (*packv)(msgpack_packer *), size_t *len)
+{
+	/* a one-report submit where report field `field` is packed by packv */
+	const th_def *d = def("PL3");
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+#define S(x) (msgpack_pack_str(&pk, strlen(x)), msgpack_pack_str_body(&pk, x, strlen(x)))
+	msgpack_pack_map(&pk, 4);
+	S("v"); msgpack_pack_uint8(&pk, 1);
+	S("t"); S("submit");
+	S("id"); msgpack_pack_uint8(&pk, 9);
+	S("reports");
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_map(&pk, 6);
+	const char *names[] = {"unit", "appendix", "version", "period", "rev", "rows"};
+	for (int i = 0; i < 6; i++) {
+		S(names[i]);
+		if (strcmp(names[i], field) == 0) {
+			packv(&pk);
+			continue;
+		}
+		switch (i) {
+		case 0: S("SNV"); break;
+		case 1: S("PL3"); break;
+		case 2: msgpack_pack_uint32(&pk, d->version); break;
+		case 3: S("2021"); break;
+		case 4: msgpack_pack_uint8(&pk, 1); break;
+		case 5: msgpack_pack_array(&pk, 0); break;
+		}
+	}
+#undef S
+	*len = sb.size;
+	return (uint8_t *)sb.data;
+}
+
+static void pack_float(msgpack_packer *pk) { msgpack_pack_double(pk, 1.0 / 0.0); }
+static void pack_bad_utf8(msgpack_packer *pk) { msgpack_pack_str(pk, 2); msgpack_pack_str_body(pk, "\xC3\x28", 2); }
+static void pack_int(msgpack_packer *pk) { msgpack_pack_int(pk, -3); }
+static void pack_rows_wrong_cells(msgpack_packer *pk)
+{
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_array(pk, 2);
+	msgpack_pack_nil(pk);
+	msgpack_pack_nil(pk);
+}
+
+static void per_report_errors(void **state)
+{
+	(void)state;
+	struct { const char *field; void (*packv)(msgpack_packer *); int err; } cases[] = {
+		{"rev", pack_float, TH_ETYPE},
+		{"unit", pack_bad_utf8, TH_EUTF8},
+		{"period", pack_int, TH_ETYPE},
+		{"rev", pack_int, TH_ERANGE},
+		{"rows", pack_rows_wrong_cells, TH_ETYPE},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t len;
+		uint8_t *buf = submit_with(cases[i].field, cases[i].packv, &len);
+		th_submit_decoded s;
+		const char *why = NULL;
+		int rc = th_wire_decode_submit(buf, len, defs, NULL, &s, &why);
+		assert_int_equal(rc, 0);                  /* the envelope is fine */
+		assert_int_equal(s.n_reports, 1);
+		assert_null(s.reports[0]);
+		if (s.err[0] != cases[i].err)
+			print_message("case %zu: got %s (%s)\n", i, th_errname(s.err[0]), s.why[0]);
+		assert_int_equal(s.err[0], cases[i].err);
+		assert_non_null(s.why[0]);
+		th_submit_decoded_free(&s);
+		free(buf);
+	}
+}
+
+static void unknown_appendix_and_version(void **state)
+{
+	(void)state;
+	th_report *r = pl3_report();
+	free(r->appendix);
+	r->appendix = strdup("PL9");
+	uint8_t *buf;
+	size_t len;
+	/* encode needs the definition: encode as PL3 then patch the name */
+	free(r->appendix);
+	r->appendix = strdup("PL3");
+	r->version = 99;
+	assert_int_not_equal(th_wire_encode_submit(1, &r, 1, defs, &buf, &len), 0);
+	r->version = def("PL3")->version;
+	assert_int_equal(th_wire_encode_submit(1, &r, 1, defs, &buf, &len), 0);
+	/* patch "PL3" -> "PL9" in the bytes */
+	for (size_t i = 0; i + 3 <= len; i++)
+		if (memcmp(buf + i, "PL3", 3) == 0)
+			buf[i + 2] = '9';
+	th_submit_decoded s;
+	const char *why;
+	assert_int_equal(th_wire_decode_submit(buf, len, defs, NULL, &s, &why), 0);
+	assert_int_equal(s.err[0], TH_EAPPENDIX);
+	assert_string_equal(s.appendix[0], "PL9");
+	th_submit_decoded_free(&s);
+	free(buf);
+	th_report_destroy(&r);
+}
+
+static void deep_nesting_refused(void **state)
+{
+	(void)state;
+	uint8_t buf[2100];
+	size_t n = 0;
+	buf[n++] = 0x81;          /* map of 1 */
+	buf[n++] = 0xa1; buf[n++] = 'x';
+	for (int i = 0; i < 1000; i++)
+		buf[n++] = 0x91;      /* array of 1, nested */
+	buf[n++] = 0xc0;
+	th_msg_type t;
+	const char *why = NULL;
+	assert_int_equal(th_wire_type(buf, n, &t, &why), TH_EPROTO);
+	assert_non_null(why);
+}
+
+static void duplicate_keys_refused(void **state)
+{
+	(void)state;
+	const uint8_t msg[] = {0x83, 0xa1, 'v', 0x01, 0xa1, 't', 0xa5, 'h', 'e', 'l', 'l', 'o',
+	                       0xa1, 'v', 0x01};
+	th_msg_type t;
+	const char *why = NULL;
+	assert_int_equal(th_wire_type(msg, sizeof msg, &t, &why), TH_EPROTO);
+}
+
+static void unknown_fields_ignored(void **state)
+{
+	(void)state;
+	const uint8_t msg[] = {0x84, 0xa1, 'v', 0x01, 0xa1, 't', 0xa5, 'h', 'e', 'l', 'l', 'o',
+	                       0xa3, 'z', 'z', 'z', 0x92, 0x01, 0xc0, 0xa4, 'u', 'n', 'i', 't',
+	                       0xa3, 'S', 'N', 'V'};
+	th_hello h;
+	const char *why = NULL;
+	assert_int_equal(th_wire_decode_hello(msg, sizeof msg, &h, &why), 0);
+	assert_string_equal(h.unit, "SNV");
+	th_hello_free(&h);
+}
+
+static void wrong_version_refused(void **state)
+{
+	(void)state;
+	const uint8_t msg[] = {0x82, 0xa1, 'v', 0x02, 0xa1, 't', 0xa5, 'h', 'e', 'l', 'l', 'o'};
+	th_msg_type t;
+	const char *why = NULL;
+	assert_int_equal(th_wire_type(msg, sizeof msg, &t, &why), TH_EPROTO);
+	assert_non_null(strstr(why, "version"));
+}
+
+static void welcome_round_trip(void **state)
+{
+	(void)state;
+	th_welcome w = {0};
+	w.id = 4;
+	for (int i = 0; i < 16; i++)
+		w.store[i] = (uint8_t)i;
+	w.unit = "001";
+	w.limits = th_limits_default;
+	w.limits.max_rows = 123;
+	char *dt[] = {def("PL1")->source};
+	w.defs = dt;
+	w.n_defs = 1;
+	th_rev_entry e = {"00001", "PL1", "2021", 99};
+	w.revs = &e;
+	w.n_revs = 1;
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_welcome(&w, &buf, &len), 0);
+	save_corpus("welcome", buf, len);
+	th_welcome b;
+	const char *why;
+	assert_int_equal(th_wire_decode_welcome(buf, len, &b, &why), 0);
+	assert_memory_equal(b.store, w.store, 16);
+	assert_string_equal(b.unit, "001");
+	assert_int_equal(b.limits.max_rows, 123);
+	assert_int_equal(b.n_defs, 1);
+	th_def *pd = NULL;
+	assert_int_equal(th_def_parse(b.defs[0], strlen(b.defs[0]), "wire", &pd, NULL), 0);
+	assert_int_equal(pd->n_cols, def("PL1")->n_cols);
+	th_def_destroy(&pd);
+	assert_int_equal(b.n_revs, 1);
+	assert_int_equal(b.revs[0].rev, 99);
+	assert_string_equal(b.revs[0].unit, "00001");
+	th_welcome_free(&b);
+	free(buf);
+}
+
+static void ack_round_trip(void **state)
+{
+	(void)state;
+	th_ack a = {0};
+	a.id = 8;
+	a.commit = 12;
+	a.commit_time = 1637000000123456LL;
+	th_ack_result r[2] = {{0}, {0}};
+	r[0].status = TH_ACK_ACCEPTED;
+	r[0].stored_rev = 5;
+	r[0].unit = "SNV";
+	r[0].appendix = "PL1";
+	r[0].period = "2021";
+	r[0].rev = 5;
+	char *warn[] = {"row 2: trang_thai: warning"};
+	r[0].warnings = warn;
+	r[0].n_warnings = 1;
+	r[1].status = TH_ACK_REJECTED;
+	r[1].code = TH_ERULE;
+	r[1].message = "rule does not hold";
+	r[1].row = 3;
+	r[1].column = "ho_so";
+	r[1].unit = "SNV";
+	r[1].appendix = "PL2";
+	r[1].period = "2021";
+	a.results = r;
+	a.n_results = 2;
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_ack(&a, &buf, &len), 0);
+	save_corpus("ack", buf, len);
+	th_ack b;
+	const char *why;
+	assert_int_equal(th_wire_decode_ack(buf, len, &b, &why), 0);
+	assert_int_equal(b.commit, 12);
+	assert_int_equal(b.commit_time, a.commit_time);
+	assert_int_equal(b.n_results, 2);
+	assert_int_equal(b.results[0].status, TH_ACK_ACCEPTED);
+	assert_int_equal(b.results[0].n_warnings, 1);
+	assert_int_equal(b.results[1].status, TH_ACK_REJECTED);
+	assert_int_equal(b.results[1].code, TH_ERULE);
+	assert_int_equal(b.results[1].row, 3);
+	assert_string_equal(b.results[1].column, "ho_so");
+	assert_string_equal(b.results[1].message, "rule does not hold");
+	th_ack_free(&b);
+	free(buf);
+}
+
+static void error_round_trip(void **state)
+{
+	(void)state;
+	th_error_msg e = {.id = 3, .code = TH_EAUTH, .message = "no", .retry = 0};
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_error(&e, &buf, &len), 0);
+	save_corpus("error", buf, len);
+	th_error_msg b;
+	const char *why;
+	assert_int_equal(th_wire_decode_error(buf, len, &b, &why), 0);
+	assert_int_equal(b.code, TH_EAUTH);
+	assert_int_equal(b.id, 3);
+	th_error_msg_free(&b);
+	free(buf);
+}
+
+static void too_many_reports(void **state)
+{
+	(void)state;
+	th_report *r = pl3_report();
+	th_report *arr[3] = {r, r, r};
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_submit(1, arr, 3, defs, &buf, &len), 0);
+	th_limits lim = th_limits_default;
+	lim.max_reports = 2;
+	th_submit_decoded s;
+	const char *why;
+	assert_int_equal(th_wire_decode_submit(buf, len, defs, &lim, &s, &why), TH_ETOOBIG);
+	lim = th_limits_default;
+	lim.max_text = 3;   /* "Hà Nội" is longer */
+	assert_int_equal(th_wire_decode_submit(buf, len, defs, &lim, &s, &why), 0);
+	assert_int_equal(s.err[0], TH_ETOOBIG);
+	th_submit_decoded_free(&s);
+	free(buf);
+	th_report_destroy(&r);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(submit_round_trip),
+		cmocka_unit_test(every_pl1_type_and_null),
+		cmocka_unit_test(truncated_everywhere),
+		cmocka_unit_test(huge_claimed_array),
+		cmocka_unit_test(per_report_errors),
+		cmocka_unit_test(unknown_appendix_and_version),
+		cmocka_unit_test(deep_nesting_refused),
+		cmocka_unit_test(duplicate_keys_refused),
+		cmocka_unit_test(unknown_fields_ignored),
+		cmocka_unit_test(wrong_version_refused),
+		cmocka_unit_test(welcome_round_trip),
+		cmocka_unit_test(ack_round_trip),
+		cmocka_unit_test(error_round_trip),
+		cmocka_unit_test(too_many_reports),
+	};
+	def("PL1");
+	int rc = TH_RUN_TESTS(tests, argc, argv);
+	th_defset_destroy(&defs);
+	return rc;
+}
