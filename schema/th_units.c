@@ -2,9 +2,12 @@
 #include "th_units.h"
 #include "th_value.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define TH_UNITS_CODE_MAX 64   /* bytes, as TH_CODE_MAX of th_report.h */
 
 struct th_units {
 	char *name;
@@ -69,17 +72,25 @@ void th_units_destroy(th_units **pu)
 	*pu = NULL;
 }
 
-static int code_ok(const char *s)
+/* NULL when s is a valid code (1..64 bytes of printable ASCII other than a
+ * blank), else why not. */
+static const char *code_problem(const char *s)
 {
 	size_t n = strlen(s);
-	if (n == 0 || n > 64)
-		return 0;
+	if (n == 0)
+		return "is empty";
+	if (n > TH_UNITS_CODE_MAX)
+		return "is longer than 64 bytes";
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c <= 0x20 || c >= 0x7f || c == 0x1f)
-			return 0;
+		if (c == ' ' || c == '\t')
+			return "contains a blank";
+		if (c < 0x20 || c == 0x7f)
+			return "contains a control character";
+		if (c >= 0x80)
+			return "contains a non-ASCII character (codes are ASCII: GSO digits or mnemonics)";
 	}
-	return 1;
+	return NULL;
 }
 
 /* Splits line (modified in place) at TABs; returns field count (max cap). */
@@ -138,150 +149,209 @@ static int build_hash(th_units *u)
 	return TH_OK;
 }
 
+/* Walks every unit up to the root once (O(n)), setting depths; a unit whose
+ * parent chain loops is reported with its line.  Returns the error count. */
+static size_t compute_depths(th_units *u, const char *nm, th_diag *diag)
+{
+	size_t errs = 0;
+	uint8_t *state = calloc(u->n ? u->n : 1, 1);   /* 0 new, 1 on the path, 2 done, 3 bad */
+	size_t *path = malloc((u->n ? u->n : 1) * sizeof *path);
+	if (!state || !path) {
+		free(state);
+		free(path);
+		return (size_t)-1;
+	}
+	for (size_t i = 0; i < u->n; i++) {
+		size_t np = 0;
+		long p = (long)i;
+		while (p >= 0 && state[p] == 0) {
+			state[p] = 1;
+			path[np++] = (size_t)p;
+			p = u->u[p].parent;
+		}
+		int bad = p >= 0 && state[p] != 2;   /* met the path itself (cycle) or a bad unit */
+		uint32_t depth = p >= 0 && !bad ? u->u[p].depth : 0;
+		while (np > 0) {
+			size_t k = path[--np];
+			if (bad) {
+				state[k] = 3;
+				continue;
+			}
+			u->u[k].depth = ++depth;
+			if (depth > u->max_depth)
+				u->max_depth = depth;
+			state[k] = 2;
+		}
+	}
+	for (size_t i = 0; i < u->n; i++) {   /* reported in file order */
+		if (state[i] != 3)
+			continue;
+		errs++;
+		th_diag_add(diag, TH_SEV_ERROR, TH_ECYCLE, nm, u->u[i].line, 0, NULL,
+		            "unit %s: its chain of parents (%s, ...) loops and never reaches the root %s",
+		            u->u[i].code, u->u[i].parent_code, u->u[u->root].code);
+	}
+	free(state);
+	free(path);
+	return errs;
+}
+
 int th_units_parse(const char *text, size_t len, const char *name, th_units **out, th_diag *diag)
 {
 	const char *nm = name ? name : "units";
-	int rc = TH_OK;
+	int rc = TH_OK, first = 0;
 	size_t errs = 0;
-#define ERR(line, ...) (errs++, th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, nm, (line), 0, NULL, __VA_ARGS__))
+#define ERR(code, line, ...)                                                             \
+	(errs++, first = first ? first : (code),                                         \
+	 th_diag_add(diag, TH_SEV_ERROR, (code), nm, (line), 0, NULL, __VA_ARGS__))
+	if (!out || (!text && len))
+		return TH_EINVAL;
+	if (!text)
+		text = "";
+	*out = NULL;
 	th_units *u = calloc(1, sizeof *u);
 	char *buf = NULL;
 	if (!u)
 		return TH_ENOMEM;
 	u->name = strdup(nm);
 	u->source = malloc(len + 1);
-	if (!u->name || !u->source) {
+	buf = malloc(len + 1);
+	if (!u->name || !u->source || !buf) {
 		rc = TH_ENOMEM;
 		goto fail;
 	}
-	memcpy(u->source, text, len);
+	if (len)
+		memcpy(u->source, text, len);
 	u->source[len] = 0;
 	u->source_len = len;
-	if (!th_utf8_valid(text, len) || memchr(text, 0, len)) {
-		/* find the first bad line for the message */
-		long line = 1;
-		size_t start = 0;
-		for (size_t i = 0; i <= len; i++) {
-			if (i == len || text[i] == '\n') {
-				if (!th_utf8_valid(text + start, i - start)) {
-					th_diag_add(diag, TH_SEV_ERROR, TH_EUTF8, nm, line, 0, NULL,
-					            "invalid UTF-8 (save the file as UTF-8)");
-					break;
-				}
-				line++;
-				start = i + 1;
-			}
-		}
-		rc = TH_EUTF8;
-		goto fail;
-	}
 	size_t off = 0;
 	if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
 		off = 3;
-	buf = strndup(text + off, len - off);
-	if (!buf) {
-		rc = TH_ENOMEM;
-		goto fail;
-	}
 	int seen_header = 0;
-	long line = 0;
-	char *save = NULL;
-	char *p = buf;
-	for (;;) {
-		char *nl = strchr(p, '\n');
-		if (nl)
-			*nl = 0;
+	long line = 0, version_line = 0, effective_line = 0;
+	while (off < len || (off == len && line == 0)) {
+		const char *nlp = len > off ? memchr(text + off, '\n', len - off) : NULL;
+		size_t end = nlp ? (size_t)(nlp - text) : len;
+		size_t ll = end - off;
 		line++;
-		char *l = p;
-		size_t ll = strlen(l);
-		if (ll && l[ll - 1] == '\r')
-			l[--ll] = 0;
-		(void)save;
-		if (ll == 0 || l[0] == '#') {
-			/* blank or comment */
-		} else if (l[0] == '@') {
+		if (ll && text[off + ll - 1] == '\r')
+			ll--;
+		int valid = th_utf8_valid(text + off, ll);
+		char *l = buf;
+		if (ll)
+			memcpy(l, text + off, ll);
+		l[ll] = 0;
+		off = end + 1;
+		if (!valid) {
+			ERR(TH_EUTF8, line, "invalid UTF-8 or a control character (save the file as UTF-8 text)");
+			continue;
+		}
+		if (ll == 0 || l[0] == '#')
+			continue;   /* blank or comment */
+		if (l[0] == '@') {
 			char *sp = l + 1;
 			char *val = strpbrk(sp, " \t");
 			if (val) {
 				*val++ = 0;
 				while (*val == ' ' || *val == '\t')
 					val++;
+				size_t vl = strlen(val);
+				while (vl && (val[vl - 1] == ' ' || val[vl - 1] == '\t'))
+					val[--vl] = 0;
 			}
-			if (strcmp(sp, "version") == 0 && val && code_ok(val)) {
-				free(u->version);
-				u->version = strdup(val);
-			} else if (strcmp(sp, "effective") == 0 && val) {
-				int32_t d;
-				const char *why;
-				if (th_parse_date(val, &d, &why))
-					ERR(line, "@effective: %s: %s", val, why);
-				else
-					u->effective = d;
-			} else {
-				ERR(line, "unknown or malformed directive @%s (expected @version ID or @effective yyyy-mm-dd)", sp);
-			}
-		} else {
-			char *f[8];
-			size_t nf = split_tabs(l, f, 8);
-			if (!seen_header) {
-				if (nf < 4 || strcmp(f[0], "code") || strcmp(f[1], "parent") ||
-				    strcmp(f[2], "kind") || strcmp(f[3], "name"))
-					ERR(line, "expected the header line \"code<TAB>parent<TAB>kind<TAB>name[...]\"");
-				seen_header = 1;
-			} else if (nf < 4 || nf > 7) {
-				ERR(line, "%zu tab-separated fields; expected 4 (code, parent, kind, name) to 7", nf);
-			} else {
-				th_unit x = {0};
-				x.code = trimdup(f[0]);
-				x.parent_code = trimdup(f[1]);
-				x.kind = trimdup(f[2]);
-				x.person = trimdup(nf > 4 ? f[4] : "");
-				x.phone = trimdup(nf > 5 ? f[5] : "");
-				x.email = trimdup(nf > 6 ? f[6] : "");
-				char *nm0 = trimdup(f[3]);
-				size_t nlen;
-				if (nm0)
-					th_utf8_nfc(nm0, strlen(nm0), &x.name, &nlen);
-				free(nm0);
-				x.line = line;
-				x.parent = -1;
-				if (!x.code || !x.parent_code || !x.kind || !x.name || !x.person || !x.phone ||
-				    !x.email) {
-					unit_free(&x);
+			if (strcmp(sp, "version") == 0) {
+				const char *why = val ? code_problem(val) : "is missing";
+				if (version_line)
+					ERR(TH_ESYNTAX, line, "second @version line (the first is line %ld)", version_line);
+				else if (why)
+					ERR(TH_ESYNTAX, line, "@version: the id %s", why);
+				else if (!(u->version = strdup(val))) {
 					rc = TH_ENOMEM;
 					goto fail;
 				}
-				int bad = 0;
-				if (!code_ok(x.code)) {
-					ERR(line, "unit code \"%s\" is empty, longer than 64 bytes or has blanks", x.code);
-					bad = 1;
-				}
-				if (x.parent_code[0] && !code_ok(x.parent_code)) {
-					ERR(line, "parent code \"%s\" is malformed", x.parent_code);
-					bad = 1;
-				}
-				if (!code_ok(x.kind)) {
-					ERR(line, "unit kind \"%s\" is empty or has blanks", x.kind);
-					bad = 1;
-				}
-				if (!x.name[0]) {
-					ERR(line, "unit %s has no name", x.code);
-					bad = 1;
-				}
-				if (bad || add_unit(u, &x))
-					unit_free(&x);
+				version_line = version_line ? version_line : line;
+			} else if (strcmp(sp, "effective") == 0) {
+				int32_t d;
+				const char *why = "no date given";
+				if (effective_line)
+					ERR(TH_ESYNTAX, line, "second @effective line (the first is line %ld)", effective_line);
+				else if (!val || !*val || th_parse_date(val, &d, &why))
+					ERR(TH_ESYNTAX, line, "@effective %s: %s (write yyyy-mm-dd)", val ? val : "", why);
+				else
+					u->effective = d;
+				effective_line = effective_line ? effective_line : line;
+			} else {
+				ERR(TH_ESYNTAX, line,
+				    "unknown directive @%s (expected @version ID or @effective yyyy-mm-dd)", sp);
 			}
+			continue;
 		}
-		if (!nl)
-			break;
-		p = nl + 1;
+		char *f[8];
+		size_t nf = split_tabs(l, f, 8);
+		if (!seen_header) {
+			seen_header = 1;
+			if (nf < 4 || nf > 7 || strcmp(f[0], "code") || strcmp(f[1], "parent") ||
+			    strcmp(f[2], "kind") || strcmp(f[3], "name"))
+				ERR(TH_ESYNTAX, line,
+				    "expected the header line \"code<TAB>parent<TAB>kind<TAB>name[<TAB>person<TAB>phone<TAB>email]\"");
+			continue;
+		}
+		if (nf < 4 || nf > 7) {
+			ERR(TH_ESYNTAX, line,
+			    "%zu tab-separated fields; expected 4 (code, parent, kind, name) to 7 (+ person, phone, email)",
+			    nf);
+			continue;
+		}
+		th_unit x = {0};
+		x.code = trimdup(f[0]);
+		x.parent_code = trimdup(f[1]);
+		x.kind = trimdup(f[2]);
+		x.person = trimdup(nf > 4 ? f[4] : "");
+		x.phone = trimdup(nf > 5 ? f[5] : "");
+		x.email = trimdup(nf > 6 ? f[6] : "");
+		char *nm0 = trimdup(f[3]);
+		if (nm0 && th_utf8_nfc(nm0, strlen(nm0), &x.name, NULL) == TH_ENOMEM)
+			x.name = NULL;
+		free(nm0);
+		x.line = line;
+		x.parent = -1;
+		if (!x.code || !x.parent_code || !x.kind || !x.name || !x.person || !x.phone || !x.email) {
+			unit_free(&x);
+			rc = TH_ENOMEM;
+			goto fail;
+		}
+		int bad = 0;
+		const char *why;
+		if ((why = code_problem(x.code))) {
+			ERR(TH_ESYNTAX, line, "unit code \"%s\" %s", x.code, why);
+			bad = 1;
+		}
+		if (x.parent_code[0] && (why = code_problem(x.parent_code))) {
+			ERR(TH_ESYNTAX, line, "parent code \"%s\" %s", x.parent_code, why);
+			bad = 1;
+		}
+		if ((why = code_problem(x.kind))) {
+			ERR(TH_ESYNTAX, line, "unit kind \"%s\" %s", x.kind, why);
+			bad = 1;
+		}
+		if (!x.name[0]) {
+			ERR(TH_EMISSING, line, "unit %s has no name", x.code);
+			bad = 1;
+		}
+		if (bad) {
+			unit_free(&x);
+		} else if (add_unit(u, &x)) {
+			unit_free(&x);
+			rc = TH_ENOMEM;
+			goto fail;
+		}
 	}
-	if (!u->version)
-		ERR(0, "missing \"@version ID\" line");
-	if (!u->effective)
-		ERR(0, "missing \"@effective yyyy-mm-dd\" line");
+	if (!version_line)
+		ERR(TH_EMISSING, 1, "missing \"@version ID\" line (e.g. @version hanoi-2021)");
+	if (!effective_line)
+		ERR(TH_EMISSING, 1, "missing \"@effective yyyy-mm-dd\" line");
 	if (!seen_header)
-		ERR(0, "no header line");
+		ERR(TH_EMISSING, line ? line : 1, "no header line \"code<TAB>parent<TAB>kind<TAB>name\"");
 	/* index, duplicates */
 	if ((rc = build_hash(u)))
 		goto fail;
@@ -290,8 +360,8 @@ int th_units_parse(const char *text, size_t len, const char *name, th_units **ou
 		int dup = 0;
 		while (u->hash[h] >= 0) {
 			if (strcmp(u->u[u->hash[h]].code, u->u[i].code) == 0) {
-				ERR(u->u[i].line, "duplicate unit code %s (first at line %ld)", u->u[i].code,
-				    u->u[u->hash[h]].line);
+				ERR(TH_EDUPKEY, u->u[i].line, "duplicate unit code %s (first at line %ld)",
+				    u->u[i].code, u->u[u->hash[h]].line);
 				dup = 1;
 				break;
 			}
@@ -306,7 +376,8 @@ int th_units_parse(const char *text, size_t len, const char *name, th_units **ou
 		th_unit *x = &u->u[i];
 		if (!x->parent_code[0]) {
 			if (root >= 0)
-				ERR(x->line, "second root %s (the root is %s at line %ld); give it a parent",
+				ERR(TH_ESYNTAX, x->line,
+				    "second root %s (the root is %s at line %ld): a file has one unit with an empty parent",
 				    x->code, u->u[root].code, u->u[root].line);
 			else
 				root = (long)i;
@@ -314,35 +385,27 @@ int th_units_parse(const char *text, size_t len, const char *name, th_units **ou
 		}
 		long pi = th_units_find(u, x->parent_code);
 		if (pi < 0)
-			ERR(x->line, "unit %s: unknown parent %s", x->code, x->parent_code);
+			ERR(TH_EPARENT, x->line, "unit %s: unknown parent %s", x->code, x->parent_code);
 		else if ((size_t)pi == i)
-			ERR(x->line, "unit %s is its own parent", x->code);
+			ERR(TH_ECYCLE, x->line, "unit %s is its own parent", x->code);
 		else
 			x->parent = pi;
 	}
-	if (root < 0 && u->n)
-		ERR(0, "no root unit (a unit with an empty parent)");
 	if (u->n == 0)
-		ERR(0, "no units");
-	if (errs)
-		goto done_err;
-	u->root = (size_t)root;
-	/* depths; detect cycles by walking up at most n steps */
-	for (size_t i = 0; i < u->n; i++) {
-		uint32_t depth = 1;
-		long p2 = u->u[i].parent;
-		while (p2 >= 0 && depth <= u->n) {
-			depth++;
-			p2 = u->u[p2].parent;
+		ERR(TH_EMISSING, line ? line : 1, "no units");
+	else if (root < 0)
+		ERR(TH_ESYNTAX, u->u[0].line, "no root unit (exactly one unit must have an empty parent)");
+	if (root >= 0) {
+		u->root = (size_t)root;
+		size_t ce = compute_depths(u, nm, diag);
+		if (ce == (size_t)-1) {
+			rc = TH_ENOMEM;
+			goto fail;
 		}
-		if (depth > u->n) {
-			ERR(u->u[i].line, "unit %s is in a cycle of parents that never reaches the root %s",
-			    u->u[i].code, u->u[root].code);
-			continue;
+		if (ce) {
+			errs += ce;
+			first = first ? first : TH_ECYCLE;
 		}
-		u->u[i].depth = depth;
-		if (depth > u->max_depth)
-			u->max_depth = depth;
 	}
 	if (errs)
 		goto done_err;
@@ -369,7 +432,7 @@ int th_units_parse(const char *text, size_t len, const char *name, th_units **ou
 	*out = u;
 	return TH_OK;
 done_err:
-	rc = TH_ESYNTAX;
+	rc = first ? first : TH_ESYNTAX;
 fail:
 	free(buf);
 	th_units_destroy(&u);
@@ -381,7 +444,7 @@ int th_units_load(const char *path, th_units **out, th_diag *diag)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_EIO, path, 0, 0, NULL, "cannot open: %m");
+		return th_diag_add(diag, TH_SEV_ERROR, TH_EIO, path, 0, 0, NULL, "cannot open: %s", strerror(errno));
 	char *data = NULL;
 	size_t len = 0, cap = 0;
 	for (;;) {
