@@ -331,7 +331,7 @@ int main(int argc, char **argv)
 	if (geteuid() == 0 && !c.allow_root && !c.check)
 		th_log(TH_LOG_WARN, "main", "running as root; run the collector as an unprivileged user "
 		                            "(--allow-root silences this)");
-	int bad = 0;
+	int bad = 0, exit_code = 1;
 	th_diag *d = th_diag_new();
 	th_defset *defs = NULL;
 	th_keys *keys = NULL;
@@ -385,7 +385,9 @@ int main(int argc, char **argv)
 		bad = 1;
 	if (bad) {
 		th_log(TH_LOG_ERROR, "config", "configuration has errors");
-		return 3;
+		th_keys_destroy(&keys);
+		exit_code = 3;
+		goto cleanup_early;
 	}
 	if (c.check) {
 		printf("configuration OK: %zu appendix definitions, %d hierarchy version(s) (%s, %zu units), "
@@ -394,6 +396,7 @@ int main(int argc, char **argv)
 		       th_units_count(rt.hier[rt.n_hier - 1]), th_keys_count(keys),
 		       c.insecure ? ", INSECURE mode" : "");
 		th_keys_destroy(&keys);
+		exit_code = 0;
 		goto cleanup_early;
 	}
 	if (c.insecure)
@@ -485,5 +488,5 @@ cleanup_early:
 	free(rt.hier);
 	th_defset_destroy(&defs);
 	th_diag_destroy(&d);
-	return c.check ? 0 : 1;
+	return exit_code;
 }

@@ -655,20 +655,20 @@ static int decode_report(th_mp *m, size_t i, const th_defset *defs, const th_lim
 		int err = 0;
 		int k = next_field(m, report_names, 8, &seen, &err);
 		if (k == -2)
-			return TH_EPROTO;
+			goto proto;
 		if (k == -3) {
 			if (!ferr) {
 				ferr = TH_EPROTO;
 				ferrmsg = fmt("report %zu: duplicate field", i + 1);
 			}
 			if (th_mp_skip(m, MAX_DEPTH))
-				return TH_EPROTO;
+				goto proto;
 			continue;
 		}
 		int rc = 0;
 		const char *what = NULL;
 		switch (k) {
-		case -1: rc = th_mp_skip(m, MAX_DEPTH); if (rc) return TH_EPROTO; break;
+		case -1: rc = th_mp_skip(m, MAX_DEPTH); if (rc) goto proto; break;
 		case 0: rc = dup_str(m, TH_CODE_MAX, &s->unit[i]); what = "unit: expected a string of at most 64 bytes"; break;
 		case 1: rc = dup_str(m, TH_CODE_MAX, &s->appendix[i]); what = "appendix: expected a string"; break;
 		case 2: rc = th_mp_uint(m, &version); what = "version: expected an unsigned integer"; break;
@@ -680,7 +680,7 @@ static int decode_report(th_mp *m, size_t i, const th_defset *defs, const th_lim
 			rows_at = m->p;
 			rc = th_mp_skip(m, 4);
 			if (rc == TH_ETRUNC)
-				return TH_EPROTO;
+				goto proto;
 			what = "rows: expected an array of arrays of cells";
 			break;
 		}
@@ -689,7 +689,7 @@ static int decode_report(th_mp *m, size_t i, const th_defset *defs, const th_lim
 			if (rc == TH_ETYPE || rc == TH_ERANGE || rc == TH_ETOOBIG || rc == TH_EUTF8) {
 				if (rc == TH_ETYPE || rc == TH_ERANGE) {
 					if (th_mp_skip(m, MAX_DEPTH))
-						return TH_EPROTO;
+						goto proto;
 				}
 				if (!ferr) {
 					ferr = rc == TH_ERANGE ? TH_ERANGE : rc == TH_ETOOBIG ? TH_ETOOBIG
@@ -701,10 +701,9 @@ static int decode_report(th_mp *m, size_t i, const th_defset *defs, const th_lim
 					ferr = TH_EDEPTH;
 					ferrmsg = fmt("report %zu: %s (nesting too deep)", i + 1, what);
 				}
-				return TH_EPROTO;
+				goto proto;
 			} else {
-				free(ferrmsg);
-				return TH_EPROTO;
+				goto proto;
 			}
 		}
 	}
@@ -764,6 +763,9 @@ static int decode_report(th_mp *m, size_t i, const th_defset *defs, const th_lim
 	}
 	s->reports[i] = r;
 	return TH_OK;
+proto:
+	free(ferrmsg);
+	return TH_EPROTO;
 }
 
 static const char *const submit_names[] = {"id", "reports"};
