@@ -1,0 +1,1207 @@
+/* it_publisher.c -- tonghop-publish against a real tonghop-collector on
+ * loopback: delivery, crashes of either side, validation, rejections,
+ * revisions, the drop folder, a restored collector store. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "testutil.h"
+#include "th_csv.h"
+#include "th_def.h"
+#include "th_report.h"
+#if __has_include("th_store.h")
+#include "th_store.h"
+#define HAVE_STORE 1
+#endif
+
+/* the outbox module is tested directly too (outbox_rules) */
+#include "../publisher/outbox.c"
+
+#define MAXF 64
+
+typedef struct fx {
+	char *dir;
+	char units[4200], db[4200], outbox[4200], files[4200], log[4200], drop[4200];
+	char ep[64], pub[64], query[64];
+	pid_t coll;
+	pid_t agent;
+} fx;
+
+static void msleep(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Small hierarchy: a city, a department, a district with two communes. */
+static const char units_text[] =
+	"# test hierarchy\n"
+	"@version test-2021\n"
+	"@effective 2021-01-01\n"
+	"code\tparent\tkind\tname\n"
+	"HN\t\tcity\tThành phố Hà Nội\n"
+	"SNV\tHN\tdepartment\tSở Nội vụ\n"
+	"Q01\tHN\tdistrict\tQuận Một\n"
+	"P0101\tQ01\tcommune\tPhường Một\n"
+	"P0102\tQ01\tcommune\tPhường Hai\n"
+	"P0103\tQ01\tcommune\tPhường Ba\n"
+	"P0104\tQ01\tcommune\tPhường Bốn\n"
+	"P0105\tQ01\tcommune\tPhường Năm\n"
+	"P0106\tQ01\tcommune\tPhường Sáu\n"
+	"P0107\tQ01\tcommune\tPhường Bảy\n"
+	"P0108\tQ01\tcommune\tPhường Tám\n"
+	"P0109\tQ01\tcommune\tPhường Chín\n"
+	"P0110\tQ01\tcommune\tPhường Mười\n";
+
+/* the units that file PL1 (the city does not) */
+static const char *const filers[] = {"SNV", "Q01", "P0101", "P0102", "P0103", "P0104",
+                                     "P0105", "P0106", "P0107", "P0108", "P0109", "P0110"};
+
+
+static const char *defs_dir(void) { return tu_src("schema/appendices"); }
+
+static int setup(void **state)
+{
+	fx *f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	f->dir = tu_tmpdir();
+	assert_non_null(f->dir);
+	snprintf(f->units, sizeof f->units, "%s/units.tsv", f->dir);
+	snprintf(f->db, sizeof f->db, "%s/db", f->dir);
+	snprintf(f->outbox, sizeof f->outbox, "%s/outbox", f->dir);
+	snprintf(f->files, sizeof f->files, "%s/files", f->dir);
+	snprintf(f->log, sizeof f->log, "%s/log.txt", f->dir);
+	snprintf(f->drop, sizeof f->drop, "%s/drop", f->dir);
+	mkdir(f->files, 0755);
+	mkdir(f->drop, 0755);
+	assert_int_equal(tu_write_file(f->units, units_text, strlen(units_text)), 0);
+	int p1 = tu_free_port(), p2 = tu_free_port(), p3 = tu_free_port();
+	snprintf(f->ep, sizeof f->ep, "tcp://127.0.0.1:%d", p1);
+	snprintf(f->pub, sizeof f->pub, "tcp://127.0.0.1:%d", p2);
+	snprintf(f->query, sizeof f->query, "tcp://127.0.0.1:%d", p3);
+	*state = f;
+	return 0;
+}
+
+static void kill_wait(pid_t *pid, int sig)
+{
+	if (*pid <= 0)
+		return;
+	kill(*pid, sig);
+	if (tu_wait(*pid, 10000) < 0) {
+		kill(*pid, SIGKILL);
+		tu_wait(*pid, 5000);
+	}
+	*pid = 0;
+}
+
+static int teardown(void **state)
+{
+	fx *f = *state;
+	kill_wait(&f->agent, SIGTERM);
+	kill_wait(&f->coll, SIGTERM);
+	if (getenv("TH_KEEP_TMP"))
+		fprintf(stderr, "kept %s\n", f->dir), free(f->dir);
+	else
+		tu_rmrf(f->dir);
+	free(f);
+	return 0;
+}
+
+static int port_of(const char *ep)
+{
+	const char *c = strrchr(ep, ':');
+	return c ? atoi(c + 1) : -1;
+}
+
+static int port_open(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return 0;
+	struct sockaddr_in a = {0};
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+	close(fd);
+	return ok;
+}
+
+static void coll_start_with(fx *f, const char *keys, const char *server_key);
+static void coll_start(fx *f) { coll_start_with(f, NULL, NULL); }
+
+static void coll_start_with(fx *f, const char *keys, const char *server_key)
+{
+	/* TH_IT_COLLECTOR: another collector binary with the same options */
+	const char *bin = getenv("TH_IT_COLLECTOR");
+	if (!bin || !*bin)
+		bin = tu_bin("collector/tonghop-collector");
+	if (access(bin, X_OK) != 0)
+		skip();   /* the collector is not built */
+	char *argv[] = {(char *)bin, "--db", f->db, "--units",
+	                f->units, "--defs", (char *)defs_dir(), "--bind", f->ep, "--pub", f->pub,
+	                "--query", f->query, "--insecure", NULL, NULL, NULL, NULL};
+	if (keys) {
+		argv[13] = "--keys";
+		argv[14] = (char *)keys;
+		argv[15] = "--server-key";
+		argv[16] = (char *)server_key;
+	}
+	char clog[4300];
+	snprintf(clog, sizeof clog, "%s/collector.log", f->dir);
+	f->coll = tu_spawn(argv, clog);
+	assert_true(f->coll > 0);
+	for (int i = 0; i < 1000 && !port_open(port_of(f->ep)); i++)
+		msleep(10);
+	assert_true(port_open(port_of(f->ep)));
+}
+
+/* Runs tonghop-publish with args (NULL-terminated), output to f->log
+ * (truncated first).  Returns the exit status. */
+static int pub(fx *f, ...)
+{
+	char *argv[64];
+	int n = 0;
+	argv[n++] = (char *)tu_bin("publisher/tonghop-publish");
+	va_list ap;
+	va_start(ap, f);
+	char *a = va_arg(ap, char *);
+	assert_non_null(a);
+	argv[n++] = a;   /* the command */
+	argv[n++] = "--outbox";
+	argv[n++] = f->outbox;
+	argv[n++] = "--collector";
+	argv[n++] = f->ep;
+	argv[n++] = "--insecure";
+	while ((a = va_arg(ap, char *)) && n < 62)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	unlink(f->log);
+	int rc = tu_run(argv, f->log);
+	char *log = tu_read_file(f->log, NULL);
+	if (log && (strstr(log, "Sanitizer") || strstr(log, "runtime error:")))
+		fail_msg("the agent's sanitizer report:\n%s", log);
+	free(log);
+	return rc;
+}
+
+static pid_t pub_spawn(fx *f, char **extra)
+{
+	char *argv[64];
+	int n = 0;
+	argv[n++] = (char *)tu_bin("publisher/tonghop-publish");
+	argv[n++] = extra[0];
+	argv[n++] = "--outbox";
+	argv[n++] = f->outbox;
+	argv[n++] = "--collector";
+	argv[n++] = f->ep;
+	argv[n++] = "--insecure";
+	for (int i = 1; extra[i] && n < 62; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	unlink(f->log);
+	return tu_spawn(argv, f->log);
+}
+
+static char *read_log(fx *f)
+{
+	char *s = tu_read_file(f->log, NULL);
+	if (s && (strstr(s, "Sanitizer") || strstr(s, "runtime error:")))
+		fail_msg("the agent's sanitizer report:\n%s", s);
+	return s ? s : strdup("");
+}
+
+static char *status_json(fx *f)
+{
+	char cmd[9000];
+	snprintf(cmd, sizeof cmd, "'%s' status --outbox '%s' --format json",
+	         tu_bin("publisher/tonghop-publish"), f->outbox);
+	int st = -1;
+	char *out = tu_capture(cmd, &st);
+	assert_non_null(out);
+	assert_int_equal(st, 0);
+	return out;
+}
+
+static int count_str(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* The JSON array "name": [...] of a status output (a copy). */
+static char *json_section(const char *js, const char *name)
+{
+	char key[64];
+	snprintf(key, sizeof key, "\"%s\": [", name);
+	const char *s = strstr(js, key);
+	assert_non_null(s);
+	const char *e = strchr(s, ']');
+	while (e && e[1] != '\n' && e[1] != ',' && e[1])
+		e = strchr(e + 1, ']');
+	assert_non_null(e);
+	return strndup(s, (size_t)(e - s + 1));
+}
+
+/* --- appendix files ----------------------------------------------------------- */
+static th_defset *g_defs;
+
+static const th_defset *defs(void)
+{
+	if (!g_defs) {
+		th_diag *d = th_diag_new();
+		assert_int_equal(th_defset_load_dir(defs_dir(), &g_defs, d), 0);
+		th_diag_destroy(&d);
+	}
+	return g_defs;
+}
+
+/* Writes a PL1 file of unit (content from seed and revision) to path
+ * (schema/appendices/FORMAT.md: metadata lines, header of column ids). */
+static void write_pl1(const char *path, const char *unit, int seed, int revision)
+{
+	int plan = 20 + (seed * 7 + revision * 13) % 50;
+	int done = plan - 1 - revision % 3;
+	char text[1024];
+	int n = snprintf(text, sizeof text,
+	                 "#appendix: PL1\n#version: 1\n#unit: %s\n#period: 2021\n"
+	                 "co_ke_hoach_cchc,nhiem_vu_ke_hoach,nhiem_vu_hoan_thanh\n"
+	                 "%s,%d,%d\n",
+	                 unit, (seed + revision) % 2 ? "có" : "không", plan, done);
+	assert_int_equal(tu_write_file(path, text, (size_t)n), 0);
+}
+
+/* One file per filing unit (or only unit) into dir (created); returns how
+ * many. */
+static int gen(fx *f, const char *dir, const char *unit, int seed, int revision)
+{
+	(void)f;
+	mkdir(dir, 0755);
+	int count = 0;
+	for (size_t i = 0; i < sizeof filers / sizeof filers[0]; i++) {
+		if (unit && strcmp(unit, filers[i]))
+			continue;
+		char path[4300];
+		snprintf(path, sizeof path, "%s/%s-PL1-2021.csv", dir, filers[i]);
+		write_pl1(path, filers[i], seed, revision);
+		count++;
+	}
+	if (unit && !count) {
+		char path[4300];
+		snprintf(path, sizeof path, "%s/%s-PL1-2021.csv", dir, unit);
+		write_pl1(path, unit, seed, revision);
+		count++;
+	}
+	return count;
+}
+
+/* Sorted paths of the regular files of dir (max MAXF); returns the count. */
+static int list_files(const char *dir, char paths[][4200])
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) && n < MAXF) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(paths[n], 4200, "%s/%s", dir, de->d_name);
+		n++;
+	}
+	closedir(d);
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
+			if (strcmp(paths[i], paths[j]) > 0) {
+				char t[4200];
+				memcpy(t, paths[i], 4200);
+				memcpy(paths[i], paths[j], 4200);
+				memcpy(paths[j], t, 4200);
+			}
+	return n;
+}
+
+/* One generated file of unit for appendix (NULL: any), into out. */
+static void one_file(fx *f, const char *unit, const char *appendix, int seed, int revision,
+                     char *out)
+{
+	char dir[4300];
+	snprintf(dir, sizeof dir, "%s/gen-%s-%d-%d", f->dir, unit, seed, revision);
+	gen(f, dir, unit, seed, revision);
+	static char paths[MAXF][4200];
+	int n = list_files(dir, paths);
+	for (int i = 0; i < n; i++) {
+		th_report *r = NULL;
+		th_diag *d = th_diag_new();
+		th_csv_opts co = {0};
+		int rc = th_csv_read_report(paths[i], defs(), &co, &r, d);
+		th_diag_destroy(&d);
+		if (rc == 0 && !strcmp(r->unit, unit) && (!appendix || !strcmp(r->appendix, appendix))) {
+			strcpy(out, paths[i]);
+			th_report_destroy(&r);
+			return;
+		}
+		th_report_destroy(&r);
+	}
+	fail_msg("th-gen made no %s file for %s", appendix ? appendix : "", unit);
+}
+
+/* The content hash and identity of a file. */
+static void file_hash(const char *path, uint8_t hash[TH_HASH_LEN], char *unit, char *app,
+                      char *period)
+{
+	th_report *r = NULL;
+	th_diag *d = th_diag_new();
+	th_csv_opts co = {0};
+	assert_int_equal(th_csv_read_report(path, defs(), &co, &r, d), 0);
+	th_diag_destroy(&d);
+	const th_def *def = th_defset_get(defs(), r->appendix, r->version);
+	assert_non_null(def);
+	assert_int_equal(th_report_hash(r, def, hash), 0);
+	if (unit)
+		strcpy(unit, r->unit);
+	if (app)
+		strcpy(app, r->appendix);
+	if (period)
+		strcpy(period, r->period);
+	th_report_destroy(&r);
+}
+
+/* --- the collector's store, read after stopping it ------------------------------- */
+#ifdef HAVE_STORE
+static int count_rev(void *ctx, const th_revision_info *info, const th_report *r)
+{
+	(void)info;
+	(void)r;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* Checks that the store holds exactly the file's content as the current
+ * revision of its key; returns how many revisions the key has. */
+static int store_check(fx *f, const char *path, int expect_current)
+{
+	uint8_t h[TH_HASH_LEN];
+	char unit[TH_CODE_MAX + 1], app[TH_CODE_MAX + 1], per[TH_PERIOD_MAX + 1];
+	file_hash(path, h, unit, app, per);
+	th_store *s = NULL;
+	th_store_opts so = {0};
+	/* the collector is stopped: open as the only user (a read-only open
+	 * is what tools do; here the writer path is as good) */
+	so.readonly = getenv("TH_IT_STORE_RO") != NULL;
+	assert_int_equal(th_store_open(f->db, &so, &s), 0);
+	assert_int_equal(th_store_set_defs(s, defs()), 0);
+	th_report *r = NULL;
+	th_revision_info info;
+	int rc = th_store_get_report(s, unit, app, per, &r, &info);
+	int n = 0;
+	if (rc == 0) {
+		if (expect_current)
+			assert_memory_equal(info.hash, h, TH_HASH_LEN);
+		else
+			assert_memory_not_equal(info.hash, h, TH_HASH_LEN);
+		th_report_destroy(&r);
+		assert_int_equal(th_store_history(s, unit, app, per, count_rev, &n), 0);
+	} else {
+		if (expect_current)
+			fail_msg("%s %s %s not in the store: %s", unit, app, per, th_strerror(rc));
+	}
+	th_store_close(&s);
+	return n;
+}
+#else
+static int store_check(fx *f, const char *path, int expect_current)
+{
+	(void)f;
+	(void)path;
+	(void)expect_current;
+	skip();   /* built without the collector's store library */
+	return 0;
+}
+#endif
+
+static void coll_stop(fx *f) { kill_wait(&f->coll, SIGTERM); }
+
+/* Waits until pred(status json) holds (up to ms). */
+static int wait_status(fx *f, const char *needle, int times, int ms)
+{
+	for (int waited = 0; waited <= ms; waited += 200) {
+		char *js = status_json(f);
+		int n = count_str(js, needle);
+		free(js);
+		if (n >= times)
+			return 1;
+		msleep(200);
+	}
+	return 0;
+}
+
+/* --- cases ----------------------------------------------------------------------- */
+
+/* The collector is down: send keeps the report (exit 3); a second send of the
+ * same file, with the collector starting meanwhile, delivers it once. */
+static void send_collector_down_then_up(void **state)
+{
+	fx *f = *state;
+	char file[4200];
+	one_file(f, "P0101", NULL, 1, 0, file);
+	assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "1", file, NULL), 3);
+	char *js = status_json(f);
+	char *pending = json_section(js, "pending");
+	assert_int_equal(count_str(pending, "\"unit\": \"P0101\""), 1);
+	free(pending);
+	free(js);
+	char *extra[] = {"send", "--defs", (char *)defs_dir(), "--timeout", "60", file, NULL};
+	f->agent = pub_spawn(f, extra);
+	msleep(1500);   /* the agent is retrying against nothing */
+	coll_start(f);
+	assert_int_equal(tu_wait(f->agent, 60000), 0);
+	f->agent = 0;
+	char *log = read_log(f);
+	assert_non_null(strstr(log, "already queued"));   /* same rev, not a new one */
+	free(log);
+	js = status_json(f);
+	pending = json_section(js, "pending");
+	char *acked = json_section(js, "acked");
+	assert_int_equal(count_str(pending, "\"unit\""), 0);
+	assert_int_equal(count_str(acked, "\"state\": \"accepted\""), 1);
+	free(pending);
+	free(acked);
+	free(js);
+	coll_stop(f);
+	assert_int_equal(store_check(f, file, 1), 1);
+}
+
+/* Many files; the agent is killed -9 at some point of its send; a second send
+ * of the same files ends with each report stored exactly once. */
+static void kill9_agent_mid_send(void **state)
+{
+	fx *f = *state;
+	gen(f, f->files, NULL, 7, 0);
+	static char paths[MAXF][4200];
+	int n = list_files(f->files, paths);
+	assert_true(n >= 5);
+	coll_start(f);
+	char *extra[MAXF + 8] = {"send", "--defs", (char *)defs_dir(), "--timeout", "60"};
+	int k = 5;
+	for (int i = 0; i < n; i++)
+		extra[k++] = paths[i];
+	extra[k] = NULL;
+	for (int delay = 5; delay <= 80; delay *= 4) {
+		f->agent = pub_spawn(f, extra);
+		msleep(delay);
+		kill(f->agent, SIGKILL);
+		tu_wait(f->agent, 5000);
+		f->agent = 0;
+	}
+	f->agent = pub_spawn(f, extra);
+	assert_int_equal(tu_wait(f->agent, 60000), 0);
+	f->agent = 0;
+	coll_stop(f);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(store_check(f, paths[i], 1), 1);
+}
+
+/* The collector is killed -9 while the agent sends; once restarted, every
+ * report is stored exactly once. */
+static void kill9_collector_mid_send(void **state)
+{
+	fx *f = *state;
+	gen(f, f->files, NULL, 9, 0);
+	static char paths[MAXF][4200];
+	int n = list_files(f->files, paths);
+	assert_true(n >= 5);
+	coll_start(f);
+	char *extra[MAXF + 8] = {"send", "--defs", (char *)defs_dir(), "--timeout", "90"};
+	int k = 5;
+	for (int i = 0; i < n; i++)
+		extra[k++] = paths[i];
+	extra[k] = NULL;
+	f->agent = pub_spawn(f, extra);
+	msleep(30);
+	kill_wait(&f->coll, SIGKILL);
+	msleep(500);
+	coll_start(f);
+	assert_int_equal(tu_wait(f->agent, 90000), 0);
+	f->agent = 0;
+	coll_stop(f);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(store_check(f, paths[i], 1), 1);
+}
+
+/* A file with several errors: nothing is queued, every problem is printed as
+ * file:line: ..., exit 4. */
+static void invalid_file_not_sent(void **state)
+{
+	fx *f = *state;
+	char good[4200], bad[4300];
+	one_file(f, "Q01", "PL1", 3, 0, good);
+	/* three bad cells in its one row */
+	static const char bad_text[] = "#appendix: PL1\n#version: 1\n#unit: Q01\n#period: 2021\n"
+	                               "co_ke_hoach_cchc,nhiem_vu_ke_hoach,nhiem_vu_hoan_thanh\n"
+	                               "maybe,12a,1/2\n";
+	snprintf(bad, sizeof bad, "%s/bad.csv", f->dir);
+	assert_int_equal(tu_write_file(bad, bad_text, strlen(bad_text)), 0);
+	coll_start(f);
+	assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "10", good, bad, NULL), 4);
+	char *log = read_log(f);
+	char needle[4400];
+	snprintf(needle, sizeof needle, "%s:", bad);
+	assert_true(count_str(log, needle) >= 3);   /* all problems, each with its line */
+	snprintf(needle, sizeof needle, "%s:6:", bad);
+	assert_non_null(strstr(log, needle));
+	assert_non_null(strstr(log, "nothing was sent"));
+	free(log);
+	char *js = status_json(f);
+	assert_int_equal(count_str(js, "\"unit\""), 0);   /* not even the good file */
+	free(js);
+	coll_stop(f);
+	assert_int_equal(store_check(f, good, 0), 0);
+}
+
+/* Replaces the unit code in the metadata of a generated file. */
+static void retarget(const char *src, const char *from, const char *to, const char *dst)
+{
+	size_t len;
+	char *text = tu_read_file(src, &len);
+	assert_non_null(text);
+	FILE *o = fopen(dst, "w");
+	assert_non_null(o);
+	/* metadata lines come before the header; replace whole-field matches */
+	size_t fl = strlen(from);
+	int replaced = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (!replaced && i + fl <= len && !memcmp(text + i, from, fl) &&
+		    (i == 0 || strchr(":, ;\t\"", text[i - 1])) &&
+		    (i + fl == len || strchr("\r\n,;\t\"", text[i + fl]))) {
+			fputs(to, o);
+			i += fl - 1;
+			replaced = 1;
+			continue;
+		}
+		fputc(text[i], o);
+	}
+	fclose(o);
+	free(text);
+	assert_true(replaced);
+}
+
+/* A report the collector rejects (a unit it does not know): exit 1, the
+ * reason is printed and shown by status. */
+static void rejected_reason_in_status(void **state)
+{
+	fx *f = *state;
+	char file[4200], bad[4300];
+	one_file(f, "P0102", NULL, 4, 0, file);
+	snprintf(bad, sizeof bad, "%s/unknown-unit.csv", f->dir);
+	retarget(file, "P0102", "ZZ999", bad);
+	coll_start(f);
+	assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "30", bad, NULL), 1);
+	char *log = read_log(f);
+	assert_non_null(strstr(log, "rejected"));
+	free(log);
+	char *js = status_json(f);
+	char *rej = json_section(js, "rejected");
+	assert_int_equal(count_str(rej, "\"unit\": \"ZZ999\""), 1);
+	assert_null(strstr(rej, "\"message\": \"\""));   /* a reason is there */
+	char *pending = json_section(js, "pending");
+	assert_int_equal(count_str(pending, "\"unit\""), 0);
+	free(pending);
+	free(rej);
+	free(js);
+}
+
+/* A corrected file (new content, same key) supersedes the first one. */
+static void corrected_file_supersedes(void **state)
+{
+	fx *f = *state;
+	char a[4200], b[4200];
+	one_file(f, "SNV", "PL1", 11, 0, a);
+	one_file(f, "SNV", "PL1", 11, 1, b);
+	uint8_t ha[TH_HASH_LEN], hb[TH_HASH_LEN];
+	file_hash(a, ha, NULL, NULL, NULL);
+	file_hash(b, hb, NULL, NULL, NULL);
+	assert_memory_not_equal(ha, hb, TH_HASH_LEN);
+	coll_start(f);
+	assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "30", a, NULL), 0);
+	assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "30", b, NULL), 0);
+	/* the same corrected file again: no new revision */
+	assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "30", b, NULL), 0);
+	char *log = read_log(f);
+	assert_non_null(strstr(log, "already delivered"));
+	free(log);
+	coll_stop(f);
+	assert_int_equal(store_check(f, b, 1), 2);
+}
+
+/* An older file dropped again after a newer one: the newer stays current
+ * (the agent recognises old content by its hash and does not re-stamp it);
+ * --force makes the old content current on purpose. */
+static void older_file_after_newer(void **state)
+{
+	fx *f = *state;
+	char a[4200], b[4200];
+	one_file(f, "Q01", "PL1", 12, 0, a);
+	one_file(f, "Q01", "PL1", 12, 1, b);
+	coll_start(f);
+	assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "30", a, NULL), 0);
+	assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "30", b, NULL), 0);
+	assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "30", a, NULL), 1);
+	char *log = read_log(f);
+	assert_non_null(strstr(log, "superseded"));
+	free(log);
+	coll_stop(f);
+	assert_int_equal(store_check(f, b, 1), 2);
+	coll_start(f);
+	assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "30", "--force", a, NULL), 0);
+	coll_stop(f);
+	assert_int_equal(store_check(f, a, 1), 3);
+}
+
+static pid_t run_agent(fx *f, const char *extra1)
+{
+	char *extra[] = {"run", "--defs", (char *)defs_dir(), "--drop", f->drop, "--quiet-ms", "300",
+	                 "--poll", "1", (char *)extra1, NULL};
+	return pub_spawn(f, extra);
+}
+
+/* A file written slowly into the drop folder is read once complete. */
+static void drop_slow_write(void **state)
+{
+	fx *f = *state;
+	char file[4200], dst[4300];
+	one_file(f, "P0101", NULL, 21, 0, file);
+	coll_start(f);
+	f->agent = run_agent(f, NULL);
+	msleep(500);
+	size_t len;
+	char *text = tu_read_file(file, &len);
+	assert_non_null(text);
+	snprintf(dst, sizeof dst, "%s/slow.csv", f->drop);
+	int fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	size_t half = len / 2;
+	assert_int_equal(write(fd, text, half), (ssize_t)half);
+	msleep(2500);   /* longer than the quiet period and two polls */
+	assert_int_equal(write(fd, text + half, len - half), (ssize_t)(len - half));
+	close(fd);
+	free(text);
+	assert_true(wait_status(f, "\"state\": \"accepted\"", 1, 20000));
+	char errs[4400];
+	snprintf(errs, sizeof errs, "%s.errors.txt", dst);
+	assert_int_not_equal(access(errs, F_OK), 0);   /* the half file was never read */
+	kill_wait(&f->agent, SIGTERM);
+	char *js = status_json(f);
+	assert_int_equal(count_str(js, "\"unit\""), 1);
+	free(js);
+	coll_stop(f);
+	assert_int_equal(store_check(f, file, 1), 1);
+}
+
+/* A file renamed into place is picked up; an invalid one gets a sidecar
+ * FILE.errors.txt and stays. */
+static void drop_rename_into_place(void **state)
+{
+	fx *f = *state;
+	char file[4200], tmp[4300], dst[4300], bad[4300];
+	one_file(f, "P0102", NULL, 22, 0, file);
+	coll_start(f);
+	f->agent = run_agent(f, NULL);
+	msleep(300);
+	size_t len;
+	char *text = tu_read_file(file, &len);
+	snprintf(tmp, sizeof tmp, "%s/.incoming.tmp", f->drop);
+	snprintf(dst, sizeof dst, "%s/report.csv", f->drop);
+	assert_int_equal(tu_write_file(tmp, text, len), 0);
+	assert_int_equal(rename(tmp, dst), 0);
+	snprintf(bad, sizeof bad, "%s/broken.csv", f->drop);
+	assert_int_equal(tu_write_file(bad, "this,is\nnot,an appendix\n", 24), 0);
+	free(text);
+	assert_true(wait_status(f, "\"state\": \"accepted\"", 1, 20000));
+	char errs[4400], done_[4400];
+	snprintf(errs, sizeof errs, "%s.errors.txt", bad);
+	for (int i = 0; i < 100 && access(errs, F_OK) != 0; i++)
+		msleep(100);
+	assert_int_equal(access(errs, F_OK), 0);
+	assert_int_equal(access(bad, F_OK), 0);
+	snprintf(done_, sizeof done_, "%s/.done/report.csv", f->drop);
+	assert_int_equal(access(done_, F_OK), 0);
+	kill_wait(&f->agent, SIGTERM);
+	coll_stop(f);
+	assert_int_equal(store_check(f, file, 1), 1);
+}
+
+/* A file replaced twice quickly under the same name ends at the last content. */
+static void drop_replaced_twice(void **state)
+{
+	fx *f = *state;
+	char v1[4200], v2[4200], v3[4200], tmp[4300], dst[4300];
+	one_file(f, "Q01", "PL1", 23, 0, v1);
+	one_file(f, "Q01", "PL1", 23, 1, v2);
+	one_file(f, "Q01", "PL1", 23, 2, v3);
+	coll_start(f);
+	f->agent = run_agent(f, NULL);
+	msleep(300);
+	snprintf(tmp, sizeof tmp, "%s/.x.tmp", f->drop);
+	snprintf(dst, sizeof dst, "%s/hn.csv", f->drop);
+	const char *vs[3] = {v1, v2, v3};
+	for (int i = 0; i < 3; i++) {
+		size_t len;
+		char *text = tu_read_file(vs[i], &len);
+		assert_int_equal(tu_write_file(tmp, text, len), 0);
+		assert_int_equal(rename(tmp, dst), 0);
+		free(text);
+		msleep(i == 0 ? 50 : 10);
+	}
+	/* wait until the folder is empty and nothing is pending */
+	for (int i = 0; i < 200 && access(dst, F_OK) == 0; i++)
+		msleep(100);
+	assert_true(wait_status(f, "\"state\": \"accepted\"", 1, 20000));
+	for (int i = 0; i < 100; i++) {
+		char *js = status_json(f);
+		char *p = json_section(js, "pending");
+		int n = count_str(p, "\"unit\"");
+		free(p);
+		free(js);
+		if (!n)
+			break;
+		msleep(100);
+	}
+	kill_wait(&f->agent, SIGTERM);
+	coll_stop(f);
+	int revs = store_check(f, v3, 1);
+	assert_true(revs >= 1 && revs <= 3);
+}
+
+/* The polling fallback picks files up without inotify. */
+static void drop_polling_fallback(void **state)
+{
+	fx *f = *state;
+	char file[4200], dst[4300];
+	one_file(f, "SNV", NULL, 24, 0, file);
+	coll_start(f);
+	f->agent = run_agent(f, "--polling");
+	msleep(300);
+	size_t len;
+	char *text = tu_read_file(file, &len);
+	snprintf(dst, sizeof dst, "%s/snv.csv", f->drop);
+	assert_int_equal(tu_write_file(dst, text, len), 0);
+	free(text);
+	assert_true(wait_status(f, "\"state\": \"accepted\"", 1, 20000));
+	kill_wait(&f->agent, SIGTERM);
+	coll_stop(f);
+	assert_int_equal(store_check(f, file, 1), 1);
+}
+
+/* The collector comes back with another store (restored from an empty
+ * backup): the agent sends its acknowledged reports again. */
+static void store_change_resends(void **state)
+{
+	fx *f = *state;
+	char a[4200], b[4200];
+	one_file(f, "P0101", NULL, 31, 0, a);
+	one_file(f, "P0102", NULL, 31, 0, b);
+	coll_start(f);
+	assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "30", a, NULL), 0);
+	coll_stop(f);
+	char moved[4300];
+	snprintf(moved, sizeof moved, "%s/db-old", f->dir);
+	assert_int_equal(rename(f->db, moved), 0);
+	coll_start(f);
+	assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "30", b, NULL), 0);
+	/* the resend of a goes with b or right after it */
+	char *log = read_log(f);
+	assert_non_null(strstr(log, "store"));
+	free(log);
+	for (int i = 0; i < 100; i++) {
+		char *js = status_json(f);
+		char *p = json_section(js, "pending");
+		int n = count_str(p, "\"unit\"");
+		free(p);
+		free(js);
+		if (!n)
+			break;
+		f->agent = 0;
+		assert_int_equal(pub(f, "send", "--defs", defs_dir(), "--timeout", "5", b, NULL), 0);
+	}
+	coll_stop(f);
+	assert_int_equal(store_check(f, a, 1), 1);
+	assert_int_equal(store_check(f, b, 1), 1);
+}
+
+/* Without --defs the agent takes the definitions from the collector's
+ * welcome and caches them in the outbox: later files are validated offline. */
+static void defs_cached_from_welcome(void **state)
+{
+	fx *f = *state;
+	char a[4200], b[4200];
+	one_file(f, "SNV", NULL, 41, 0, a);
+	one_file(f, "Q01", NULL, 41, 0, b);
+	/* nothing cached and no collector: nothing can be validated or queued */
+	assert_int_equal(pub(f, "send", "--timeout", "1", a, NULL), 3);
+	char *log = read_log(f);
+	assert_non_null(strstr(log, "no definitions"));
+	free(log);
+	coll_start(f);
+	assert_int_equal(pub(f, "send", "--timeout", "30", a, NULL), 0);
+	coll_stop(f);
+	/* offline: validated with the cached definitions, queued, exit 3 */
+	assert_int_equal(pub(f, "send", "--timeout", "1", b, NULL), 3);
+	log = read_log(f);
+	assert_non_null(strstr(log, "queued as rev"));
+	free(log);
+	coll_start(f);
+	assert_int_equal(pub(f, "send", "--timeout", "30", b, NULL), 0);
+	coll_stop(f);
+	assert_int_equal(store_check(f, a, 1), 1);
+	assert_int_equal(store_check(f, b, 1), 1);
+}
+
+/* A CURVE server whose ZAP handler refuses every key: send says so and
+ * exits 5 instead of waiting for its timeout. */
+static void refused_key_exit5(void **state)
+{
+	fx *f = *state;
+	char file[4200];
+	one_file(f, "P0101", NULL, 51, 0, file);
+	char spub[41], ssec[41], apub[41], asec[41];
+	assert_int_equal(zmq_curve_keypair(spub, ssec), 0);
+	assert_int_equal(zmq_curve_keypair(apub, asec), 0);
+	char akey[4300], spubf[4300], text[200];
+	snprintf(akey, sizeof akey, "%s/agent.key", f->dir);
+	snprintf(spubf, sizeof spubf, "%s/server.pub", f->dir);
+	snprintf(text, sizeof text, "%s\n%s\n", apub, asec);
+	assert_int_equal(tu_write_file(akey, text, strlen(text)), 0);
+	snprintf(text, sizeof text, "%s\n", spub);
+	assert_int_equal(tu_write_file(spubf, text, strlen(text)), 0);
+
+	void *ctx = zmq_ctx_new();
+	void *zap = zmq_socket(ctx, ZMQ_REP);
+	assert_int_equal(zmq_bind(zap, "inproc://zeromq.zap.01"), 0);
+	void *srv = zmq_socket(ctx, ZMQ_ROUTER);
+	int one = 1, linger = 0;
+	zmq_setsockopt(srv, ZMQ_LINGER, &linger, sizeof linger);
+	zmq_setsockopt(zap, ZMQ_LINGER, &linger, sizeof linger);
+	zmq_setsockopt(srv, ZMQ_CURVE_SERVER, &one, sizeof one);
+	zmq_setsockopt(srv, ZMQ_CURVE_SECRETKEY, ssec, 40);
+	assert_int_equal(zmq_bind(srv, f->ep), 0);
+
+	char *argv[] = {(char *)tu_bin("publisher/tonghop-publish"), "send", "--outbox", f->outbox,
+	                "--collector", f->ep, "--key", akey, "--server-key", spubf, "--defs",
+	                (char *)defs_dir(), "--timeout", "30", file, NULL};
+	unlink(f->log);
+	f->agent = tu_spawn(argv, f->log);
+	int status = -1, refusals = 0;
+	for (int i = 0; i < 400 && status < 0; i++) {
+		zmq_pollitem_t it = {zap, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(&it, 1, 50) > 0) {
+			/* version, request id, domain, address, identity, mechanism, key */
+			char frames[8][256];
+			size_t lens[8];
+			int nf = 0, more = 1;
+			while (more && nf < 8) {
+				int n = zmq_recv(zap, frames[nf], sizeof frames[nf], 0);
+				lens[nf] = n > 0 ? (size_t)n : 0;
+				nf++;
+				size_t ml = sizeof more;
+				zmq_getsockopt(zap, ZMQ_RCVMORE, &more, &ml);
+			}
+			zmq_send(zap, "1.0", 3, ZMQ_SNDMORE);
+			zmq_send(zap, frames[1], lens[1], ZMQ_SNDMORE);
+			zmq_send(zap, "400", 3, ZMQ_SNDMORE);
+			zmq_send(zap, "unknown key", 11, ZMQ_SNDMORE);
+			zmq_send(zap, "", 0, ZMQ_SNDMORE);
+			zmq_send(zap, "", 0, 0);
+			refusals++;
+		}
+		status = tu_wait(f->agent, 0);
+	}
+	if (status >= 0)
+		f->agent = 0;
+	zmq_close(srv);
+	zmq_close(zap);
+	zmq_ctx_term(ctx);
+	assert_true(refusals >= 1);
+	assert_int_equal(status, 5);
+	char *log = read_log(f);
+	assert_non_null(strstr(log, "refused this key"));
+	free(log);
+	/* the report is kept for when the key is registered */
+	char *js = status_json(f);
+	char *pending = json_section(js, "pending");
+	assert_int_equal(count_str(pending, "\"unit\": \"P0101\""), 1);
+	assert_non_null(strstr(js, "refused this key"));   /* last_error */
+	free(pending);
+	free(js);
+}
+
+/* The outbox's rules without any process: rev stamping, same content,
+ * acks, stale is final, old content is not re-stamped, rejected entries
+ * cleared by a newer accepted rev, the store-change resend, reopening. */
+static int count_cb(void *ctx, const th_ob_entry *e)
+{
+	(void)e;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static void outbox_rules(void **state)
+{
+	fx *f = *state;
+	th_outbox *ob = NULL;
+	const char *why = NULL;
+	assert_int_equal(th_outbox_open(f->outbox, &ob, &why), 0);
+	th_report *r = th_report_new("U1", "PL1", 1, "2021", 0, 2);
+	assert_non_null(r);
+	assert_true(th_report_add_row(r) >= 0);
+	th_report_cell(r, 0, 0)->null = 0;
+	th_report_cell(r, 0, 0)->i = 5;
+	th_value *t = th_report_cell(r, 0, 1);
+	t->null = 0;
+	t->s = strdup("Hà Nội");
+	t->len = (uint32_t)strlen(t->s);
+	uint8_t h1[TH_HASH_LEN] = {1}, h2[TH_HASH_LEN] = {2}, h3[TH_HASH_LEN] = {3},
+	        h4[TH_HASH_LEN] = {4}, h5[TH_HASH_LEN] = {5};
+	th_ob_enqueued e;
+	assert_int_equal(th_outbox_enqueue(ob, r, h1, "f1", 0, 1000, &e), 0);
+	assert_int_equal(e.outcome, TH_OB_NEW);
+	assert_int_equal(e.rev, 1000);
+	assert_int_equal(th_outbox_enqueue(ob, r, h1, "f1", 0, 500, &e), 0);
+	assert_int_equal(e.outcome, TH_OB_SAME_PENDING);
+	assert_int_equal(e.rev, 1000);
+	assert_int_equal(th_outbox_enqueue(ob, r, h2, "f2", 0, 500, &e), 0);
+	assert_int_equal(e.outcome, TH_OB_NEW);
+	assert_int_equal(e.rev, 1001);   /* clock behind: last + 1 */
+	th_ob_entry pe;
+	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 1001, &pe), 0);
+	assert_non_null(pe.report);
+	assert_int_equal(pe.report->rev, 1001);
+	assert_int_equal(pe.report->cells[0].i, 5);
+	assert_string_equal(pe.report->cells[1].s, "Hà Nội");
+	th_ob_entry_free(&pe);
+
+	th_ack a;
+	memset(&a, 0, sizeof a);
+	a.id = 1;
+	memset(a.store, 7, TH_STORE_UUID_LEN);
+	a.commit = 9;
+	th_ack_result res[2];
+	memset(res, 0, sizeof res);
+	for (int i = 0; i < 2; i++) {
+		res[i].unit = "U1";
+		res[i].appendix = "PL1";
+		res[i].period = "2021";
+		res[i].stored_rev = 1001;
+	}
+	res[0].status = TH_ACK_ACCEPTED;
+	res[0].rev = 1001;
+	res[1].status = TH_ACK_STALE;
+	res[1].rev = 1000;
+	a.results = res;
+	a.n_results = 2;
+	int oc[2];
+	assert_int_equal(th_outbox_apply_ack(ob, &a, 5, oc), 0);
+	assert_int_equal(oc[0], 1);
+	assert_int_equal(oc[1], 1);
+	assert_int_equal(th_outbox_apply_ack(ob, &a, 5, oc), 0);   /* a repeated ack */
+	assert_int_equal(oc[0], 0);
+	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 0);
+	assert_int_equal(th_outbox_count(ob, TH_OB_TACKED), 1);
+	assert_int_equal(th_outbox_enqueue(ob, r, h2, "f2", 0, 500, &e), 0);
+	assert_int_equal(e.outcome, TH_OB_SAME_DELIVERED);
+	assert_int_equal(th_outbox_enqueue(ob, r, h1, "f1", 0, 500, &e), 0);
+	assert_int_equal(e.outcome, TH_OB_SAME_STALE);   /* stale is final */
+
+	assert_int_equal(th_outbox_enqueue(ob, r, h3, "f3", 0, 500, &e), 0);
+	assert_int_equal(e.rev, 1002);
+	res[0].status = TH_ACK_REJECTED;
+	res[0].rev = 1002;
+	res[0].code = TH_EUNIT;
+	res[0].message = "unknown unit";
+	a.n_results = 1;
+	assert_int_equal(th_outbox_apply_ack(ob, &a, 6, oc), 0);
+	assert_int_equal(th_outbox_count(ob, TH_OB_TREJECTED), 1);
+	assert_int_equal(th_outbox_enqueue(ob, r, h4, "f4", 0, 500, &e), 0);
+	assert_int_equal(e.rev, 1003);
+	res[0].status = TH_ACK_ACCEPTED;
+	res[0].rev = 1003;
+	res[0].message = NULL;
+	res[0].code = 0;
+	assert_int_equal(th_outbox_apply_ack(ob, &a, 7, oc), 0);
+	assert_int_equal(th_outbox_count(ob, TH_OB_TREJECTED), 0);
+	/* older content again: not re-stamped; --force does */
+	assert_int_equal(th_outbox_enqueue(ob, r, h2, "f2", 0, 500, &e), 0);
+	assert_int_equal(e.outcome, TH_OB_OLD_CONTENT);
+	assert_int_equal(e.rev, 1001);
+	assert_int_equal(e.latest_rev, 1003);
+	assert_int_equal(th_outbox_enqueue(ob, r, h2, "f2", 1, 500, &e), 0);
+	assert_int_equal(e.outcome, TH_OB_NEW);
+	assert_int_equal(e.rev, 1004);
+	res[0].rev = 1004;
+	assert_int_equal(th_outbox_apply_ack(ob, &a, 8, oc), 0);
+	/* a welcome's revs raise the next stamp */
+	th_rev_entry re = {"U1", "PL1", "2021", 5000};
+	assert_int_equal(th_outbox_learn_revs(ob, &re, 1), 0);
+	/* the same store: nothing; another store: the latest acked goes again */
+	size_t rq = 99;
+	uint8_t other[TH_STORE_UUID_LEN] = {9};
+	assert_int_equal(th_outbox_store_seen(ob, a.store, &rq), 0);
+	assert_int_equal(rq, 0);
+	assert_int_equal(th_outbox_store_seen(ob, other, &rq), 0);
+	assert_int_equal(rq, 1);
+	int n = 0;
+	assert_int_equal(th_outbox_list(ob, TH_OB_TPENDING, 1, count_cb, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(th_outbox_enqueue(ob, r, h5, "f5", 0, 500, &e), 0);
+	assert_int_equal(e.outcome, TH_OB_NEW);
+	assert_int_equal(e.rev, 5001);
+	th_outbox_close(&ob);
+	assert_int_equal(th_outbox_open(f->outbox, &ob, &why), 0);
+	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 2);
+	th_outbox_close(&ob);
+	th_report_destroy(&r);
+}
+
+/* The public key in a keygen .pub file ("public Z85" line). */
+static void read_pub(const char *path, char out[41])
+{
+	char *t = tu_read_file(path, NULL);
+	assert_non_null(t);
+	/* a line "public Z85" (comment lines may mention "public key") */
+	char *p = strncmp(t, "public ", 7) ? strstr(t, "\npublic ") : t - 1;
+	assert_non_null(p);
+	p += 8;
+	while (*p == ' ')
+		p++;
+	memcpy(out, p, 40);
+	out[40] = 0;
+	free(t);
+}
+
+/* With CURVE: a registered agent key files for its subtree (accepted), not
+ * outside it (rejected, reason in status); an unregistered key is told
+ * "refused this key" and exits 5. */
+static void curve_scope_and_refusal(void **state)
+{
+	fx *f = *state;
+	const char *coll = getenv("TH_IT_COLLECTOR");
+	if (coll && *coll)
+		skip();   /* needs the real collector's keys */
+	if (access(tu_bin("collector/tonghop-collector"), X_OK) != 0)
+		skip();
+	char pfx[3][4300], path[4400];
+	const char *names[3] = {"server", "agent", "other"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(pfx[i], sizeof pfx[i], "%s/%s", f->dir, names[i]);
+		char *argv[] = {(char *)tu_bin("collector/tonghop-collector"), "keygen", pfx[i], NULL};
+		assert_int_equal(tu_run(argv, f->log), 0);
+	}
+	char apub[41], keysf[4300], line[200];
+	snprintf(path, sizeof path, "%s.pub", pfx[1]);
+	read_pub(path, apub);
+	snprintf(keysf, sizeof keysf, "%s/keys.txt", f->dir);
+	snprintf(line, sizeof line, "%s Q01 agent district agent\n", apub);
+	assert_int_equal(tu_write_file(keysf, line, strlen(line)), 0);
+	char skey[4400], spub[4400], akey[4400], okey[4400];
+	snprintf(skey, sizeof skey, "%s.key", pfx[0]);
+	snprintf(spub, sizeof spub, "%s.pub", pfx[0]);
+	snprintf(akey, sizeof akey, "%s.key", pfx[1]);
+	snprintf(okey, sizeof okey, "%s.key", pfx[2]);
+	coll_start_with(f, keysf, skey);
+	char inside[4200], outside[4200];
+	one_file(f, "P0103", NULL, 61, 0, inside);
+	one_file(f, "SNV", NULL, 61, 0, outside);
+	char *base[] = {(char *)tu_bin("publisher/tonghop-publish"), "send", "--outbox", f->outbox,
+	                "--collector", f->ep, "--key", akey, "--server-key", spub, "--defs",
+	                (char *)defs_dir(), "--timeout", "30", inside, NULL};
+	unlink(f->log);
+	assert_int_equal(tu_run(base, f->log), 0);
+	base[14] = outside;
+	unlink(f->log);
+	assert_int_equal(tu_run(base, f->log), 1);
+	char *js = status_json(f);
+	char *rej = json_section(js, "rejected");
+	assert_int_equal(count_str(rej, "\"unit\": \"SNV\""), 1);
+	free(rej);
+	free(js);
+	/* an unregistered key */
+	char other_outbox[4300];
+	snprintf(other_outbox, sizeof other_outbox, "%s/outbox-other", f->dir);
+	base[3] = other_outbox;
+	base[7] = okey;
+	base[14] = inside;
+	unlink(f->log);
+	assert_int_equal(tu_run(base, f->log), 5);
+	char *log = read_log(f);
+	assert_non_null(strstr(log, "refused this key"));
+	free(log);
+	coll_stop(f);
+	assert_int_equal(store_check(f, inside, 1), 1);
+}
+
+/* Usage errors and a missing key file are exit 2; a broken outbox format is
+ * refused. */
+static void usage_and_keys(void **state)
+{
+	fx *f = *state;
+	char *argv1[] = {(char *)tu_bin("publisher/tonghop-publish"), "bogus", NULL};
+	assert_int_equal(tu_run(argv1, f->log), 2);
+	char *argv2[] = {(char *)tu_bin("publisher/tonghop-publish"), "--help", NULL};
+	assert_int_equal(tu_run(argv2, f->log), 0);
+	char keyf[4300];
+	snprintf(keyf, sizeof keyf, "%s/agent.key", f->dir);
+	assert_int_equal(tu_write_file(keyf, "public short\nsecret short\n", 26), 0);
+	char *argv3[] = {(char *)tu_bin("publisher/tonghop-publish"), "send", "--outbox", f->outbox,
+	                 "--key", keyf, "--server-key", keyf, "x.csv", NULL};
+	assert_int_equal(tu_run(argv3, f->log), 2);
+	char *log = read_log(f);
+	assert_non_null(strstr(log, "Z85"));
+	free(log);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(outbox_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(send_collector_down_then_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(kill9_agent_mid_send, setup, teardown),
+		cmocka_unit_test_setup_teardown(kill9_collector_mid_send, setup, teardown),
+		cmocka_unit_test_setup_teardown(invalid_file_not_sent, setup, teardown),
+		cmocka_unit_test_setup_teardown(rejected_reason_in_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(corrected_file_supersedes, setup, teardown),
+		cmocka_unit_test_setup_teardown(older_file_after_newer, setup, teardown),
+		cmocka_unit_test_setup_teardown(drop_slow_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(drop_rename_into_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(drop_replaced_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(drop_polling_fallback, setup, teardown),
+		cmocka_unit_test_setup_teardown(store_change_resends, setup, teardown),
+		cmocka_unit_test_setup_teardown(defs_cached_from_welcome, setup, teardown),
+		cmocka_unit_test_setup_teardown(refused_key_exit5, setup, teardown),
+		cmocka_unit_test_setup_teardown(curve_scope_and_refusal, setup, teardown),
+		cmocka_unit_test_setup_teardown(usage_and_keys, setup, teardown),
+	};
+	int rc = TH_RUN_TESTS(tests, argc, argv);
+	th_defset_destroy(&g_defs);
+	return rc;
+}
