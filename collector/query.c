@@ -200,8 +200,12 @@ int th_query_answer(th_store *store, const th_defset *defs, const th_stats *st,
 			ks(&pk, "reason"); ks(&pk, th_errname(rc));
 			ks(&pk, "message"); ks(&pk, th_strerror(rc));
 		} else {
+			const th_units *h = NULL;
+			long ui = -1;
+			if (th_store_hierarchy_for(store, r.period, &h) == 0 && h)
+				ui = th_units_find(h, r.unit);
 			ks(&pk, "ok"); msgpack_pack_true(&pk);
-			ks(&pk, "node"); pack_node(&pk, d, NULL, &n);
+			ks(&pk, "node"); pack_node(&pk, d, ui >= 0 ? th_units_at(h, (size_t)ui) : NULL, &n);
 			th_node_free(&n);
 		}
 		goto done;

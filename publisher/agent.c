@@ -140,9 +140,14 @@ static int read_keys(const char *path, char keys[2][TH_Z85_KEY_LEN + 1], int wan
 		if (tab && (!tok || tab > tok))
 			tok = tab;
 		tok = tok ? tok + 1 : p;
-		if (*tok == '"' || *tok == '=') tok++;
+		/* '=' and '"' are Z85 characters: strip a "key = value" sign or quotes only
+		 * when the token is longer than a key */
 		size_t tl = strlen(tok);
-		if (tl && tok[tl - 1] == '"')
+		if (tl > TH_Z85_KEY_LEN && (*tok == '"' || *tok == '=')) {
+			tok++;
+			tl--;
+		}
+		if (tl > TH_Z85_KEY_LEN && tok[tl - 1] == '"')
 			tok[--tl] = 0;
 		if (!z85_ok(tok, tl)) {
 			fclose(f);
