@@ -462,6 +462,80 @@ static void too_many_reports(void **state)
 	th_report_destroy(&r);
 }
 
+static void too_many_rows(void **state)
+{
+	(void)state;
+	th_report *r = pl3_report();   /* two rows */
+	th_report *arr[1] = {r};
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_submit(1, arr, 1, defs, &buf, &len), 0);
+	th_limits lim = th_limits_default;
+	lim.max_rows = 1;
+	th_submit_decoded s;
+	const char *why;
+	assert_int_equal(th_wire_decode_submit(buf, len, defs, &lim, &s, &why), 0);
+	assert_int_equal(s.err[0], TH_ETOOBIG);
+	th_submit_decoded_free(&s);
+	free(buf);
+	th_report_destroy(&r);
+}
+
+static void hello_round_trip(void **state)
+{
+	(void)state;
+	th_hello h = {.agent = "tonghop-publish 1.0", .unit = "Sở Nội vụ", .id = 77};
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_hello(&h, &buf, &len), 0);
+	th_msg_type t;
+	const char *why = NULL;
+	assert_int_equal(th_wire_type(buf, len, &t, &why), 0);
+	assert_int_equal(t, TH_MSG_HELLO);
+	th_hello b;
+	assert_int_equal(th_wire_decode_hello(buf, len, &b, &why), 0);
+	assert_string_equal(b.agent, h.agent);
+	assert_string_equal(b.unit, h.unit);
+	assert_int_equal(b.id, 77);
+	th_hello_free(&b);
+	free(buf);
+}
+
+static void mp_cursor_bounds(void **state)
+{
+	(void)state;
+	th_mp m;
+	uint32_t n;
+	const char *s;
+	int64_t i;
+	/* str32 claiming 2^32-1 bytes with 2 present */
+	const uint8_t big_str[] = {0xdb, 0xff, 0xff, 0xff, 0xff, 'a', 'b'};
+	th_mp_init(&m, big_str, sizeof big_str);
+	assert_int_equal(th_mp_str(&m, &s, &n), TH_ETRUNC);
+	/* map32 claiming 2^31 pairs */
+	const uint8_t big_map[] = {0xdf, 0x80, 0x00, 0x00, 0x00, 0xc0, 0xc0};
+	th_mp_init(&m, big_map, sizeof big_map);
+	assert_int_equal(th_mp_map(&m, &n), TH_ETRUNC);
+	/* a float64 is not an int and is not consumed */
+	const uint8_t f64[] = {0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0};
+	th_mp_init(&m, f64, sizeof f64);
+	assert_int_equal(th_mp_peek(&m), TH_MP_FLOAT);
+	assert_int_equal(th_mp_int(&m, &i), TH_ETYPE);
+	assert_int_equal(th_mp_left(&m), sizeof f64);
+	/* uint64 above INT64_MAX does not fit int64 */
+	const uint8_t u64[] = {0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	th_mp_init(&m, u64, sizeof u64);
+	assert_int_equal(th_mp_int(&m, &i), TH_ERANGE);
+	/* negative fixint and int64 minimum */
+	const uint8_t neg[] = {0xe0, 0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0};
+	th_mp_init(&m, neg, sizeof neg);
+	assert_int_equal(th_mp_int(&m, &i), 0);
+	assert_int_equal(i, -32);
+	assert_int_equal(th_mp_int(&m, &i), 0);
+	assert_true(i == INT64_MIN);
+	assert_int_equal(th_mp_left(&m), 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +553,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(ack_round_trip),
 		cmocka_unit_test(error_round_trip),
 		cmocka_unit_test(too_many_reports),
+		cmocka_unit_test(too_many_rows),
+		cmocka_unit_test(hello_round_trip),
+		cmocka_unit_test(mp_cursor_bounds),
 	};
 	def("PL1");
 	int rc = TH_RUN_TESTS(tests, argc, argv);

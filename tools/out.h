@@ -27,8 +27,15 @@ const char *th_table_get(const th_table *t, size_t row, size_t col);
 
 /* Parses "table", "csv", "json", "xlsx"; -1 when unknown. */
 int th_format_parse(const char *s);
-/* Writes t.  xlsx needs path (others write to f).  bom adds a UTF-8 BOM to
- * csv (Excel).  json_keys are the object keys per column (NULL: headers).
+/* Writes t.  xlsx needs path (others write to f).
+ *   table: aligned by display width (th_utf8_width: Vietnamese combining
+ *          marks are zero-wide), numeric columns right-aligned, the header
+ *          underlined, null cells empty, no trailing blanks;
+ *   csv:   RFC 4180 (CRLF, quotes doubled), null = empty field; bom adds a
+ *          UTF-8 BOM (Excel);
+ *   json:  an array of objects keyed by json_keys (NULL: headers); null
+ *          cells are null, numeric cells that are JSON numbers are numbers;
+ *   xlsx:  one sheet, a bold header row, numeric cells as numbers.
  * Returns 0 or -1 (message on stderr). */
 int th_table_write(const th_table *t, th_format fmt, FILE *f, const char *path, int bom,
                    const char *const *json_keys, const char *sheet);

@@ -109,10 +109,55 @@ int th_format_parse(const char *s)
 	return -1;
 }
 
-static void pad(FILE *f, size_t n)
+/* Writes one cell: line breaks and tabs become blanks so a row stays one
+ * line.  Blanks are held back in *pending and written only before visible
+ * text, so lines carry no trailing blanks. */
+static void put_text(FILE *f, const char *s, size_t *pending)
 {
-	while (n--)
-		fputc(' ', f);
+	for (; *s; s++) {
+		if (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t') {
+			(*pending)++;
+			continue;
+		}
+		for (; *pending; (*pending)--)
+			fputc(' ', f);
+		fputc(*s, f);
+	}
+}
+
+/* Display width of a cell as put_text writes it. */
+static size_t cell_width(const char *s)
+{
+	if (!s)
+		return 0;
+	if (!strpbrk(s, "\n\r\t"))
+		return th_utf8_width(s);
+	char *c = strdup(s);
+	if (!c)
+		return th_utf8_width(s);
+	for (char *p = c; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	size_t w = th_utf8_width(c);
+	free(c);
+	return w;
+}
+
+static void write_line(const th_table *t, FILE *f, const size_t *w, char *const *cells)
+{
+	size_t pending = 0;
+	for (size_t c = 0; c < t->ncols; c++) {
+		const char *s = cells[c] ? cells[c] : "";
+		size_t x = cell_width(s);
+		if (c)
+			pending += 2;
+		if (t->numeric[c])
+			pending += w[c] > x ? w[c] - x : 0;
+		put_text(f, s, &pending);
+		if (!t->numeric[c])
+			pending += w[c] > x ? w[c] - x : 0;
+	}
+	fputc('\n', f);
 }
 
 static void write_table(const th_table *t, FILE *f)
@@ -121,49 +166,23 @@ static void write_table(const th_table *t, FILE *f)
 	if (!w)
 		return;
 	for (size_t c = 0; c < t->ncols; c++) {
-		w[c] = th_utf8_width(t->head[c]);
+		w[c] = cell_width(t->head[c]);
 		for (size_t r = 0; r < t->nrows; r++) {
-			const char *s = t->cells[r * t->ncols + c];
-			size_t x = s ? th_utf8_width(s) : 0;
+			size_t x = cell_width(t->cells[r * t->ncols + c]);
 			if (x > w[c])
 				w[c] = x;
 		}
 	}
+	write_line(t, f, w, t->head);
 	for (size_t c = 0; c < t->ncols; c++) {
-		const char *h = t->head[c] ? t->head[c] : "";
-		size_t x = th_utf8_width(h);
-		if (t->numeric[c])
-			pad(f, w[c] - x);
-		fputs(h, f);
-		if (!t->numeric[c] && c + 1 < t->ncols)
-			pad(f, w[c] - x);
-		if (c + 1 < t->ncols)
+		if (c)
 			fputs("  ", f);
-	}
-	fputc('\n', f);
-	for (size_t c = 0; c < t->ncols; c++) {
 		for (size_t k = 0; k < w[c]; k++)
 			fputc('-', f);
-		if (c + 1 < t->ncols)
-			fputs("  ", f);
 	}
 	fputc('\n', f);
-	for (size_t r = 0; r < t->nrows; r++) {
-		for (size_t c = 0; c < t->ncols; c++) {
-			const char *s = t->cells[r * t->ncols + c];
-			if (!s)
-				s = "";
-			size_t x = th_utf8_width(s);
-			if (t->numeric[c])
-				pad(f, w[c] - x);
-			fputs(s, f);
-			if (!t->numeric[c] && c + 1 < t->ncols)
-				pad(f, w[c] - x);
-			if (c + 1 < t->ncols)
-				fputs("  ", f);
-		}
-		fputc('\n', f);
-	}
+	for (size_t r = 0; r < t->nrows; r++)
+		write_line(t, f, w, &t->cells[r * t->ncols]);
 	free(w);
 }
 
@@ -171,7 +190,10 @@ static void csv_field(FILE *f, const char *s)
 {
 	if (!s)
 		return;
-	if (strpbrk(s, ",\"\n\r;")) {
+	/* RFC 4180: quote fields holding a separator (',' or Excel's ';'), a
+	 * quote, a line break, or blanks at the ends (which readers trim) */
+	size_t n = strlen(s);
+	if (strpbrk(s, ",\"\n\r;") || (n && (s[0] == ' ' || s[n - 1] == ' '))) {
 		fputc('"', f);
 		for (; *s; s++) {
 			if (*s == '"')
@@ -241,14 +263,14 @@ int th_table_write(const th_table *t, th_format fmt, FILE *f, const char *path, 
 				fputc(',', f);
 			csv_field(f, t->head[c]);
 		}
-		fputc('\n', f);
+		fputs("\r\n", f);
 		for (size_t r = 0; r < t->nrows; r++) {
 			for (size_t c = 0; c < t->ncols; c++) {
 				if (c)
 					fputc(',', f);
 				csv_field(f, t->cells[r * t->ncols + c]);
 			}
-			fputc('\n', f);
+			fputs("\r\n", f);
 		}
 		return 0;
 	case TH_FMT_JSON:
@@ -286,8 +308,17 @@ int th_table_write(const th_table *t, th_format fmt, FILE *f, const char *path, 
 		lxw_worksheet *ws = workbook_add_worksheet(wb, sheet);
 		lxw_format *bold = workbook_add_format(wb);
 		format_set_bold(bold);
-		for (size_t c = 0; c < t->ncols; c++)
+		for (size_t c = 0; c < t->ncols; c++) {
 			worksheet_write_string(ws, 0, (lxw_col_t)c, t->head[c] ? t->head[c] : "", bold);
+			/* a readable width: the widest cell, bounded */
+			size_t w = t->numeric[c] ? 8 : cell_width(t->head[c]);
+			for (size_t r = 0; r < t->nrows; r++) {
+				size_t x = cell_width(t->cells[r * t->ncols + c]);
+				if (x > w)
+					w = x;
+			}
+			worksheet_set_column(ws, (lxw_col_t)c, (lxw_col_t)c, (double)(w > 60 ? 60 : w) + 2, NULL);
+		}
 		for (size_t r = 0; r < t->nrows; r++)
 			for (size_t c = 0; c < t->ncols; c++) {
 				const char *s = t->cells[r * t->ncols + c];

@@ -1,828 +1,1354 @@
-/* tonghop -- the command line for inspectors and the central team: rollups per
- * level, completeness, history, validation, exports. */
+/* tonghop -- the command line for inspectors and leaders: rollup tables per
+ * level, completeness, a unit's reports and their history, the hierarchy,
+ * offline validation of appendix files, and a store integrity check.
+ *
+ * Data source: --db DIR opens the collector's LMDB store read-only (LMDB
+ * allows readers in other processes while the collector writes).
+ * Exit codes: 0 ok, 1 a problem was found or a runtime failure, 2 usage. */
 #include "out.h"
+#include "tonghop.h"
 #include "th_csv.h"
 #include "th_def.h"
+#include "th_report.h"
 #include "th_rollup.h"
 #include "th_store.h"
 #include "th_units.h"
+#include "th_value.h"
 
-#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-typedef struct {
-	const char *db, *defs, *units, *appendix, *period, *unit, *parent, *columns, *out, *format;
-	const char *encoding, *tree;
-	int level, own, history, versions, excel;
+#define EXIT_USAGE 2
+
+/* --- shared state and helpers ------------------------------------------------ */
+typedef struct opts {
+	const char *db, *defs_dir, *units_file, *appendix, *period, *parent, *columns, *out_path;
+	const char *unit, *tree, *sheet, *pub, *key, *server_key, *collector;
+	long level, count;
+	int level_set, insecure;
+	int own, history, versions, excel;
 	th_format fmt;
 } opts;
 
-static void usage(FILE *f)
+static const char *prog = "tonghop";
+
+static void die_usage(const char *cmd, const char *msg)
 {
-	fprintf(f,
-	"usage: tonghop COMMAND [options]\n"
-	"\n"
-	"commands:\n"
-	"  rollup    --db DIR -a APPENDIX -p PERIOD [--level N | --parent CODE] [--own] [--columns a,b]\n"
-	"            one row per unit at a level (or per child of CODE) with subtree totals, plus a total row\n"
-	"  status    --db DIR -a APPENDIX -p PERIOD [--level N] [--unit CODE]\n"
-	"            completeness: expected / reported / on time / late / missing, and who is missing\n"
-	"  report    --db DIR UNIT APPENDIX PERIOD [--history]\n"
-	"            a unit's current report; --history: every revision, when, who, what changed\n"
-	"  units     (--units FILE | --db DIR) [--tree CODE]   list units, or draw a subtree\n"
-	"  validate  FILE... [--defs DIR] [--unit CODE] [--period P] [--encoding NAME]\n"
-	"            check appendix files exactly as the agent and the collector do\n"
-	"  check     --db DIR   verify the store: incremental rollups equal a recomputation\n"
-	"\n"
-	"common options:\n"
-	"  --db DIR            the collector's store, opened read-only (safe while it runs)\n"
-	"  --defs DIR          appendix definitions (default: %s)\n"
-	"  -a, --appendix ID   PL1, PL2, PL3\n"
-	"  -p, --period P      2021, 2021-Q2, 2021-H1, 2021-06\n"
-	"  -f, --format F      table (default), csv, json, xlsx (needs -o)\n"
-	"  -o, --output FILE   write to FILE instead of standard output\n"
-	"  --excel             csv with a UTF-8 BOM, for Excel\n"
-	"  -h, --help          this text;  -V, --version\n"
-	"\n"
-	"Exit codes: 0 ok, 1 a check failed or a file is invalid, 2 usage, 3 data unavailable.\n",
-	TH_SOURCE_APPENDICES);
+	fprintf(stderr, "%s %s: %s\n(try `%s %s --help')\n", prog, cmd, msg, prog, cmd);
+	exit(EXIT_USAGE);
 }
 
-static const struct option long_opts[] = {
-	{"db", 1, 0, 'd'}, {"defs", 1, 0, 'D'}, {"units", 1, 0, 'U'}, {"appendix", 1, 0, 'a'},
-	{"period", 1, 0, 'p'}, {"unit", 1, 0, 'u'}, {"parent", 1, 0, 'P'}, {"level", 1, 0, 'l'},
-	{"own", 0, 0, 'O'}, {"columns", 1, 0, 'c'}, {"format", 1, 0, 'f'}, {"output", 1, 0, 'o'},
-	{"history", 0, 0, 'H'}, {"tree", 1, 0, 't'}, {"versions", 0, 0, 'v'}, {"encoding", 1, 0, 'e'},
-	{"excel", 0, 0, 'x'}, {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
-
-static th_defset *load_defs(const opts *o)
+static th_defset *load_defs(const char *dir)
 {
+	th_diag *diag = th_diag_new();
 	th_defset *defs = NULL;
-	th_diag *d = th_diag_new();
-	if (th_defset_load_dir(o->defs, &defs, d) != 0) {
-		for (size_t i = 0; i < th_diag_count(d); i++)
-			fprintf(stderr, "tonghop: %s\n", th_diag_text(d, i));
-		fprintf(stderr, "tonghop: cannot load the appendix definitions of %s\n", o->defs);
+	int rc = th_defset_load_dir(dir ? dir : TH_SOURCE_APPENDICES, &defs, diag);
+	if (rc != 0) {
+		for (size_t i = 0; diag && i < th_diag_count(diag); i++)
+			fprintf(stderr, "%s\n", th_diag_text(diag, i));
+		fprintf(stderr, "%s: cannot load definitions from %s: %s\n", prog,
+		        dir ? dir : TH_SOURCE_APPENDICES, th_strerror(rc));
+		defs = NULL;
 	}
-	th_diag_destroy(&d);
+	th_diag_destroy(&diag);
 	return defs;
 }
 
-static th_store *open_store(const opts *o, const th_defset *defs)
+static th_store *open_store(const char *dir, const th_defset *defs)
 {
-	if (!o->db) {
-		fprintf(stderr, "tonghop: --db DIR is required (the collector's store directory)\n");
-		return NULL;
-	}
 	th_store_opts so = {.readonly = 1};
 	th_store *s = NULL;
-	int rc = th_store_open(o->db, &so, &s);
+	int rc = th_store_open(dir, &so, &s);
 	if (rc != 0) {
-		fprintf(stderr, "tonghop: cannot open the store %s: %s\n", o->db, th_strerror(rc));
+		fprintf(stderr, "%s: cannot open store %s: %s\n", prog, dir, th_strerror(rc));
 		return NULL;
 	}
-	th_store_set_defs(s, defs);
+	if (defs && (rc = th_store_set_defs(s, defs)) != 0) {
+		fprintf(stderr, "%s: store %s: definitions: %s\n", prog, dir, th_strerror(rc));
+		th_store_close(&s);
+	}
 	return s;
 }
 
-static FILE *open_out(const opts *o)
+/* The hierarchy a period uses (its binding, else the newest version). */
+static const th_units *hierarchy_of(th_store *s, const char *period)
 {
-	if (!o->out || o->fmt == TH_FMT_XLSX)
-		return stdout;
-	FILE *f = fopen(o->out, "w");
-	if (!f)
-		fprintf(stderr, "tonghop: cannot write %s: %s\n", o->out, strerror(errno));
-	return f;
+	const th_units *u = NULL;
+	if (period && th_store_hierarchy_for(s, period, &u) == 0 && u)
+		return u;
+	return th_store_current_hierarchy(s);
 }
 
-static int emit(const opts *o, th_table *t, const char *const *keys, const char *sheet)
+static void fmt_time(int64_t us, char *buf, size_t cap)
 {
-	FILE *f = open_out(o);
-	if (!f)
-		return 3;
-	int rc = th_table_write(t, o->fmt, f, o->out, o->excel, keys, sheet);
-	if (f != stdout)
-		fclose(f);
-	return rc ? 3 : 0;
+	time_t t = (time_t)(us / 1000000);
+	struct tm tm;
+	if (!localtime_r(&t, &tm) || !strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(buf, cap, "%" PRId64, us);
 }
 
-/* --- value formatting ----------------------------------------------------------- */
-
-static void fmt_scaled(int64_t v, int scale, char *buf, size_t cap)
+/* Text of a cell for people (vn != 0: decimal comma, dd/mm/yyyy) or for
+ * programs (machine form).  NULL for null. buf holds 32 bytes. */
+static const char *cell_text(const th_column *c, const th_value *v, int vn, char *buf)
 {
-	char b[32];
-	th_fmt_dec(v, scale, 0, b);
-	snprintf(buf, cap, "%s", b);
-}
-
-static void fmt_ratio(int64_t num, int64_t den, char *buf, size_t cap)
-{
-	if (den == 0) {
-		snprintf(buf, cap, "—");
-		return;
+	if (v->null)
+		return NULL;
+	switch (c->type) {
+	case TH_T_INT:
+		return th_fmt_int(v->i, buf);
+	case TH_T_DEC:
+		return th_fmt_dec(v->i, c->scale, vn, buf);
+	case TH_T_DATE:
+		return th_fmt_date((int32_t)v->i, !vn, buf);
+	case TH_T_BOOL:
+		return vn ? (v->i ? "có" : "không") : (v->i ? "true" : "false");
+	case TH_T_ENUM:
+		if (v->i >= 0 && (size_t)v->i < c->n_values)
+			return c->values[v->i].code;
+		return th_fmt_int(v->i, buf);
+	case TH_T_TEXT:
+		return v->s ? v->s : "";
 	}
-	/* one decimal, rounded half away from zero, in integer arithmetic */
-	__int128 x = (__int128)num * 1000 / den;
-	__int128 r = (__int128)num * 1000 % den;
-	if (2 * (r < 0 ? -r : r) >= (den < 0 ? -den : den))
-		x += (x < 0 || (x == 0 && num < 0)) ? -1 : 1;
-	long long q = (long long)x;
-	snprintf(buf, cap, "%s%lld.%lld%%", q < 0 ? "-" : "", (q < 0 ? -q : q) / 10, (q < 0 ? -q : q) % 10);
+	return NULL;
 }
 
-/* --- rollup ---------------------------------------------------------------------- */
-
-typedef struct {
-	int kind;       /* 0 column value, 1 count_by value, 2 ratio */
-	size_t idx;     /* column or ratio index */
-	size_t k;       /* enum value for count_by */
-	char id[160];
-	char title[512];
-} colspec;
-
-static int add_spec(colspec **cs, size_t *n, colspec c)
+static int output_table(const th_table *t, const opts *o, const char *const *keys)
 {
-	colspec *x = realloc(*cs, (*n + 1) * sizeof *x);
-	if (!x)
-		return -1;
-	*cs = x;
-	x[(*n)++] = c;
-	return 0;
-}
-
-static void spec_for_column(const th_def *d, size_t c, colspec **cs, size_t *n)
-{
-	const th_column *col = &d->cols[c];
-	if (col->rollup == TH_ROLL_COUNT_BY) {
-		for (size_t k = 0; k < col->n_values; k++) {
-			colspec s = {.kind = 1, .idx = c, .k = k};
-			snprintf(s.id, sizeof s.id, "%s:%s", col->id, col->values[k].code);
-			snprintf(s.title, sizeof s.title, "%s", col->values[k].title);
-			add_spec(cs, n, s);
+	FILE *f = stdout;
+	if (o->out_path && o->fmt != TH_FMT_XLSX) {
+		f = fopen(o->out_path, "w");
+		if (!f) {
+			fprintf(stderr, "%s: cannot write %s\n", prog, o->out_path);
+			return 1;
 		}
-	} else if (col->rollup != TH_ROLL_NONE) {
-		colspec s = {.kind = 0, .idx = c};
-		snprintf(s.id, sizeof s.id, "%s", col->id);
-		snprintf(s.title, sizeof s.title, "%s", col->id);
-		add_spec(cs, n, s);
 	}
+	int rc = th_table_write(t, o->fmt, f, o->out_path, o->excel, keys,
+	                        o->sheet ? o->sheet : "tonghop");
+	if (f != stdout && fclose(f) != 0)
+		rc = -1;
+	fflush(stdout);
+	return rc ? 1 : 0;
 }
 
-static int choose_columns(const th_def *d, const char *list, colspec **cs, size_t *n)
+/* --- data source: the store (--db) or the collector's query socket ------ */
+typedef struct src {
+	th_store *s;
+	th_qc *q;
+	const th_def *d;
+} src;
+
+static int src_open(src *x, const opts *o, const th_defset *defs, const th_def *d)
 {
-	if (list) {
-		char *copy = strdup(list), *save = NULL;
-		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-			long c = th_def_column(d, t);
-			int found = 0;
-			if (c >= 0) {
-				spec_for_column(d, (size_t)c, cs, n);
-				found = 1;
+	x->d = d;
+	if (o->collector) {
+		char why[300];
+		x->q = th_qc_new(o->collector, o->key, o->server_key, o->insecure, why, sizeof why);
+		if (!x->q)
+			fprintf(stderr, "%s: collector %s: %s\n", prog, o->collector, why);
+		return x->q ? 0 : -1;
+	}
+	x->s = open_store(o->db, defs);
+	return x->s ? 0 : -1;
+}
+
+static void src_close(src *x)
+{
+	th_qc_destroy(&x->q);
+	th_store_close(&x->s);
+}
+
+static const char *src_error(const src *x, int rc)
+{
+	return x->q ? th_qc_error(x->q) : th_strerror(rc);
+}
+
+static int src_level(src *x, const char *a, const char *p, uint32_t level, const char *parent,
+                     th_node_cb cb, void *ctx)
+{
+	return x->q ? th_qc_level(x->q, x->d, a, p, level, parent, cb, ctx)
+	            : th_store_level(x->s, a, p, level, parent, cb, ctx);
+}
+
+static int src_missing(src *x, const char *a, const char *p, const char *unit, th_node_cb cb,
+                       void *ctx)
+{
+	return x->q ? th_qc_missing(x->q, a, p, unit, cb, ctx) : th_store_missing(x->s, a, p, unit, cb, ctx);
+}
+
+static int src_node(src *x, const char *a, const char *p, const char *unit, th_node *out)
+{
+	memset(out, 0, sizeof *out);
+	return x->q ? th_qc_node(x->q, x->d, a, p, unit, out, NULL) : th_store_get_node(x->s, a, p, unit, out);
+}
+
+/* The unit a table is about: CODE (--parent/--unit) or the root; its name
+ * and depth, and the depth of the rows (child_level).  Checks level against
+ * the hierarchy.  Returns 0, 1 (failure) or EXIT_USAGE. */
+typedef struct topinfo {
+	char code[TH_CODE_MAX + 1];
+	char name[512];
+	uint32_t depth;
+	const th_units *u;      /* store mode only */
+} topinfo;
+
+static int root_cb(void *ctx, const th_unit *u, const th_node *n)
+{
+	(void)n;
+	topinfo *t = ctx;
+	snprintf(t->code, sizeof t->code, "%s", u->code);
+	snprintf(t->name, sizeof t->name, "%s", u->name);
+	t->depth = 1;
+	return 1;    /* the first row is enough */
+}
+
+static int find_top(src *x, const opts *o, const char *code, uint32_t *level, topinfo *t)
+{
+	memset(t, 0, sizeof *t);
+	if (x->q) {
+		if (code) {
+			th_node n;
+			char *name = NULL;
+			int rc = th_qc_node(x->q, x->d, o->appendix, o->period, code, &n, &name);
+			if (rc) {
+				fprintf(stderr, "%s: %s: %s\n", prog, code, th_qc_error(x->q));
+				return 1;
 			}
-			for (size_t r = 0; !found && r < d->n_ratios; r++)
-				if (strcmp(d->ratios[r].id, t) == 0) {
-					colspec s = {.kind = 2, .idx = r};
-					snprintf(s.id, sizeof s.id, "%s", d->ratios[r].id);
-					snprintf(s.title, sizeof s.title, "%s", d->ratios[r].id);
-					add_spec(cs, n, s);
-					found = 1;
-				}
-			if (!found) {
-				fprintf(stderr, "tonghop: --columns: %s is not a column or ratio of %s\n", t, d->id);
-				free(copy);
-				return -1;
-			}
+			snprintf(t->code, sizeof t->code, "%s", code);
+			/* the node answer may carry no name: show the code then */
+			snprintf(t->name, sizeof t->name, "%s", name && *name ? name : code);
+			t->depth = n.level;
+			*level = n.level + 1;
+			free(name);
+			th_node_free(&n);
+			return 0;
 		}
-		free(copy);
+		int rc = th_qc_level(x->q, x->d, o->appendix, o->period, 1, NULL, root_cb, t);
+		if (rc < 0 || !t->code[0]) {
+			fprintf(stderr, "%s: reading the root: %s\n", prog, th_qc_error(x->q));
+			return 1;
+		}
 		return 0;
 	}
-	/* default: the first six summed or counted columns, then every ratio */
-	size_t shown = 0;
-	for (size_t c = 0; c < d->n_cols && shown < 6; c++)
-		if (d->cols[c].rollup == TH_ROLL_SUM || d->cols[c].rollup == TH_ROLL_COUNT_BY ||
-		    d->cols[c].rollup == TH_ROLL_COUNT_TRUE) {
-			spec_for_column(d, c, cs, n);
-			shown++;
-		}
-	for (size_t r = 0; r < d->n_ratios; r++) {
-		colspec s = {.kind = 2, .idx = r};
-		snprintf(s.id, sizeof s.id, "%s", d->ratios[r].id);
-		snprintf(s.title, sizeof s.title, "%s", d->ratios[r].id);
-		add_spec(cs, n, s);
+	const th_units *u = hierarchy_of(x->s, o->period);
+	if (!u) {
+		fprintf(stderr, "%s: store %s has no hierarchy\n", prog, o->db);
+		return 1;
+	}
+	t->u = u;
+	long i = code ? th_units_find(u, code) : (long)th_units_root(u);
+	if (i < 0) {
+		fprintf(stderr, "%s: unknown unit %s\n", prog, code);
+		return 1;
+	}
+	const th_unit *n = th_units_at(u, (size_t)i);
+	snprintf(t->code, sizeof t->code, "%s", n->code);
+	snprintf(t->name, sizeof t->name, "%s", n->name);
+	t->depth = n->depth;
+	if (code)
+		*level = n->depth + 1;
+	if (*level < 1 || *level > th_units_max_depth(u)) {
+		fprintf(stderr, "%s: level %u: the hierarchy has levels 1 to %u\n", prog, *level,
+		        th_units_max_depth(u));
+		return code ? 1 : EXIT_USAGE;
 	}
 	return 0;
 }
 
-static void fill_values(th_table *t, long row, size_t first, const th_def *d, const colspec *cs,
-                        size_t n, const int64_t *v)
-{
-	char buf[64];
-	for (size_t i = 0; i < n; i++) {
-		const colspec *s = &cs[i];
-		if (s->kind == 2) {
-			int64_t num, den;
-			if (th_rollup_ratio(d, v, s->idx, &num, &den) == 0) {
-				fmt_ratio(num, den, buf, sizeof buf);
-				th_table_set(t, (size_t)row, first + i, buf);
-			}
-			continue;
-		}
-		const th_column *col = &d->cols[s->idx];
-		int is_null = 0;
-		int64_t x = th_rollup_value(d, v, s->idx, &is_null);
-		if (is_null)
-			continue;
-		if (s->kind == 1)
-			x = v[col->slot + s->k];
-		if (col->type == TH_T_DEC)
-			fmt_scaled(x, col->scale, buf, sizeof buf);
-		else if (col->type == TH_T_DATE && (col->rollup == TH_ROLL_MIN || col->rollup == TH_ROLL_MAX))
-			th_fmt_date((int32_t)x, 1, buf);
-		else
-			snprintf(buf, sizeof buf, "%lld", (long long)x);
-		th_table_set(t, (size_t)row, first + i, buf);
-	}
-}
+/* --- rollup ------------------------------------------------------------------- */
+/* An output column of a rollup table. */
+typedef struct rcol {
+	enum { RC_COL, RC_ENUMVAL, RC_RATIO } kind;
+	size_t idx;      /* column or ratio index */
+	size_t val;      /* enum value index */
+	char *key;       /* json key */
+	char *title;
+} rcol;
 
-typedef struct {
-	th_table *t;
+typedef struct rollup_ctx {
 	const th_def *d;
-	const colspec *cs;
-	size_t n;
-	int own;
-	int64_t *sum;
-	int overflow;
+	const opts *o;
+	th_table *t;
+	rcol *cols;
+	size_t n_cols;
+	int64_t *acc;    /* --own: sum of the rows shown */
+	int err;
 } rollup_ctx;
 
-static int rollup_cb(void *ctx, const th_unit *u, const th_node *node)
+#define RFIXED 4     /* unit, name, expected, reported */
+
+static int add_rcol(rollup_ctx *x, int kind, size_t idx, size_t val)
 {
-	rollup_ctx *c = ctx;
-	long row = th_table_row(c->t);
-	if (row < 0)
-		return TH_ENOMEM;
-	th_table_set(c->t, (size_t)row, 0, u->code);
-	th_table_set(c->t, (size_t)row, 1, u->name);
-	th_table_setf(c->t, (size_t)row, 2, "%u/%u", node->reported, node->expected);
-	const int64_t *v = c->own ? node->own : node->total;
-	if (v) {
-		fill_values(c->t, row, 3, c->d, c->cs, c->n, v);
-		if (th_rollup_add(c->d, c->sum, v) != 0)
-			c->overflow = 1;
+	rcol *n = realloc(x->cols, (x->n_cols + 1) * sizeof *n);
+	if (!n)
+		return -1;
+	x->cols = n;
+	rcol *c = &x->cols[x->n_cols];
+	c->kind = kind;
+	c->idx = idx;
+	c->val = val;
+	const th_def *d = x->d;
+	int a = -1, b = -1;
+	if (kind == RC_COL) {
+		a = asprintf(&c->key, "%s", d->cols[idx].id);
+		b = asprintf(&c->title, "%s", d->cols[idx].title);
+	} else if (kind == RC_ENUMVAL) {
+		const th_column *col = &d->cols[idx];
+		a = asprintf(&c->key, "%s:%s", col->id, col->values[val].code);
+		b = asprintf(&c->title, "%s: %s", col->title, col->values[val].title);
+	} else {
+		a = asprintf(&c->key, "%s", d->ratios[idx].id);
+		b = asprintf(&c->title, "%s (%%)", d->ratios[idx].title);
 	}
+	if (a < 0 || b < 0)
+		return -1;
+	x->n_cols++;
 	return 0;
 }
 
-static int cmd_rollup(opts *o)
+static int add_column_by_id(rollup_ctx *x, const char *id)
 {
-	if (!o->appendix || !o->period) {
-		fprintf(stderr, "tonghop rollup: --appendix and --period are required\n");
-		return 2;
+	const th_def *d = x->d;
+	for (size_t r = 0; r < d->n_ratios; r++)
+		if (!strcmp(d->ratios[r].id, id))
+			return add_rcol(x, RC_RATIO, r, 0);
+	const char *colon = strchr(id, ':');
+	char name[TH_CODE_MAX + 1];
+	size_t n = colon ? (size_t)(colon - id) : strlen(id);
+	if (n > TH_CODE_MAX)
+		return 1;
+	memcpy(name, id, n);
+	name[n] = 0;
+	long c = th_def_column(d, name);
+	if (c < 0 || d->cols[c].rollup == TH_ROLL_NONE)
+		return 1;
+	if (d->cols[c].rollup == TH_ROLL_COUNT_BY) {
+		if (colon) {
+			long v = th_def_enum(&d->cols[c], colon + 1);
+			return v < 0 ? 1 : add_rcol(x, RC_ENUMVAL, (size_t)c, (size_t)v);
+		}
+		for (size_t v = 0; v < d->cols[c].n_values; v++)
+			if (add_rcol(x, RC_ENUMVAL, (size_t)c, v))
+				return -1;
+		return 0;
 	}
-	th_defset *defs = load_defs(o);
-	if (!defs)
-		return 3;
-	const th_def *d = th_defset_latest(defs, o->appendix);
-	if (!d) {
-		fprintf(stderr, "tonghop: unknown appendix %s\n", o->appendix);
-		th_defset_destroy(&defs);
-		return 2;
-	}
-	th_store *s = open_store(o, defs);
-	if (!s) {
-		th_defset_destroy(&defs);
-		return 3;
-	}
-	colspec *cs = NULL;
+	return colon ? 1 : add_rcol(x, RC_COL, (size_t)c, 0);
+}
+
+/* Default: the summed columns the ratios are made of (up to 5; else the first
+ * 5 summed columns; else the values of the first count_by column), then every
+ * ratio. */
+static int default_columns(rollup_ctx *x)
+{
+	const th_def *d = x->d;
+	char *used = calloc(d->n_cols ? d->n_cols : 1, 1);
 	size_t n = 0;
+	if (!used)
+		return -1;
+	for (size_t r = 0; r < d->n_ratios && n < 5; r++) {
+		const th_ratio *ra = &d->ratios[r];
+		for (size_t k = 0; k < ra->n_num + ra->n_den && n < 5; k++) {
+			size_t c = k < ra->n_num ? ra->num[k] : ra->den[k - ra->n_num];
+			if (c < d->n_cols && !used[c] && d->cols[c].rollup == TH_ROLL_SUM) {
+				used[c] = 1;
+				n++;
+			}
+		}
+	}
+	for (size_t c = 0; c < d->n_cols && n == 0; c++)
+		if (d->cols[c].rollup == TH_ROLL_SUM) {
+			for (size_t k = c; k < d->n_cols && n < 5; k++)
+				if (d->cols[k].rollup == TH_ROLL_SUM) {
+					used[k] = 1;
+					n++;
+				}
+		}
 	int rc = 0;
-	if (choose_columns(d, o->columns, &cs, &n) != 0) {
-		rc = 2;
-		goto out;
+	for (size_t c = 0; c < d->n_cols && !rc; c++)
+		if (used[c])
+			rc = add_rcol(x, RC_COL, c, 0);
+	/* no summed column (e.g. PL2, one row per task): the rows per value of
+	 * the derived status column, else of the first count_by column */
+	if (n == 0 && d->derive && d->derive->status_col < d->n_cols &&
+	    d->cols[d->derive->status_col].rollup == TH_ROLL_COUNT_BY) {
+		size_t c = d->derive->status_col;
+		for (size_t v = 0; v < d->cols[c].n_values && !rc; v++)
+			rc = add_rcol(x, RC_ENUMVAL, c, v);
+		n = 1;
 	}
-	th_table *t = th_table_new(3 + n);
-	const char **keys = calloc(3 + n, sizeof *keys);
-	th_table_header(t, 0, "unit", 0);
-	th_table_header(t, 1, "name", 0);
-	th_table_header(t, 2, "reported", 1);
-	keys[0] = "unit";
-	keys[1] = "name";
-	keys[2] = "reported";
-	for (size_t i = 0; i < n; i++) {
-		th_table_header(t, 3 + i, cs[i].id, 1);
-		keys[3 + i] = cs[i].id;
-	}
-	rollup_ctx c = {.t = t, .d = d, .cs = cs, .n = n, .own = o->own};
-	c.sum = calloc(d->n_slots, sizeof *c.sum);
-	th_rollup_zero(d, c.sum);
-	int level = o->level ? o->level : 2;
-	int r = th_store_level(s, o->appendix, o->period, (uint32_t)level, o->parent, rollup_cb, &c);
-	if (r != 0) {
-		fprintf(stderr, "tonghop: %s %s: %s\n", o->appendix, o->period, th_strerror(r));
-		rc = 3;
-	} else {
-		long row = th_table_row(t);
-		th_table_set(t, (size_t)row, 0, "TOTAL");
-		th_table_setf(t, (size_t)row, 1, "%s (%zu units)", o->parent ? o->parent : "all",
-		              th_table_rows(t) - 1);
-		if (!c.overflow)
-			fill_values(t, row, 3, d, cs, n, c.sum);
-		if (o->fmt == TH_FMT_TABLE && !o->out)
-			printf("%s %s, %s, %s\n", d->id, o->period, o->own ? "own figures" : "subtree totals",
-			       o->parent ? o->parent : "by level");
-		rc = emit(o, t, keys, d->id);
-	}
-	free(c.sum);
-	free(keys);
-	th_table_destroy(&t);
-out:
-	free(cs);
-	th_store_close(&s);
-	th_defset_destroy(&defs);
+	for (size_t c = 0; c < d->n_cols && n == 0 && !rc; c++)
+		if (d->cols[c].rollup == TH_ROLL_COUNT_BY) {
+			for (size_t v = 0; v < d->cols[c].n_values && !rc; v++)
+				rc = add_rcol(x, RC_ENUMVAL, c, v);
+			n = 1;
+		}
+	for (size_t r = 0; r < d->n_ratios && !rc; r++)
+		rc = add_rcol(x, RC_RATIO, r, 0);
+	free(used);
 	return rc;
 }
 
-/* --- status ---------------------------------------------------------------------- */
+/* Percentage with one decimal, rounded half up, as text. */
+static void fmt_pct(int64_t num, int64_t den, int vn, char *buf, size_t cap)
+{
+	__int128 n = num, q = den;
+	int neg = (n < 0) != (q < 0);
+	if (n < 0)
+		n = -n;
+	if (q < 0)
+		q = -q;
+	__int128 t = (n * 2000 + q) / (2 * q);     /* tenths of a percent */
+	snprintf(buf, cap, "%s%lld%c%d", neg && t ? "-" : "", (long long)(t / 10), vn ? ',' : '.',
+	         (int)(t % 10));
+}
+
+static void fill_row(rollup_ctx *x, long row, const int64_t *v)
+{
+	const th_def *d = x->d;
+	int vn = x->o->fmt == TH_FMT_TABLE;
+	char buf[64];
+	for (size_t i = 0; i < x->n_cols; i++) {
+		const rcol *c = &x->cols[i];
+		size_t tc = RFIXED + i;
+		if (c->kind == RC_RATIO) {
+			int64_t num, den;
+			if (th_rollup_ratio(d, v, c->idx, &num, &den) != 0)
+				continue;
+			if (den == 0) {
+				th_table_set(x->t, (size_t)row, tc, x->o->fmt == TH_FMT_JSON ? NULL : "—");
+			} else {
+				fmt_pct(num, den, vn, buf, sizeof buf);
+				th_table_set(x->t, (size_t)row, tc, buf);
+			}
+		} else if (c->kind == RC_ENUMVAL) {
+			if (v[0] == 0)
+				continue;     /* no rows: null */
+			th_table_set(x->t, (size_t)row, tc, th_fmt_int(v[d->cols[c->idx].slot + c->val], buf));
+		} else {
+			const th_column *col = &d->cols[c->idx];
+			int is_null = 1;
+			int64_t val = th_rollup_value(d, v, c->idx, &is_null);
+			if (is_null)
+				continue;
+			if (col->type == TH_T_DEC)
+				th_fmt_dec(val, col->scale, vn, buf);
+			else if (col->type == TH_T_DATE)
+				th_fmt_date((int32_t)val, !vn, buf);
+			else
+				th_fmt_int(val, buf);
+			th_table_set(x->t, (size_t)row, tc, buf);
+		}
+	}
+}
+
+static void fill_fixed(rollup_ctx *x, long row, const char *code, const char *name,
+                       const th_node *n)
+{
+	th_table_set(x->t, (size_t)row, 0, code);
+	th_table_set(x->t, (size_t)row, 1, name);
+	th_table_setf(x->t, (size_t)row, 2, "%" PRIu32, n->expected);
+	th_table_setf(x->t, (size_t)row, 3, "%" PRIu32, n->reported);
+}
+
+static int rollup_cb(void *ctx, const th_unit *u, const th_node *n)
+{
+	rollup_ctx *x = ctx;
+	long row = th_table_row(x->t);
+	if (row < 0)
+		return TH_ENOMEM;
+	fill_fixed(x, row, u->code, u->name, n);
+	const int64_t *v = x->o->own ? n->own : n->total;
+	if (v)
+		fill_row(x, row, v);
+	if (x->o->own && x->acc && n->own && th_rollup_add(x->d, x->acc, n->own) != 0)
+		x->err = TH_EOVERFLOW;
+	return 0;
+}
+
+static int cmd_rollup(const opts *o)
+{
+	int ret = 1, rc;
+	th_defset *defs = NULL;
+	src sx = {0};
+	rollup_ctx x = {.o = o};
+	const char **keys = NULL;
+
+	if (!(defs = load_defs(o->defs_dir)))
+		goto out;
+	x.d = th_defset_latest(defs, o->appendix);
+	if (!x.d) {
+		fprintf(stderr, "%s: unknown appendix %s\n", prog, o->appendix);
+		goto out;
+	}
+	if (src_open(&sx, o, defs, x.d))
+		goto out;
+	if (o->columns) {
+		char *list = strdup(o->columns), *save = NULL;
+		if (!list)
+			goto out;
+		for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			rc = add_column_by_id(&x, tok);
+			if (rc) {
+				if (rc > 0)
+					fprintf(stderr, "%s rollup: %s has no column or ratio `%s' that rolls up\n",
+					        prog, x.d->id, tok);
+				free(list);
+				ret = rc > 0 ? EXIT_USAGE : 1;
+				goto out;
+			}
+		}
+		free(list);
+	} else if (default_columns(&x)) {
+		goto out;
+	}
+	x.t = th_table_new(RFIXED + x.n_cols);
+	keys = calloc(RFIXED + x.n_cols, sizeof *keys);
+	x.acc = calloc(x.d->n_slots, sizeof *x.acc);
+	if (!x.t || !keys || !x.acc)
+		goto out;
+	th_rollup_zero(x.d, x.acc);
+	static const char *fixed_keys[RFIXED] = {"unit", "name", "expected", "reported"};
+	static const char *fixed_titles[RFIXED] = {"Mã", "Đơn vị", "Phải nộp", "Đã nộp"};
+	for (size_t i = 0; i < RFIXED; i++) {
+		th_table_header(x.t, i, fixed_titles[i], i >= 2);
+		keys[i] = fixed_keys[i];
+	}
+	for (size_t i = 0; i < x.n_cols; i++) {
+		th_table_header(x.t, RFIXED + i, o->fmt == TH_FMT_TABLE ? x.cols[i].key : x.cols[i].title, 1);
+		keys[RFIXED + i] = x.cols[i].key;
+	}
+	/* Machine formats: header = the title (ids are the json keys); table: ids
+	 * keep it narrow, titles are listed below. */
+	const char *parent = o->parent;
+	uint32_t level = (uint32_t)o->level;
+	topinfo top;
+	if ((rc = find_top(&sx, o, parent, &level, &top)) != 0) {
+		ret = rc;
+		goto out;
+	}
+	rc = src_level(&sx, o->appendix, o->period, level, parent, rollup_cb, &x);
+	if (rc != 0 || x.err) {
+		fprintf(stderr, "%s: reading rollups: %s\n", prog, rc ? src_error(&sx, rc) : th_strerror(x.err));
+		goto out;
+	}
+	/* The total row: the parent's (or, for a level, the root's) subtree total;
+	 * with --own the sum of the rows shown. */
+	if (level > 1 || o->own) {
+		th_node tn;
+		if ((rc = src_node(&sx, o->appendix, o->period, top.code, &tn)) != 0) {
+			fprintf(stderr, "%s: reading %s: %s\n", prog, top.code, src_error(&sx, rc));
+			goto out;
+		}
+		long row = th_table_row(x.t);
+		char label[600];
+		snprintf(label, sizeof label, "%s %s", o->own ? "Cộng" : "Tổng", top.name);
+		if (row >= 0) {
+			fill_fixed(&x, row, o->own ? "" : top.code, label, &tn);
+			fill_row(&x, row, o->own ? x.acc : tn.total);
+		}
+		th_node_free(&tn);
+	}
+	if (o->fmt == TH_FMT_TABLE) {
+		printf("%s — %s, kỳ %s, %s\n", x.d->id, x.d->title, o->period,
+		       o->own ? "số liệu riêng của đơn vị" : "tổng hợp cả đơn vị trực thuộc");
+		printf("%s cấp %u%s%s\n\n", parent ? "Các đơn vị trực thuộc" : "Các đơn vị",
+		       level, parent ? " của " : "", parent ? top.name : "");
+	}
+	ret = output_table(x.t, o, keys);
+	if (o->fmt == TH_FMT_TABLE) {
+		printf("\n");
+		for (size_t i = 0; i < x.n_cols; i++)
+			printf("  %-28s %s\n", x.cols[i].key, x.cols[i].title);
+		printf("Empty: no unit reported the figure; —: ratio with a zero denominator.\n");
+	}
+out:
+	for (size_t i = 0; i < x.n_cols; i++) {
+		free(x.cols[i].key);
+		free(x.cols[i].title);
+	}
+	free(x.cols);
+	free(x.acc);
+	free(keys);
+	th_table_destroy(&x.t);
+	src_close(&sx);
+	th_defset_destroy(&defs);
+	return ret;
+}
+
+/* --- status ------------------------------------------------------------------- */
+typedef struct status_ctx {
+	th_table *t;
+	const th_units *u;
+	int err;
+} status_ctx;
+
+static void status_row(th_table *t, long row, const char *code, const char *name, const th_node *n)
+{
+	th_table_set(t, (size_t)row, 0, code);
+	th_table_set(t, (size_t)row, 1, name);
+	th_table_setf(t, (size_t)row, 2, "%" PRIu32, n->expected);
+	th_table_setf(t, (size_t)row, 3, "%" PRIu32, n->reported);
+	th_table_setf(t, (size_t)row, 4, "%" PRIu32, n->on_time);
+	th_table_setf(t, (size_t)row, 5, "%" PRIu32, n->late);
+	th_table_setf(t, (size_t)row, 6, "%" PRIu32,
+	              n->expected > n->reported ? n->expected - n->reported : 0);
+	th_table_setf(t, (size_t)row, 7, "%" PRIu32, n->corrections);
+}
 
 static int status_cb(void *ctx, const th_unit *u, const th_node *n)
 {
-	th_table *t = ctx;
-	long row = th_table_row(t);
-	th_table_set(t, (size_t)row, 0, u->code);
-	th_table_set(t, (size_t)row, 1, u->name);
-	th_table_setf(t, (size_t)row, 2, "%u", n->expected);
-	th_table_setf(t, (size_t)row, 3, "%u", n->reported);
-	th_table_setf(t, (size_t)row, 4, "%u", n->on_time);
-	th_table_setf(t, (size_t)row, 5, "%u", n->late);
-	th_table_setf(t, (size_t)row, 6, "%u", n->expected > n->reported ? n->expected - n->reported : 0);
+	status_ctx *x = ctx;
+	long row = th_table_row(x->t);
+	if (row < 0)
+		return TH_ENOMEM;
+	status_row(x->t, row, u->code, u->name, n);
 	return 0;
 }
 
 static int missing_cb(void *ctx, const th_unit *u, const th_node *n)
 {
 	(void)n;
-	th_table *t = ctx;
-	long row = th_table_row(t);
-	th_table_set(t, (size_t)row, 0, u->code);
-	th_table_set(t, (size_t)row, 1, u->name);
-	th_table_set(t, (size_t)row, 2, u->parent_code);
-	th_table_set(t, (size_t)row, 3, u->person);
-	th_table_set(t, (size_t)row, 4, u->phone);
-	th_table_set(t, (size_t)row, 5, u->email);
+	status_ctx *x = ctx;
+	long row = th_table_row(x->t);
+	if (row < 0)
+		return TH_ENOMEM;
+	th_table_set(x->t, (size_t)row, 0, u->code);
+	th_table_set(x->t, (size_t)row, 1, u->name);
+	th_table_set(x->t, (size_t)row, 2, u->parent_code);
+	long p = x->u ? th_units_find(x->u, u->parent_code) : -1;
+	th_table_set(x->t, (size_t)row, 3, p >= 0 ? th_units_at(x->u, (size_t)p)->name : NULL);
+	th_table_set(x->t, (size_t)row, 4, u->person && *u->person ? u->person : NULL);
+	th_table_set(x->t, (size_t)row, 5, u->phone && *u->phone ? u->phone : NULL);
+	th_table_set(x->t, (size_t)row, 6, u->email && *u->email ? u->email : NULL);
 	return 0;
 }
 
-static int cmd_status(opts *o)
+static int cmd_status(const opts *o)
 {
-	if (!o->appendix || !o->period) {
-		fprintf(stderr, "tonghop status: --appendix and --period are required\n");
-		return 2;
+	int ret = 1, rc;
+	th_defset *defs = NULL;
+	src sx = {0};
+	th_table *t = NULL, *m = NULL;
+	static const char *skeys[] = {"unit", "name", "expected", "reported", "on_time", "late",
+	                              "missing", "corrections"};
+	static const char *stitles[] = {"Mã", "Đơn vị", "Phải nộp", "Đã nộp", "Đúng hạn", "Trễ hạn",
+	                                "Chưa nộp", "Sửa đổi"};
+	static const char *mkeys[] = {"unit", "name", "parent", "parent_name", "person", "phone",
+	                              "email"};
+	static const char *mtitles[] = {"Mã", "Đơn vị chưa nộp", "Cấp trên", "Tên cấp trên",
+	                                "Người liên hệ", "Điện thoại", "Thư điện tử"};
+
+	if (!(defs = load_defs(o->defs_dir)))
+		goto out;
+	const th_def *d = th_defset_latest(defs, o->appendix);
+	if (!d) {
+		fprintf(stderr, "%s: unknown appendix %s\n", prog, o->appendix);
+		goto out;
 	}
-	th_defset *defs = load_defs(o);
-	if (!defs)
-		return 3;
-	th_store *s = open_store(o, defs);
-	if (!s) {
-		th_defset_destroy(&defs);
-		return 3;
+	if (src_open(&sx, o, defs, d))
+		goto out;
+	uint32_t level = (uint32_t)o->level;
+	topinfo top;
+	if ((rc = find_top(&sx, o, o->unit, &level, &top)) != 0) {
+		ret = rc;
+		goto out;
 	}
-	int rc = 0;
-	th_table *t = th_table_new(7);
-	const char *h[] = {"unit", "name", "expected", "reported", "on_time", "late", "missing"};
-	for (int i = 0; i < 7; i++)
-		th_table_header(t, (size_t)i, h[i], i >= 2);
-	int r = th_store_level(s, o->appendix, o->period, (uint32_t)(o->level ? o->level : 2), o->parent,
-	                       status_cb, t);
-	th_table *m = th_table_new(6);
-	const char *mh[] = {"unit", "name", "parent", "person", "phone", "email"};
-	for (int i = 0; i < 6; i++)
-		th_table_header(m, (size_t)i, mh[i], 0);
-	if (r == 0)
-		r = th_store_missing(s, o->appendix, o->period, o->unit, missing_cb, m);
-	if (r != 0) {
-		fprintf(stderr, "tonghop: %s %s: %s\n", o->appendix, o->period, th_strerror(r));
-		rc = 3;
-	} else if (o->fmt == TH_FMT_TABLE) {
-		printf("Completeness of %s %s by level %d\n", o->appendix, o->period, o->level ? o->level : 2);
-		th_table_write(t, TH_FMT_TABLE, stdout, NULL, 0, NULL, NULL);
-		printf("\nMissing units (%zu):\n", th_table_rows(m));
-		th_table_write(m, TH_FMT_TABLE, stdout, NULL, 0, NULL, NULL);
-	} else if (o->fmt == TH_FMT_JSON) {
-		FILE *f = open_out(o);
-		if (f) {
-			fputs("{\"levels\": ", f);
-			th_table_write(t, TH_FMT_JSON, f, NULL, 0, NULL, NULL);
-			fputs(", \"missing\": ", f);
-			th_table_write(m, TH_FMT_JSON, f, NULL, 0, NULL, NULL);
-			fputs("}\n", f);
-			if (f != stdout)
-				fclose(f);
+	t = th_table_new(8);
+	m = th_table_new(7);
+	if (!t || !m)
+		goto out;
+	for (size_t i = 0; i < 8; i++)
+		th_table_header(t, i, o->fmt == TH_FMT_TABLE ? stitles[i] : skeys[i], i >= 2);
+	for (size_t i = 0; i < 7; i++)
+		th_table_header(m, i, o->fmt == TH_FMT_TABLE ? mtitles[i] : mkeys[i], 0);
+	status_ctx x = {.t = t, .u = top.u};
+	rc = src_level(&sx, o->appendix, o->period, level, o->unit, status_cb, &x);
+	if (rc == 0) {
+		th_node tn;
+		rc = src_node(&sx, o->appendix, o->period, top.code, &tn);
+		long row = rc == 0 ? th_table_row(t) : -1;
+		if (row >= 0) {
+			char label[600];
+			snprintf(label, sizeof label, "Tổng %s", top.name);
+			status_row(t, row, top.code, label, &tn);
 		}
-	} else {
-		/* csv / xlsx: the missing list, the part people act on */
-		rc = emit(o, m, NULL, "missing");
+		if (rc == 0)
+			th_node_free(&tn);
 	}
+	x.t = m;
+	if (rc == 0)
+		rc = src_missing(&sx, o->appendix, o->period, top.code, missing_cb, &x);
+	if (rc != 0) {
+		fprintf(stderr, "%s: reading completeness: %s\n", prog, src_error(&sx, rc));
+		goto out;
+	}
+	if (o->fmt == TH_FMT_JSON) {
+		printf("{\"appendix\": ");
+		th_json_string(stdout, o->appendix);
+		printf(", \"period\": ");
+		th_json_string(stdout, o->period);
+		printf(", \"units\": ");
+		ret = output_table(t, o, skeys);
+		printf(", \"missing\": ");
+		ret |= output_table(m, o, mkeys);
+		printf("}\n");
+	} else if (o->fmt == TH_FMT_CSV) {
+		ret = output_table(t, o, skeys);
+		printf("\r\n");        /* an empty record between the two tables */
+		ret |= output_table(m, o, mkeys);
+	} else if (o->fmt == TH_FMT_XLSX) {
+		fprintf(stderr, "%s status: xlsx is not supported here; use csv\n", prog);
+		ret = EXIT_USAGE;
+	} else {
+		printf("Tình hình nộp %s kỳ %s, cấp %u%s%s\n\n", o->appendix, o->period, level,
+		       o->unit ? " của " : "", o->unit ? top.name : "");
+		ret = output_table(t, o, NULL);
+		printf("\nĐơn vị chưa nộp (%zu):\n\n", th_table_rows(m));
+		if (th_table_rows(m))
+			ret |= output_table(m, o, NULL);
+		else
+			printf("(none)\n");
+	}
+out:
 	th_table_destroy(&t);
 	th_table_destroy(&m);
-	th_store_close(&s);
+	src_close(&sx);
 	th_defset_destroy(&defs);
-	return rc;
+	return ret;
 }
 
-/* --- report / history ------------------------------------------------------------ */
-
-static void cell_text(const th_def *d, size_t c, const th_value *v, char *buf, size_t cap)
+/* --- report ------------------------------------------------------------------- */
+/* Row key of row r as text ("row N" for keyless appendices). */
+static void row_key_text(const th_def *d, const th_report *r, size_t row, char *buf, size_t cap)
 {
-	const th_column *col = &d->cols[c];
-	if (v->null) {
-		buf[0] = 0;
+	if (d->n_key == 0) {
+		snprintf(buf, cap, "row %zu", row + 1);
 		return;
 	}
-	switch (col->type) {
-	case TH_T_INT: snprintf(buf, cap, "%lld", (long long)v->i); break;
-	case TH_T_DEC: fmt_scaled(v->i, col->scale, buf, cap); break;
-	case TH_T_DATE: { char b[32]; th_fmt_date((int32_t)v->i, 0, b); snprintf(buf, cap, "%s", b); break; }
-	case TH_T_BOOL: snprintf(buf, cap, "%s", v->i ? "có" : "không"); break;
-	case TH_T_ENUM:
-		snprintf(buf, cap, "%s", v->i >= 0 && (size_t)v->i < col->n_values ? col->values[v->i].code : "?");
-		break;
-	case TH_T_TEXT: snprintf(buf, cap, "%s", v->s ? v->s : ""); break;
+	size_t pos = 0;
+	buf[0] = 0;
+	for (size_t k = 0; k < d->n_key; k++) {
+		char tmp[32];
+		size_t c = d->key_cols[k];
+		const char *s = c < r->n_cols ? cell_text(&d->cols[c], th_report_cell(r, row, c), 0, tmp)
+		                              : NULL;
+		int w = snprintf(buf + pos, cap - pos, "%s%s", k ? "/" : "", s ? s : "");
+		if (w < 0 || (size_t)w >= cap - pos)
+			return;
+		pos += (size_t)w;
 	}
 }
 
-static int row_key_eq(const th_def *d, const th_report *a, size_t ra, const th_report *b, size_t rb)
+static int row_key_cmp(const th_def *d, const th_report *a, size_t ra, const th_report *b, size_t rb)
 {
+	if (d->n_key == 0)
+		return ra < rb ? -1 : ra > rb;
 	for (size_t k = 0; k < d->n_key; k++) {
 		size_t c = d->key_cols[k];
-		if (th_value_cmp(th_report_cell(a, ra, c), th_report_cell(b, rb, c), d->cols[c].type))
-			return 0;
+		int x = th_value_cmp(th_report_cell(a, ra, c), th_report_cell(b, rb, c), d->cols[c].type);
+		if (x)
+			return x;
 	}
-	return 1;
+	return 0;
 }
 
-static void row_label(const th_def *d, const th_report *r, size_t row, char *buf, size_t cap)
+static int value_eq(const th_column *c, const th_value *a, const th_value *b)
 {
-	if (!d->n_key) {
-		snprintf(buf, cap, "row");
-		return;
-	}
-	size_t o = 0;
-	buf[0] = 0;
-	for (size_t k = 0; k < d->n_key && o < cap; k++) {
-		char v[256];
-		cell_text(d, d->key_cols[k], th_report_cell(r, row, d->key_cols[k]), v, sizeof v);
-		o += (size_t)snprintf(buf + o, cap - o, "%s%s", k ? "/" : "", v);
-	}
+	if (a->null || b->null)
+		return a->null == b->null;
+	return th_value_cmp(a, b, c->type) == 0;
 }
 
-typedef struct {
-	const th_def *d;
+typedef struct hist_ctx {
+	const th_defset *defs;
 	th_report *prev;
-	int n;
+	int err;
+	size_t n;
 } hist_ctx;
+
+static void print_diff(const th_def *d, const th_report *old, const th_report *cur)
+{
+	size_t added = 0, removed = 0, changed = 0;
+	char key[256], b1[32], b2[32];
+	/* rows of cur: match in old */
+	for (size_t i = 0; i < cur->n_rows; i++) {
+		size_t j = 0;
+		int found = 0;
+		for (j = 0; old && j < old->n_rows; j++)
+			if (row_key_cmp(d, cur, i, old, j) == 0) {
+				found = 1;
+				break;
+			}
+		row_key_text(d, cur, i, key, sizeof key);
+		if (!found) {
+			printf("    %s: added\n", key);
+			added++;
+			continue;
+		}
+		for (size_t c = 0; c < d->n_cols && c < cur->n_cols && c < old->n_cols; c++) {
+			const th_value *a = th_report_cell(old, j, c), *b = th_report_cell(cur, i, c);
+			if (value_eq(&d->cols[c], a, b))
+				continue;
+			const char *sa = cell_text(&d->cols[c], a, 0, b1), *sb = cell_text(&d->cols[c], b, 0, b2);
+			printf("    %s: %s: %s -> %s\n", key, d->cols[c].id, sa ? sa : "(empty)",
+			       sb ? sb : "(empty)");
+			changed++;
+		}
+	}
+	for (size_t j = 0; old && j < old->n_rows; j++) {
+		int found = 0;
+		for (size_t i = 0; i < cur->n_rows && !found; i++)
+			found = row_key_cmp(d, cur, i, old, j) == 0;
+		if (!found) {
+			row_key_text(d, old, j, key, sizeof key);
+			printf("    %s: removed\n", key);
+			removed++;
+		}
+	}
+	printf("    (%zu rows added, %zu removed, %zu cells changed)\n", added, removed, changed);
+}
 
 static int hist_cb(void *ctx, const th_revision_info *info, const th_report *r)
 {
-	hist_ctx *h = ctx;
+	hist_ctx *x = ctx;
 	char when[64];
-	time_t t = (time_t)(info->commit_time / 1000000);
-	struct tm tm;
-	localtime_r(&t, &tm);
-	strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-	printf("rev %llu  %s  commit %llu  by %s%s\n", (unsigned long long)info->rev, when,
-	       (unsigned long long)info->commit, info->sender, info->tombstone ? "  WITHDRAWN" : "");
-	const th_def *d = h->d;
-	if (!h->prev) {
-		printf("    first revision: %zu rows\n", r ? r->n_rows : 0);
-	} else if (r) {
-		int changes = 0;
-		for (size_t i = 0; i < r->n_rows; i++) {
-			long match = -1;
-			for (size_t j = 0; j < h->prev->n_rows && match < 0; j++)
-				if (row_key_eq(d, r, i, h->prev, j))
-					match = (long)j;
-			char label[256];
-			row_label(d, r, i, label, sizeof label);
-			if (match < 0) {
-				printf("    + %s added\n", label);
-				changes++;
-				continue;
-			}
-			for (size_t c = 0; c < d->n_cols; c++) {
-				const th_value *a = th_report_cell(h->prev, (size_t)match, c), *b = th_report_cell(r, i, c);
-				if (a->null == b->null && (a->null || th_value_cmp(a, b, d->cols[c].type) == 0))
-					continue;
-				char x[256], y[256];
-				cell_text(d, c, a, x, sizeof x);
-				cell_text(d, c, b, y, sizeof y);
-				printf("    ~ %s %s: %s -> %s\n", label, d->cols[c].id, a->null ? "(empty)" : x,
-				       b->null ? "(empty)" : y);
-				changes++;
-			}
-		}
-		for (size_t j = 0; j < h->prev->n_rows; j++) {
-			int found = 0;
-			for (size_t i = 0; i < r->n_rows && !found; i++)
-				found = row_key_eq(d, r, i, h->prev, j);
-			if (!found) {
-				char label[256];
-				row_label(d, h->prev, j, label, sizeof label);
-				printf("    - %s removed\n", label);
-				changes++;
-			}
-		}
-		if (!changes)
-			printf("    no change of content\n");
+	fmt_time(info->commit_time, when, sizeof when);
+	printf("rev %" PRIu64 "  %s  sender %s  commit %" PRIu64 "%s  %zu rows\n", info->rev, when,
+	       info->sender[0] ? info->sender : "-", info->commit, info->tombstone ? "  WITHDRAWN" : "",
+	       r ? r->n_rows : (size_t)0);
+	x->n++;
+	if (!r)
+		return 0;
+	const th_def *d = th_defset_get(x->defs, r->appendix, r->version);
+	if (!d) {
+		printf("    (definition %s v%u not available)\n", r->appendix, r->version);
+	} else if (!x->prev) {
+		printf("    first revision\n");
+	} else if (x->prev->version != r->version) {
+		printf("    definition version changed: %u -> %u\n", x->prev->version, r->version);
+	} else {
+		print_diff(d, x->prev, r);
 	}
-	th_report_destroy(&h->prev);
-	h->prev = r ? th_report_clone(r) : NULL;
-	h->n++;
+	th_report *c = th_report_clone(r);
+	if (!c) {
+		x->err = TH_ENOMEM;
+		return TH_ENOMEM;
+	}
+	th_report_destroy(&x->prev);
+	x->prev = c;
 	return 0;
 }
 
-static int cmd_report(opts *o, int argc, char **argv)
+static int cmd_report(const opts *o, const char *unit, const char *app, const char *period)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: tonghop report --db DIR UNIT APPENDIX PERIOD [--history]\n");
-		return 2;
-	}
-	const char *unit = argv[0], *app = argv[1], *period = argv[2];
-	th_defset *defs = load_defs(o);
-	if (!defs)
-		return 3;
-	th_store *s = open_store(o, defs);
-	if (!s) {
-		th_defset_destroy(&defs);
-		return 3;
-	}
-	int rc = 0;
+	int ret = 1, rc;
+	th_defset *defs = NULL;
+	th_store *s = NULL;
 	th_report *r = NULL;
+	th_table *t = NULL;
+	const char **keys = NULL;
 	th_revision_info info;
 	memset(&info, 0, sizeof info);
-	int g = th_store_get_report(s, unit, app, period, &r, &info);
-	const th_def *d = r ? th_defset_get(defs, r->appendix, r->version) : th_defset_latest(defs, app);
-	if (g != 0 || !d) {
-		fprintf(stderr, "tonghop: no report of %s %s %s in the store (%s)\n", unit, app, period,
-		        th_strerror(g));
-		rc = 3;
-	} else if (o->history) {
-		hist_ctx h = {.d = d};
-		rc = th_store_history(s, unit, app, period, hist_cb, &h) ? 3 : 0;
-		th_report_destroy(&h.prev);
-	} else {
-		if (o->fmt == TH_FMT_TABLE)
-			printf("%s %s %s, rev %llu, by %s%s\n", unit, app, period, (unsigned long long)info.rev,
-			       info.sender, info.tombstone ? " (withdrawn)" : "");
-		th_table *t;
-		char buf[4096];
-		if (d->n_key == 0 && o->fmt == TH_FMT_TABLE) {
-			t = th_table_new(3);
-			th_table_header(t, 0, "column", 0);
-			th_table_header(t, 1, "title", 0);
-			th_table_header(t, 2, "value", 1);
-			for (size_t c = 0; c < d->n_cols && r->n_rows; c++) {
-				long row = th_table_row(t);
-				th_table_set(t, (size_t)row, 0, d->cols[c].id);
-				th_table_set(t, (size_t)row, 1, d->cols[c].title);
-				cell_text(d, c, th_report_cell(r, 0, c), buf, sizeof buf);
-				th_table_set(t, (size_t)row, 2, th_report_cell(r, 0, c)->null ? NULL : buf);
-			}
-		} else {
-			t = th_table_new(d->n_cols);
-			for (size_t c = 0; c < d->n_cols; c++)
-				th_table_header(t, c, d->cols[c].id,
-				                d->cols[c].type == TH_T_INT || d->cols[c].type == TH_T_DEC);
-			for (size_t i = 0; i < r->n_rows; i++) {
-				long row = th_table_row(t);
-				for (size_t c = 0; c < d->n_cols; c++) {
-					cell_text(d, c, th_report_cell(r, i, c), buf, sizeof buf);
-					th_table_set(t, (size_t)row, c, th_report_cell(r, i, c)->null ? NULL : buf);
+
+	if (!(defs = load_defs(o->defs_dir)) || !(s = open_store(o->db, defs)))
+		goto out;
+	rc = th_store_get_report(s, unit, app, period, &r, &info);
+	if (rc == TH_ENOTFOUND) {
+		fprintf(stderr, "%s: no report %s %s %s in %s\n", prog, unit, app, period, o->db);
+		goto out;
+	} else if (rc != 0) {
+		fprintf(stderr, "%s: reading %s %s %s: %s\n", prog, unit, app, period, th_strerror(rc));
+		goto out;
+	}
+	const th_def *d = th_defset_get(defs, r->appendix, r->version);
+	if (!d) {
+		fprintf(stderr, "%s: definition %s version %u not found in --defs\n", prog, r->appendix,
+		        r->version);
+		goto out;
+	}
+	if (o->fmt == TH_FMT_TABLE) {
+		char when[64];
+		fmt_time(info.commit_time, when, sizeof when);
+		printf("%s %s %s: %s v%u, rev %" PRIu64 ", committed %s by %s, %zu rows%s\n\n", unit, app,
+		       period, d->title, r->version, info.rev, when, info.sender[0] ? info.sender : "-",
+		       r->n_rows, info.tombstone ? " (WITHDRAWN)" : "");
+	}
+	int vn = o->fmt == TH_FMT_TABLE;
+	char buf[32];
+	if (o->fmt == TH_FMT_TABLE && r->n_rows <= 1) {
+		/* one row: one line per column */
+		t = th_table_new(3);
+		if (!t)
+			goto out;
+		th_table_header(t, 0, "Cột", 0);
+		th_table_header(t, 1, "Tiêu đề", 0);
+		th_table_header(t, 2, "Giá trị", 0);
+		for (size_t c = 0; c < d->n_cols; c++) {
+			long row = th_table_row(t);
+			if (row < 0)
+				goto out;
+			th_table_set(t, (size_t)row, 0, d->cols[c].id);
+			th_table_set(t, (size_t)row, 1, d->cols[c].title);
+			if (r->n_rows == 1 && c < r->n_cols) {
+				const char *txt = cell_text(&d->cols[c], th_report_cell(r, 0, c), vn, buf);
+				/* keep long texts on one line of the table */
+				if (txt && strchr(txt, '\n')) {
+					char *cp = strdup(txt);
+					for (char *p = cp; p && *p; p++)
+						if (*p == '\n' || *p == '\r')
+							*p = ' ';
+					th_table_set(t, (size_t)row, 2, cp);
+					free(cp);
+				} else {
+					th_table_set(t, (size_t)row, 2, txt);
 				}
 			}
 		}
-		rc = emit(o, t, NULL, d->id);
-		th_table_destroy(&t);
+		ret = output_table(t, o, NULL);
+	} else {
+		t = th_table_new(d->n_cols);
+		keys = calloc(d->n_cols ? d->n_cols : 1, sizeof *keys);
+		if (!t || !keys)
+			goto out;
+		for (size_t c = 0; c < d->n_cols; c++) {
+			th_table_header(t, c, o->fmt == TH_FMT_JSON ? d->cols[c].id : d->cols[c].title,
+			                d->cols[c].type == TH_T_INT || d->cols[c].type == TH_T_DEC);
+			keys[c] = d->cols[c].id;
+		}
+		for (size_t i = 0; i < r->n_rows; i++) {
+			long row = th_table_row(t);
+			if (row < 0)
+				goto out;
+			for (size_t c = 0; c < d->n_cols && c < r->n_cols; c++)
+				th_table_set(t, (size_t)row, c, cell_text(&d->cols[c], th_report_cell(r, i, c), vn, buf));
+		}
+		ret = output_table(t, o, keys);
 	}
+	if (o->history && ret == 0) {
+		printf("\nHistory (oldest first):\n");
+		hist_ctx hx = {.defs = defs};
+		rc = th_store_history(s, unit, app, period, hist_cb, &hx);
+		th_report_destroy(&hx.prev);
+		if (rc != 0 || hx.err) {
+			fprintf(stderr, "%s: reading history: %s\n", prog, th_strerror(rc ? rc : hx.err));
+			ret = 1;
+		}
+	}
+out:
+	free(keys);
+	th_table_destroy(&t);
 	th_report_destroy(&r);
 	th_store_close(&s);
 	th_defset_destroy(&defs);
-	return rc;
+	return ret;
 }
 
-/* --- units ------------------------------------------------------------------------ */
-
-static void draw(const th_units *u, size_t i, const char *prefix, int last, int root)
+/* --- units -------------------------------------------------------------------- */
+static void draw_tree(const th_units *u, size_t i, char *prefix, size_t plen, size_t cap, int last,
+                      int root)
 {
-	const th_unit *x = th_units_at(u, i);
-	printf("%s%s%s  %s  [%s]", prefix, root ? "" : (last ? "└─ " : "├─ "), x->code, x->name, x->kind);
-	if (x->person[0] || x->phone[0] || x->email[0])
-		printf("  %s %s %s", x->person, x->phone, x->email);
+	const th_unit *n = th_units_at(u, i);
+	printf("%s%s%s (%s, %s)", prefix, root ? "" : (last ? "└─ " : "├─ "), n->name, n->code, n->kind);
+	if (n->person && *n->person)
+		printf(" — %s", n->person);
+	if (n->phone && *n->phone)
+		printf(", %s", n->phone);
+	if (n->email && *n->email)
+		printf(", %s", n->email);
 	printf("\n");
-	char np[1024];
-	snprintf(np, sizeof np, "%s%s", prefix, root ? "" : (last ? "   " : "│  "));
-	for (uint32_t k = 0; k < x->n_children; k++)
-		draw(u, x->children[k], np, k + 1 == x->n_children, 0);
+	size_t add = root ? 0 : strlen(last ? "   " : "│  ");
+	if (plen + add + 1 > cap)
+		return;
+	if (!root)
+		memcpy(prefix + plen, last ? "   " : "│  ", add + 1);
+	for (uint32_t k = 0; k < n->n_children; k++)
+		draw_tree(u, n->children[k], prefix, plen + add, cap, k + 1 == n->n_children, 0);
+	prefix[plen] = 0;
 }
 
-static int cmd_units(opts *o)
+static int cmd_units(const opts *o)
 {
+	int ret = 1;
 	th_units *own = NULL;
-	const th_units *u = NULL;
 	th_store *s = NULL;
-	th_defset *defs = NULL;
-	if (o->units) {
-		th_diag *d = th_diag_new();
-		if (th_units_load(o->units, &own, d) != 0) {
-			for (size_t i = 0; i < th_diag_count(d); i++)
-				fprintf(stderr, "tonghop: %s\n", th_diag_text(d, i));
-			th_diag_destroy(&d);
-			return 1;
+	th_table *t = NULL;
+	const th_units *u = NULL;
+	static const char *keys[] = {"code", "parent", "kind", "level", "name", "person", "phone",
+	                             "email"};
+	static const char *titles[] = {"Mã", "Cấp trên", "Loại", "Cấp", "Tên", "Người liên hệ",
+	                               "Điện thoại", "Thư điện tử"};
+
+	if (o->units_file) {
+		th_diag *diag = th_diag_new();
+		int rc = th_units_load(o->units_file, &own, diag);
+		for (size_t i = 0; diag && i < th_diag_count(diag); i++)
+			fprintf(stderr, "%s\n", th_diag_text(diag, i));
+		th_diag_destroy(&diag);
+		if (rc != 0) {
+			fprintf(stderr, "%s: cannot load %s: %s\n", prog, o->units_file, th_strerror(rc));
+			goto out;
 		}
-		th_diag_destroy(&d);
 		u = own;
 	} else {
-		defs = load_defs(o);
-		s = defs ? open_store(o, defs) : NULL;
-		if (!s) {
-			th_defset_destroy(&defs);
-			return 3;
-		}
-		u = th_store_current_hierarchy(s);
+		if (!(s = open_store(o->db, NULL)))
+			goto out;
+		u = hierarchy_of(s, o->period);
 		if (!u) {
-			fprintf(stderr, "tonghop: the store holds no hierarchy yet\n");
-			th_store_close(&s);
-			th_defset_destroy(&defs);
-			return 3;
+			fprintf(stderr, "%s: store %s has no hierarchy\n", prog, o->db);
+			goto out;
 		}
 	}
-	int rc = 0;
+	if (o->versions) {
+		printf("hierarchy version %s, effective %d, %zu units, %u levels\n", th_units_version(u),
+		       th_units_effective(u), th_units_count(u), th_units_max_depth(u));
+		if (s && o->period)
+			printf("period %s is bound to version %s\n", o->period, th_units_version(u));
+		else if (s)
+			printf("(this is the newest version; --period P shows the version a period uses; "
+			       "listing every stored version needs a th_store enumeration call)\n");
+		ret = 0;
+		goto out;
+	}
 	if (o->tree) {
 		long i = th_units_find(u, o->tree);
 		if (i < 0) {
-			fprintf(stderr, "tonghop: unknown unit %s in hierarchy %s\n", o->tree, th_units_version(u));
-			rc = 1;
-		} else {
-			printf("hierarchy %s\n", th_units_version(u));
-			draw(u, (size_t)i, "", 1, 1);
+			fprintf(stderr, "%s: unknown unit %s\n", prog, o->tree);
+			goto out;
 		}
-	} else {
-		th_table *t = th_table_new(7);
-		const char *h[] = {"code", "parent", "kind", "level", "name", "person", "phone"};
-		for (int k = 0; k < 7; k++)
-			th_table_header(t, (size_t)k, h[k], k == 3);
-		for (size_t i = 0; i < th_units_count(u); i++) {
-			const th_unit *x = th_units_at(u, i);
-			long row = th_table_row(t);
-			th_table_set(t, (size_t)row, 0, x->code);
-			th_table_set(t, (size_t)row, 1, x->parent_code);
-			th_table_set(t, (size_t)row, 2, x->kind);
-			th_table_setf(t, (size_t)row, 3, "%u", x->depth);
-			th_table_set(t, (size_t)row, 4, x->name);
-			th_table_set(t, (size_t)row, 5, x->person);
-			th_table_set(t, (size_t)row, 6, x->phone);
-		}
-		rc = emit(o, t, NULL, "units");
-		th_table_destroy(&t);
+		char prefix[1024] = "";
+		draw_tree(u, (size_t)i, prefix, 0, sizeof prefix, 1, 1);
+		ret = 0;
+		goto out;
 	}
+	if (!(t = th_table_new(8)))
+		goto out;
+	for (size_t c = 0; c < 8; c++)
+		th_table_header(t, c, o->fmt == TH_FMT_TABLE ? titles[c] : keys[c], c == 3);
+	for (size_t i = 0; i < th_units_count(u); i++) {
+		const th_unit *n = th_units_at(u, i);
+		long row = th_table_row(t);
+		if (row < 0)
+			goto out;
+		th_table_set(t, (size_t)row, 0, n->code);
+		th_table_set(t, (size_t)row, 1, n->parent_code);
+		th_table_set(t, (size_t)row, 2, n->kind);
+		th_table_setf(t, (size_t)row, 3, "%" PRIu32, n->depth);
+		th_table_set(t, (size_t)row, 4, n->name);
+		th_table_set(t, (size_t)row, 5, n->person);
+		th_table_set(t, (size_t)row, 6, n->phone);
+		th_table_set(t, (size_t)row, 7, n->email);
+	}
+	ret = output_table(t, o, keys);
+out:
+	th_table_destroy(&t);
 	th_units_destroy(&own);
 	th_store_close(&s);
-	th_defset_destroy(&defs);
-	return rc;
+	return ret;
 }
 
-/* --- validate / check ---------------------------------------------------------------- */
-
-static int cmd_validate(opts *o, int argc, char **argv)
+/* --- validate ----------------------------------------------------------------- */
+static int cmd_validate(const opts *o, char **files, int n)
 {
-	if (argc < 1) {
-		fprintf(stderr, "usage: tonghop validate FILE... [--defs DIR] [--unit CODE] [--period P]\n");
-		return 2;
-	}
-	th_defset *defs = load_defs(o);
+	th_defset *defs = load_defs(o->defs_dir);
 	if (!defs)
-		return 3;
+		return 1;
 	int bad = 0;
-	for (int i = 0; i < argc; i++) {
-		th_diag *d = th_diag_new();
+	for (int i = 0; i < n; i++) {
+		th_diag *diag = th_diag_new();
 		th_report *r = NULL;
-		th_csv_opts co = {.unit = o->unit, .period = o->period, .appendix = o->appendix,
-		                  .encoding = o->encoding};
-		int rc = th_csv_read_report(argv[i], defs, &co, &r, d);
-		for (size_t k = 0; k < th_diag_count(d); k++)
-			fprintf(rc ? stderr : stdout, "%s\n", th_diag_text(d, k));
-		if (rc) {
-			fprintf(stderr, "%s: INVALID (%zu problems)\n", argv[i], th_diag_errors(d));
-			bad = 1;
+		th_csv_opts co = {.unit = o->unit, .period = o->period, .appendix = o->appendix};
+		int rc = diag ? th_csv_read_report(files[i], defs, &co, &r, diag) : TH_ENOMEM;
+		for (size_t k = 0; diag && k < th_diag_count(diag); k++) {
+			const th_diag_entry *e = th_diag_at(diag, k);
+			const char *txt = th_diag_text(diag, k);
+			/* name the file when the entry does not */
+			if (e && !e->file)
+				fprintf(stderr, "%s: %s\n", files[i], txt);
+			else
+				fprintf(stderr, "%s\n", txt);
+		}
+		if (rc == 0 && r) {
+			printf("%s: OK (%s v%u, unit %s, period %s, %zu rows)\n", files[i], r->appendix,
+			       r->version, r->unit ? r->unit : "?", r->period ? r->period : "?", r->n_rows);
 		} else {
-			printf("%s: OK (%s version %u, unit %s, period %s, %zu rows)\n", argv[i], r->appendix,
-			       r->version, r->unit, r->period, r->n_rows);
+			if (diag && th_diag_errors(diag) == 0)
+				fprintf(stderr, "%s: %s\n", files[i], th_strerror(rc));
+			printf("%s: INVALID\n", files[i]);
+			bad = 1;
 		}
 		th_report_destroy(&r);
-		th_diag_destroy(&d);
+		th_diag_destroy(&diag);
 	}
 	th_defset_destroy(&defs);
 	return bad;
 }
 
-static int cmd_check(opts *o)
+/* --- check -------------------------------------------------------------------- */
+static int cmd_check(const opts *o)
 {
-	th_defset *defs = load_defs(o);
-	if (!defs)
-		return 3;
-	th_store *s = open_store(o, defs);
-	if (!s) {
-		th_defset_destroy(&defs);
-		return 3;
+	int ret = 1;
+	th_defset *defs = load_defs(o->defs_dir);
+	th_store *s = defs ? open_store(o->db, defs) : NULL;
+	th_diag *diag = th_diag_new();
+	if (!s || !diag)
+		goto out;
+	th_store_stats st;
+	if (th_store_stats_get(s, &st) == 0)
+		printf("store %s: %" PRIu64 " reports, %" PRIu64 " revisions, %" PRIu64
+		       " commits, %zu of %zu bytes used\n",
+		       o->db, st.reports, st.revisions, st.commits, st.used_bytes, st.map_size);
+	int rc = th_store_verify(s, diag);
+	for (size_t i = 0; i < th_diag_count(diag); i++)
+		printf("%s\n", th_diag_text(diag, i));
+	if (rc == 0 && th_diag_errors(diag) == 0) {
+		printf("OK: rollups equal a recomputation from the latest revisions; every report valid\n");
+		ret = 0;
+	} else {
+		printf("PROBLEM: %s\n", rc ? th_strerror(rc) : "integrity check failed");
 	}
-	th_diag *d = th_diag_new();
-	int rc = th_store_verify(s, d);
-	for (size_t i = 0; i < th_diag_count(d); i++)
-		printf("%s\n", th_diag_text(d, i));
-	th_store_stats st = {0};
-	th_store_stats_get(s, &st);
-	if (rc == 0)
-		printf("store OK: %llu reports, %llu revisions, %llu commits; rollups equal a recomputation\n",
-		       (unsigned long long)st.reports, (unsigned long long)st.revisions,
-		       (unsigned long long)st.commits);
-	else
-		printf("store has PROBLEMS (%s)\n", th_strerror(rc));
-	th_diag_destroy(&d);
+out:
+	th_diag_destroy(&diag);
 	th_store_close(&s);
 	th_defset_destroy(&defs);
-	return rc ? 1 : 0;
+	return ret;
 }
+
+/* --- main --------------------------------------------------------------------- */
+static const char *usage_main =
+	"usage: tonghop COMMAND [options]\n"
+	"\n"
+	"Read the figures the collector gathered: rollups per level, who has not reported,\n"
+	"a unit's reports and their history; check appendix files offline.\n"
+	"\n"
+	"commands:\n"
+	"  rollup    one row per unit of a level (or children of a unit) with subtree totals\n"
+	"  status    completeness per unit: expected, reported, on time, late, missing\n"
+	"  report    a unit's current report, and with --history every revision and its changes\n"
+	"  units     the hierarchy: a list, a tree with contacts, the versions\n"
+	"  validate  check appendix files exactly as the agent and the collector do\n"
+	"  check     verify a store: rollups equal a recomputation, every report valid\n"
+	"  watch     follow the collector's rollup stream live\n"
+	"\n"
+	"`tonghop COMMAND --help` describes each command.  Exit codes: 0 ok, 1 problem found\n"
+	"or failure, 2 usage error.\n";
+
+static const char *usage_common =
+	"  --db DIR            the collector's store, opened read-only\n"
+	"  --collector EP      rollup, status: ask the collector's query socket instead\n"
+	"                      (with --key FILE --server-key FILE, or --insecure)\n"
+	"  --defs DIR          appendix definitions (default: " TH_SOURCE_APPENDICES ")\n";
+static const char *usage_format =
+	"  --format FMT        table (default), csv, json or xlsx (xlsx needs -o)\n"
+	"  -o, --output FILE   write to FILE instead of standard output\n"
+	"  --excel             csv: start with a UTF-8 BOM so Excel reads Vietnamese\n"
+	"  --sheet NAME        xlsx: the sheet's name (default tonghop)\n";
+
+static void usage_cmd(const char *cmd, FILE *f)
+{
+	if (!strcmp(cmd, "rollup"))
+		fprintf(f, "usage: tonghop rollup --db DIR --appendix ID --period P [--level N | --parent CODE]\n"
+		           "                      [--own] [--columns a,b,c] [--format FMT] [-o FILE]\n\n"
+		           "One row per unit at depth N (default 2; 1 = the root) or per child of CODE,\n"
+		           "then the total row (the root's or CODE's subtree total).  Sums are subtree\n"
+		           "totals unless --own.  Ratios are ratios of sums, in percent; — when the\n"
+		           "denominator is 0.  Empty cells: nobody reported that figure (not 0).\n"
+		           "--columns takes column ids, ratio ids and enum values as col:code; a count_by\n"
+		           "column gives one column per value.\n\n%s%s"
+		           "  -a, --appendix ID   PL1, PL2, PL3 ...\n  -p, --period P      2021, 2021-Q2 ...\n"
+		           "  -l, --level N       depth of the rows (1 = the root; default 2)\n",
+		        usage_common, usage_format);
+	else if (!strcmp(cmd, "status"))
+		fprintf(f, "usage: tonghop status --db DIR --appendix ID --period P [--level N | --unit CODE]\n"
+		           "                      [--format table|csv|json]\n\n"
+		           "Completeness per unit at depth N (default 2) or per child of CODE: expected,\n"
+		           "reported, on time, late, missing, corrections; then every unit of the subtree\n"
+		           "that has not reported, with its parent and contact person.\n\n%s%s"
+		           "  -a, --appendix ID, -p, --period P, -l, --level N, --unit CODE\n",
+		        usage_common, usage_format);
+	else if (!strcmp(cmd, "report"))
+		fprintf(f, "usage: tonghop report --db DIR UNIT APPENDIX PERIOD [--history] [--format FMT]\n\n"
+		           "The unit's current report (column titles and values); --history lists every\n"
+		           "revision (rev, commit time in local time, sender) and what changed from the\n"
+		           "previous one, cell by cell.\n\n%s%s",
+		        usage_common, usage_format);
+	else if (!strcmp(cmd, "units"))
+		fprintf(f, "usage: tonghop units (--units FILE | --db DIR) [--tree CODE] [--versions]\n"
+		           "                     [--period P] [--format FMT]\n\n"
+		           "Lists the units of a hierarchy file or of a store (the version --period uses,\n"
+		           "else the newest); --tree draws CODE's subtree with contact details.\n\n%s%s",
+		        usage_common, usage_format);
+	else if (!strcmp(cmd, "validate"))
+		fprintf(f, "usage: tonghop validate [--defs DIR] [--unit CODE] [--period P] [--appendix ID] FILE...\n\n"
+		           "Reads each appendix file and validates it as the agent and the collector do;\n"
+		           "prints every problem as file:line: column: problem.  Exit 0 when every file\n"
+		           "is valid, 1 otherwise.\n\n%s",
+		        usage_common);
+	else if (!strcmp(cmd, "watch"))
+		fprintf(f, "usage: tonghop watch --pub ENDPOINT (--key FILE --server-key FILE | --insecure)\n"
+		           "                     [--level N] [--unit CODE] [--count N]\n\n"
+		           "Follows the collector's rollup stream: one line per changed node (level, unit,\n"
+		           "appendix, period, version, commit, completeness).  --level N follows a level,\n"
+		           "--unit CODE one unit (with --level, the unit at that level).  A jump in a\n"
+		           "node's version is flagged as a gap.  --count N stops after N messages.\n"
+		           "  --key FILE          this tool's keypair (tonghop-collector keygen), role reader\n"
+		           "  --server-key FILE   the collector's public key (.pub)\n");
+	else if (!strcmp(cmd, "check"))
+		fprintf(f, "usage: tonghop check --db DIR [--defs DIR]\n\n"
+		           "Recomputes every rollup from the latest revisions and compares it with the\n"
+		           "stored one, and validates every stored report.  Exit 1 on a problem.\n\n%s",
+		        usage_common);
+}
+
+enum { O_DB = 256, O_DEFS, O_UNITS, O_PARENT, O_OWN, O_COLUMNS,
+       O_FORMAT, O_HISTORY, O_TREE, O_VERSIONS, O_UNIT, O_EXCEL, O_SHEET, O_PUB, O_KEY,
+       O_SERVER_KEY, O_INSECURE, O_COUNT, O_COLLECTOR };
+
+static const struct option long_opts[] = {
+	{"db", 1, 0, O_DB}, {"defs", 1, 0, O_DEFS}, {"units", 1, 0, O_UNITS},
+	{"appendix", 1, 0, 'a'}, {"period", 1, 0, 'p'}, {"level", 1, 0, 'l'},
+	{"parent", 1, 0, O_PARENT}, {"own", 0, 0, O_OWN}, {"columns", 1, 0, O_COLUMNS},
+	{"format", 1, 0, O_FORMAT}, {"output", 1, 0, 'o'}, {"history", 0, 0, O_HISTORY},
+	{"tree", 1, 0, O_TREE}, {"versions", 0, 0, O_VERSIONS}, {"unit", 1, 0, O_UNIT},
+	{"excel", 0, 0, O_EXCEL}, {"sheet", 1, 0, O_SHEET}, {"help", 0, 0, 'h'},
+	{"pub", 1, 0, O_PUB}, {"key", 1, 0, O_KEY}, {"server-key", 1, 0, O_SERVER_KEY},
+	{"insecure", 0, 0, O_INSECURE}, {"count", 1, 0, O_COUNT}, {"collector", 1, 0, O_COLLECTOR},
+	{0, 0, 0, 0}};
 
 int main(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return EXIT_USAGE;
 	}
-	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+		fputs(usage_main, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
 		printf("tonghop %s\n", TH_VERSION);
 		return 0;
 	}
-	const char *cmd = argv[1];
-	opts o = {0};
-	o.defs = TH_SOURCE_APPENDICES;
-	const char *env = getenv("TONGHOP_DB");
-	if (env && *env)
-		o.db = env;
-	optind = 2;
+	static const char *cmds[] = {"rollup", "status", "report", "units", "validate", "check",
+	                             "watch"};
+	int known = 0;
+	for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
+		known |= !strcmp(cmd, cmds[i]);
+	if (!known) {
+		fprintf(stderr, "%s: unknown command `%s'\n\n%s", prog, cmd, usage_main);
+		return EXIT_USAGE;
+	}
+	opts o = {.level = 2, .fmt = TH_FMT_TABLE};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "a:p:u:l:f:o:hV", long_opts, NULL)) != -1) {
+	optind = 1;
+	while ((ch = getopt_long(argc - 1, argv + 1, "ho:a:p:l:", long_opts, NULL)) != -1) {
+		char *end;
 		switch (ch) {
-		case 'd': o.db = optarg; break;
-		case 'D': o.defs = optarg; break;
-		case 'U': o.units = optarg; break;
+		case O_DB: o.db = optarg; break;
+		case O_DEFS: o.defs_dir = optarg; break;
+		case O_UNITS: o.units_file = optarg; break;
 		case 'a': o.appendix = optarg; break;
 		case 'p': o.period = optarg; break;
-		case 'u': o.unit = optarg; break;
-		case 'P': o.parent = optarg; break;
-		case 'l': o.level = atoi(optarg); if (o.level < 1) { fprintf(stderr, "tonghop: --level is 1 (root) or more\n"); return 2; } break;
-		case 'O': o.own = 1; break;
-		case 'c': o.columns = optarg; break;
-		case 'f': o.format = optarg; break;
-		case 'o': o.out = optarg; break;
-		case 'H': o.history = 1; break;
-		case 't': o.tree = optarg; break;
-		case 'v': o.versions = 1; break;
-		case 'e': o.encoding = optarg; break;
-		case 'x': o.excel = 1; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("tonghop %s\n", TH_VERSION); return 0;
-		default: usage(stderr); return 2;
+		case 'l':
+			o.level = strtol(optarg, &end, 10);
+			if (*end || o.level < 1 || o.level > 1000)
+				die_usage(cmd, "--level takes a positive number (1 = the root)");
+			o.level_set = 1;
+			break;
+		case O_PARENT: o.parent = optarg; break;
+		case O_OWN: o.own = 1; break;
+		case O_COLUMNS: o.columns = optarg; break;
+		case O_FORMAT: {
+			int f = th_format_parse(optarg);
+			if (f < 0)
+				die_usage(cmd, "--format takes table, csv, json or xlsx");
+			o.fmt = (th_format)f;
+			break;
+		}
+		case 'o': o.out_path = optarg; break;
+		case O_HISTORY: o.history = 1; break;
+		case O_TREE: o.tree = optarg; break;
+		case O_VERSIONS: o.versions = 1; break;
+		case O_UNIT: o.unit = optarg; break;
+		case O_EXCEL: o.excel = 1; break;
+		case O_SHEET: o.sheet = optarg; break;
+		case O_PUB: o.pub = optarg; break;
+		case O_KEY: o.key = optarg; break;
+		case O_SERVER_KEY: o.server_key = optarg; break;
+		case O_INSECURE: o.insecure = 1; break;
+		case O_COLLECTOR: o.collector = optarg; break;
+		case O_COUNT:
+			o.count = strtol(optarg, &end, 10);
+			if (*end || o.count < 0)
+				die_usage(cmd, "--count takes a number");
+			break;
+		case 'h': usage_cmd(cmd, stdout); return 0;
+		default:
+			fprintf(stderr, "(try `%s %s --help')\n", prog, cmd);
+			return EXIT_USAGE;
 		}
 	}
-	if (o.format) {
-		int f = th_format_parse(o.format);
-		if (f < 0) {
-			fprintf(stderr, "tonghop: --format is table, csv, json or xlsx\n");
-			return 2;
-		}
-		o.fmt = (th_format)f;
+	char **rest = argv + 1 + optind;
+	int nrest = argc - 1 - optind;
+	if (o.fmt == TH_FMT_XLSX && !o.out_path)
+		die_usage(cmd, "--format xlsx needs -o FILE");
+	if (o.appendix && strlen(o.appendix) > TH_CODE_MAX)
+		die_usage(cmd, "--appendix is too long");
+	if (o.period && !th_period_valid(o.period))
+		die_usage(cmd, "--period takes yyyy, yyyy-Qn, yyyy-Hn or yyyy-mm");
+
+	if (!strcmp(cmd, "validate")) {
+		if (nrest < 1)
+			die_usage(cmd, "give at least one FILE");
+		return cmd_validate(&o, rest, nrest);
 	}
-	if (o.fmt == TH_FMT_XLSX && !o.out) {
-		fprintf(stderr, "tonghop: --format xlsx needs -o FILE\n");
-		return 2;
+	if (!strcmp(cmd, "watch")) {
+		if (nrest)
+			die_usage(cmd, "unexpected argument");
+		if (!o.pub)
+			die_usage(cmd, "--pub ENDPOINT is required");
+		return th_cmd_watch(o.pub, o.key, o.server_key, o.insecure, o.level_set ? o.level : 0,
+		                    o.unit, o.count);
 	}
-	int rest = argc - optind;
-	char **rv = argv + optind;
-	if (!strcmp(cmd, "rollup"))
-		return rest ? 2 : cmd_rollup(&o);
+	if (!strcmp(cmd, "units")) {
+		if (nrest)
+			die_usage(cmd, "unexpected argument");
+		if (!o.units_file && !o.db)
+			die_usage(cmd, "give --units FILE or --db DIR");
+		return cmd_units(&o);
+	}
+	int remote_ok = !strcmp(cmd, "rollup") || !strcmp(cmd, "status");
+	if (o.collector && !remote_ok)
+		die_usage(cmd, "--collector works with rollup and status; use --db DIR");
+	if (o.collector && o.db)
+		die_usage(cmd, "give --db DIR or --collector ENDPOINT, not both");
+	if (!o.db && !o.collector)
+		die_usage(cmd, remote_ok ? "--db DIR (or --collector ENDPOINT) is required"
+		                         : "--db DIR is required");
+	if (!strcmp(cmd, "check")) {
+		if (nrest)
+			die_usage(cmd, "unexpected argument");
+		return cmd_check(&o);
+	}
+	if (!strcmp(cmd, "report")) {
+		if (nrest != 3)
+			die_usage(cmd, "give UNIT APPENDIX PERIOD");
+		if (!th_period_valid(rest[2]))
+			die_usage(cmd, "PERIOD takes yyyy, yyyy-Qn, yyyy-Hn or yyyy-mm");
+		if (o.fmt == TH_FMT_XLSX && o.history)
+			die_usage(cmd, "--history prints text; use --format table");
+		return cmd_report(&o, rest[0], rest[1], rest[2]);
+	}
+	if (nrest)
+		die_usage(cmd, "unexpected argument");
+	if (!o.appendix || !o.period)
+		die_usage(cmd, "--appendix and --period are required");
 	if (!strcmp(cmd, "status"))
-		return rest ? 2 : cmd_status(&o);
-	if (!strcmp(cmd, "report"))
-		return cmd_report(&o, rest, rv);
-	if (!strcmp(cmd, "units"))
-		return rest ? 2 : cmd_units(&o);
-	if (!strcmp(cmd, "validate"))
-		return cmd_validate(&o, rest, rv);
-	if (!strcmp(cmd, "check"))
-		return rest ? 2 : cmd_check(&o);
-	fprintf(stderr, "tonghop: unknown command \"%s\" (see tonghop --help)\n", cmd);
-	return 2;
+		return cmd_status(&o);
+	if (o.parent && o.level_set)
+		die_usage(cmd, "give --level or --parent, not both");
+	return cmd_rollup(&o);
 }

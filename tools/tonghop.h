@@ -1,0 +1,42 @@
+/* tonghop.h -- commands of the tonghop tool that live in their own file. */
+#ifndef TH_TONGHOP_H
+#define TH_TONGHOP_H
+
+#include <inttypes.h>
+#include <stddef.h>
+#include "th_def.h"
+#include "th_store.h"
+
+/* `tonghop watch`: subscribes to the collector's rollup stream at pub
+ * (CURVE with the keypair file key_file and the collector's public key file
+ * server_key, or plain when insecure), filtered by level (0 = all) and unit,
+ * and prints one line per message; stops after count messages (0 = never)
+ * or at SIGINT/SIGTERM.  Returns the exit code. */
+int th_cmd_watch(const char *pub, const char *key_file, const char *server_key, int insecure,
+                 long level, const char *unit, long count);
+
+/* Reads the Z85 key after "public" or "secret" in a key file
+ * (collector/KEYS.md); 0 or -1. */
+int th_read_z85_key(const char *path, const char *which, char out[41]);
+
+/* A client of the collector's query socket (collector/QUERY.md). */
+typedef struct th_qc th_qc;
+/* Connects (CURVE with key_file and server_key unless insecure); NULL with a
+ * reason in why on failure. */
+th_qc *th_qc_new(const char *endpoint, const char *key_file, const char *server_key, int insecure,
+                 char *why, size_t why_cap);
+void th_qc_destroy(th_qc **q);
+/* The last error's text. */
+const char *th_qc_error(const th_qc *q);
+/* As th_store_level / th_store_missing / th_store_get_node, over the socket.
+ * The th_unit passed to cb has code, name, depth (and for missing: parent,
+ * kind, contacts); it is valid during the call only.  th_qc_node also
+ * returns the unit's name (malloc'd) in *name when name is not NULL. */
+int th_qc_level(th_qc *q, const th_def *d, const char *appendix, const char *period, uint32_t level,
+                const char *parent, th_node_cb cb, void *ctx);
+int th_qc_missing(th_qc *q, const char *appendix, const char *period, const char *unit,
+                  th_node_cb cb, void *ctx);
+int th_qc_node(th_qc *q, const th_def *d, const char *appendix, const char *period,
+               const char *unit, th_node *out, char **name);
+
+#endif

@@ -1,0 +1,330 @@
+/* tonghop_query.c -- the collector's query socket as a data source
+ * (collector/QUERY.md): the same node, level and missing answers as the
+ * store, over a CURVE-authenticated DEALER socket. */
+#include "tonghop.h"
+
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+struct th_qc {
+	void *ctx, *sock;
+	uint64_t next_id;
+	char err[256];
+};
+
+th_qc *th_qc_new(const char *endpoint, const char *key_file, const char *server_key, int insecure,
+                 char *why, size_t why_cap)
+{
+	th_qc *q = calloc(1, sizeof *q);
+	if (!q)
+		return NULL;
+	q->next_id = 1;
+	q->ctx = zmq_ctx_new();
+	q->sock = q->ctx ? zmq_socket(q->ctx, ZMQ_DEALER) : NULL;
+	if (!q->sock) {
+		snprintf(why, why_cap, "cannot create a socket");
+		goto fail;
+	}
+	int timeout = 10000, zero = 0;
+	zmq_setsockopt(q->sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+	zmq_setsockopt(q->sock, ZMQ_LINGER, &zero, sizeof zero);
+	if (!insecure) {
+		char cpub[41], csec[41], spub[41];
+		if (!key_file || !server_key) {
+			snprintf(why, why_cap, "give --key FILE and --server-key FILE (or --insecure)");
+			goto fail;
+		}
+		if (th_read_z85_key(key_file, "public", cpub) || th_read_z85_key(key_file, "secret", csec) ||
+		    th_read_z85_key(server_key, "public", spub)) {
+			snprintf(why, why_cap, "cannot read the keys from %s and %s", key_file, server_key);
+			goto fail;
+		}
+		if (zmq_setsockopt(q->sock, ZMQ_CURVE_SERVERKEY, spub, 40) ||
+		    zmq_setsockopt(q->sock, ZMQ_CURVE_PUBLICKEY, cpub, 40) ||
+		    zmq_setsockopt(q->sock, ZMQ_CURVE_SECRETKEY, csec, 40)) {
+			snprintf(why, why_cap, "CURVE: %s", zmq_strerror(zmq_errno()));
+			goto fail;
+		}
+	}
+	if (zmq_connect(q->sock, endpoint)) {
+		snprintf(why, why_cap, "%s: %s", endpoint, zmq_strerror(zmq_errno()));
+		goto fail;
+	}
+	return q;
+fail:
+	th_qc_destroy(&q);
+	return NULL;
+}
+
+void th_qc_destroy(th_qc **pq)
+{
+	if (!pq || !*pq)
+		return;
+	th_qc *q = *pq;
+	if (q->sock)
+		zmq_close(q->sock);
+	if (q->ctx)
+		zmq_ctx_term(q->ctx);
+	free(q);
+	*pq = NULL;
+}
+
+const char *th_qc_error(const th_qc *q)
+{
+	return q->err;
+}
+
+static void ks(msgpack_packer *pk, const char *s)
+{
+	size_t n = strlen(s);
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, s, n);
+}
+
+static const msgpack_object *get(const msgpack_object *m, const char *key)
+{
+	if (!m || m->type != MSGPACK_OBJECT_MAP)
+		return NULL;
+	size_t kl = strlen(key);
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		const msgpack_object *k = &m->via.map.ptr[i].key;
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == kl &&
+		    !memcmp(k->via.str.ptr, key, kl))
+			return &m->via.map.ptr[i].val;
+	}
+	return NULL;
+}
+
+static uint64_t get_uint(const msgpack_object *m, const char *key)
+{
+	const msgpack_object *v = get(m, key);
+	return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
+}
+
+/* Copies a string field (control bytes replaced) to a malloc'd string. */
+static char *get_str(const msgpack_object *m, const char *key)
+{
+	const msgpack_object *v = get(m, key);
+	size_t n = v && v->type == MSGPACK_OBJECT_STR ? v->via.str.size : 0;
+	char *s = malloc(n + 1);
+	if (!s)
+		return NULL;
+	if (n)
+		memcpy(s, v->via.str.ptr, n);
+	s[n] = 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20)
+			s[i] = ' ';
+	return s;
+}
+
+/* A vector of exactly n int64. */
+static int64_t *get_vec(const msgpack_object *m, const char *key, size_t n)
+{
+	const msgpack_object *v = get(m, key);
+	int64_t *out = calloc(n ? n : 1, sizeof *out);
+	if (!out)
+		return NULL;
+	if (!v || v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != n) {
+		if (v && v->type == MSGPACK_OBJECT_ARRAY && v->via.array.size == 0)
+			return out;       /* nothing reported: zero vector */
+		free(out);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const msgpack_object *e = &v->via.array.ptr[i];
+		if (e->type == MSGPACK_OBJECT_POSITIVE_INTEGER && e->via.u64 <= INT64_MAX)
+			out[i] = (int64_t)e->via.u64;
+		else if (e->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+			out[i] = e->via.i64;
+		else {
+			free(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+/* Sends a query and waits for its result; up is initialised by the caller. */
+static int ask(th_qc *q, const char *what, const char *appendix, const char *period,
+               const char *unit, const char *parent, uint64_t level, msgpack_unpacked *up,
+               const msgpack_object **res)
+{
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	uint64_t id = q->next_id++;
+	msgpack_pack_map(&pk, 6 + (unit != NULL) + (parent != NULL) + (level > 0));
+	ks(&pk, "v"); msgpack_pack_uint32(&pk, 1);
+	ks(&pk, "t"); ks(&pk, "query");
+	ks(&pk, "id"); msgpack_pack_uint64(&pk, id);
+	ks(&pk, "q"); ks(&pk, what);
+	ks(&pk, "appendix"); ks(&pk, appendix);
+	ks(&pk, "period"); ks(&pk, period);
+	if (unit) { ks(&pk, "unit"); ks(&pk, unit); }
+	if (parent) { ks(&pk, "parent"); ks(&pk, parent); }
+	if (level > 0) { ks(&pk, "level"); msgpack_pack_uint64(&pk, level); }
+	int rc = zmq_send(q->sock, sb.data, sb.size, 0) == (int)sb.size ? 0 : TH_ENET;
+	msgpack_sbuffer_destroy(&sb);
+	if (rc) {
+		snprintf(q->err, sizeof q->err, "send: %s", zmq_strerror(zmq_errno()));
+		return rc;
+	}
+	for (;;) {
+		zmq_msg_t m;
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, q->sock, 0) < 0) {
+			snprintf(q->err, sizeof q->err, "no answer from the collector (%s)",
+			         zmq_strerror(zmq_errno()));
+			zmq_msg_close(&m);
+			return TH_ETIMEOUT;
+		}
+		size_t off = 0;
+		msgpack_unpacked_destroy(up);
+		msgpack_unpacked_init(up);
+		int ok = msgpack_unpack_next(up, zmq_msg_data(&m), zmq_msg_size(&m), &off) ==
+		         MSGPACK_UNPACK_SUCCESS;
+		zmq_msg_close(&m);
+		if (!ok || up->data.type != MSGPACK_OBJECT_MAP) {
+			snprintf(q->err, sizeof q->err, "malformed answer");
+			return TH_EPROTO;
+		}
+		if (get_uint(&up->data, "id") != id)
+			continue;      /* an old answer */
+		const msgpack_object *okv = get(&up->data, "ok");
+		if (!okv || okv->type != MSGPACK_OBJECT_BOOLEAN || !okv->via.boolean) {
+			char *r = get_str(&up->data, "reason"), *msg = get_str(&up->data, "message");
+			snprintf(q->err, sizeof q->err, "%s: %s", r ? r : "error", msg ? msg : "");
+			int code = r ? th_errcode(r) : 0;
+			free(r);
+			free(msg);
+			return code ? code : TH_EPROTO;
+		}
+		*res = &up->data;
+		return 0;
+	}
+}
+
+/* Fills u (strings malloc'd) and n from a node map. */
+static int node_of(const th_def *d, const msgpack_object *o, th_unit *u, th_node *n)
+{
+	memset(u, 0, sizeof *u);
+	memset(n, 0, sizeof *n);
+	u->code = get_str(o, "unit");
+	u->name = get_str(o, "name");
+	u->parent_code = get_str(o, "parent");
+	u->kind = get_str(o, "kind");
+	u->person = get_str(o, "person");
+	u->phone = get_str(o, "phone");
+	u->email = get_str(o, "email");
+	u->depth = (uint32_t)get_uint(o, "level");
+	u->parent = -1;
+	if (u->code)
+		snprintf(n->unit, sizeof n->unit, "%s", u->code);
+	n->level = u->depth;
+	n->version = get_uint(o, "version");
+	n->commit = get_uint(o, "commit");
+	n->expected = (uint32_t)get_uint(o, "expected");
+	n->reported = (uint32_t)get_uint(o, "reported");
+	n->on_time = (uint32_t)get_uint(o, "on_time");
+	n->late = (uint32_t)get_uint(o, "late");
+	n->corrections = (uint32_t)get_uint(o, "corrections");
+	if (d) {
+		n->own = get_vec(o, "own", d->n_slots);
+		n->total = get_vec(o, "total", d->n_slots);
+		if (!n->own || !n->total)
+			return TH_EPROTO;
+	}
+	return u->code && u->name && u->parent_code && u->kind && u->person && u->phone && u->email
+	               ? 0
+	               : TH_ENOMEM;
+}
+
+static void unit_free(th_unit *u)
+{
+	free(u->code);
+	free(u->name);
+	free(u->parent_code);
+	free(u->kind);
+	free(u->person);
+	free(u->phone);
+	free(u->email);
+}
+
+static int each(th_qc *q, const th_def *d, const msgpack_object *res, const char *field,
+                th_node_cb cb, void *ctx)
+{
+	const msgpack_object *rows = get(res, field);
+	if (!rows || rows->type != MSGPACK_OBJECT_ARRAY) {
+		snprintf(q->err, sizeof q->err, "answer without %s", field);
+		return TH_EPROTO;
+	}
+	int rc = 0;
+	for (uint32_t i = 0; i < rows->via.array.size && !rc; i++) {
+		th_unit u;
+		th_node n;
+		rc = node_of(d, &rows->via.array.ptr[i], &u, &n);
+		if (!rc)
+			rc = cb(ctx, &u, &n);
+		else
+			snprintf(q->err, sizeof q->err, "malformed row in the answer");
+		unit_free(&u);
+		th_node_free(&n);
+	}
+	return rc;
+}
+
+int th_qc_level(th_qc *q, const th_def *d, const char *appendix, const char *period, uint32_t level,
+                const char *parent, th_node_cb cb, void *ctx)
+{
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	const msgpack_object *res = NULL;
+	int rc = ask(q, "level", appendix, period, NULL, parent, parent ? 0 : level, &up, &res);
+	if (!rc)
+		rc = each(q, d, res, "rows", cb, ctx);
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}
+
+int th_qc_missing(th_qc *q, const char *appendix, const char *period, const char *unit,
+                  th_node_cb cb, void *ctx)
+{
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	const msgpack_object *res = NULL;
+	int rc = ask(q, "missing", appendix, period, unit, NULL, 0, &up, &res);
+	if (!rc)
+		rc = each(q, NULL, res, "missing", cb, ctx);
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}
+
+/* A node and its unit's name / level (name malloc'd into *name). */
+int th_qc_node(th_qc *q, const th_def *d, const char *appendix, const char *period,
+               const char *unit, th_node *out, char **name)
+{
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	const msgpack_object *res = NULL;
+	int rc = ask(q, "node", appendix, period, unit, NULL, 0, &up, &res);
+	if (!rc) {
+		th_unit u;
+		rc = node_of(d, get(res, "node"), &u, out);
+		if (!rc && name) {
+			*name = u.name;
+			u.name = NULL;
+		}
+		if (rc) {
+			snprintf(q->err, sizeof q->err, "malformed node in the answer");
+			th_node_free(out);
+		}
+		unit_free(&u);
+	}
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}
