@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <iconv.h>
+#include <stdint.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,6 +358,54 @@ static int start_report(reader *rd, long line)
 	return TH_OK;
 }
 
+/* Levenshtein distance between two short strings; SIZE_MAX when either is
+ * longer than 64 bytes (a suggestion would be noise then). */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return SIZE_MAX;
+	size_t row[65];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* The column id nearest to h (case-insensitive for ASCII), or NULL when none is close. */
+static const char *nearest_column(const th_def *d, const char *h)
+{
+	char low[65];
+	size_t n = strlen(h);
+	if (n > 64)
+		return NULL;
+	for (size_t i = 0; i <= n; i++)
+		low[i] = (h[i] >= 'A' && h[i] <= 'Z') ? (char)(h[i] - 'A' + 'a') : h[i];
+	const char *best = NULL;
+	size_t bestd = n / 3 > 2 ? n / 3 : 2;
+	for (size_t c = 0; c < d->n_cols; c++) {
+		size_t e = edit_distance(low, d->cols[c].id);
+		if (e <= bestd) {
+			bestd = e;
+			best = d->cols[c].id;
+		}
+	}
+	return best;
+}
+
 static int on_header(reader *rd, char **f, size_t n, long line)
 {
 	int rc = start_report(rd, line);
@@ -379,8 +428,10 @@ static int on_header(reader *rd, char **f, size_t n, long line)
 			continue;
 		long c = th_def_column(d, h);
 		if (c < 0) {
-			ERR(rd, line, NULL, TH_ESYNTAX, "header \"%s\" is not a column of %s version %u",
-			    h, d->id, d->version);
+			const char *near = nearest_column(d, h);
+			ERR(rd, line, NULL, TH_ESYNTAX, "header \"%s\" is not a column of %s version %u%s%s%s",
+			    h, d->id, d->version, near ? "; did you mean \"" : "", near ? near : "",
+			    near ? "\"?" : "");
 			continue;
 		}
 		if (seen[c]) {

@@ -238,9 +238,11 @@ int th_parse_dec(const char *s, int scale, int64_t *out, const char **why)
 		} else if (p.nsep == 1 && tail == 3 && p.seppos[0] <= 3) {
 			return set_why(why, dsep == '.'
 			        ? "ambiguous: \"1.234\" is 1234 in Vietnamese and 1.234 in English; "
-			          "write 1234, or 1,234 for one point two three four"
+			          "write 1234 (or 1.234,0) for one thousand two hundred thirty-four, "
+			          "or 1,2340 for one point two three four"
 			        : "ambiguous: \"1,234\" is 1.234 in Vietnamese and 1234 in English; "
-			          "write 1234, or 1,2340 / 1.234,0 to make the decimal comma clear",
+			          "write 1,2340 for one point two three four, "
+			          "or 1234 (or 1.234,0) for one thousand two hundred thirty-four",
 			        TH_EAMBIGUOUS);
 		} else {
 			/* the last separator is the decimal one when it differs from the

@@ -155,6 +155,16 @@ static void unknown_column(void **state)
 	assert_non_null(strstr(msgs, "cot_la"));
 }
 
+static void unknown_column_suggests_nearest(void **state)
+{
+	(void)state;
+	char msgs[4096];
+	th_report *r = NULL;
+	int rc = parse(PL3_HEAD "linh_vuc,Ma_Nhiem_Vuu\nthe_che,T1\n", &r, msgs, sizeof msgs);
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(msgs, "did you mean \"ma_nhiem_vu\"?"));
+}
+
 static void unterminated_quote(void **state)
 {
 	(void)state;
@@ -195,6 +205,35 @@ static void forced_cp1258(void **state)
 	assert_string_equal(th_report_cell(r, 0, (size_t)c)->s, "H\xC3\xA0 N\xE1\xBB\x99i");
 	th_report_destroy(&r);
 	th_diag_destroy(&d);
+}
+
+static void utf16le_bom_converted(void **state)
+{
+	(void)state;
+	/* Latin-1-range text only, so each character is one UTF-16 unit: byte, 0. */
+	const char *text = PL3_HEAD
+		"linh_vuc,ma_nhiem_vu,noi_dung,so_nhiem_vu_ke_hoach,da_hoan_thanh,dang_thuc_hien,chua_thuc_hien\r\n"
+		"the_che,T1,H\xE0,1,1,0,0\r\n";
+	size_t n = strlen(text);
+	char *buf = malloc(2 * n + 2);
+	assert_non_null(buf);
+	buf[0] = (char)0xFF;
+	buf[1] = (char)0xFE;
+	for (size_t i = 0; i < n; i++) {
+		buf[2 + 2 * i] = text[i];
+		buf[3 + 2 * i] = 0;
+	}
+	th_diag *d = th_diag_new();
+	th_report *r = NULL;
+	int rc = th_csv_parse_report(buf, 2 * n + 2, "f.csv", load_defs(), NULL, &r, d);
+	for (size_t i = 0; i < th_diag_count(d); i++)
+		print_message("%s\n", th_diag_text(d, i));
+	assert_int_equal(rc, 0);
+	long c = th_def_column(th_defset_latest(defs, "PL3"), "noi_dung");
+	assert_string_equal(th_report_cell(r, 0, (size_t)c)->s, "H\xC3\xA0");
+	th_report_destroy(&r);
+	th_diag_destroy(&d);
+	free(buf);
 }
 
 static void opts_conflict_with_metadata(void **state)
@@ -331,9 +370,11 @@ int main(int argc, char **argv)
 		cmocka_unit_test(all_errors_at_once),
 		cmocka_unit_test(rule_error_has_line),
 		cmocka_unit_test(unknown_column),
+		cmocka_unit_test(unknown_column_suggests_nearest),
 		cmocka_unit_test(unterminated_quote),
 		cmocka_unit_test(not_utf8_refused_by_name),
 		cmocka_unit_test(forced_cp1258),
+		cmocka_unit_test(utf16le_bom_converted),
 		cmocka_unit_test(opts_conflict_with_metadata),
 		cmocka_unit_test(tokenizer_counts),
 		cmocka_unit_test(generated_round_trip),
