@@ -425,7 +425,7 @@ static void hostile_bytes(void **state)
 		th_error_msg_free(&e);
 		free(rep);
 	}
-	/* a report with the wrong type in a cell: per-report rejection */
+	/* after the garbage, a valid report on the same connection is still accepted */
 	th_report *r = pl3(f, "SNV", 30, 1, 0, 0);
 	th_ack a;
 	submit(f, s, r, &a);
@@ -480,6 +480,67 @@ static void pub_prefix_terminated(void **state)
 	zmq_close(s);
 	zmq_close(x);
 	zmq_close(sub);
+}
+
+/* Drains sub for a second; counts messages whose topic equals want, and any other. */
+static void drain_topics(void *sub, const char *want, int *same, int *other)
+{
+	*same = *other = 0;
+	for (;;) {
+		zmq_pollitem_t it = {sub, 0, ZMQ_POLLIN, 0};
+		if (zmq_poll(&it, 1, 1000) <= 0)
+			break;
+		char topic[256];
+		int n = zmq_recv(sub, topic, sizeof topic - 1, 0);
+		assert_true(n > 0 && n < (int)sizeof topic);
+		topic[n] = 0;
+		int more = 0;
+		size_t ml = sizeof more;
+		zmq_getsockopt(sub, ZMQ_RCVMORE, &more, &ml);
+		assert_true(more);   /* a body frame follows every topic */
+		char body[65536];
+		assert_true(zmq_recv(sub, body, sizeof body, 0) > 0);
+		if (strcmp(topic, want) == 0)
+			(*same)++;
+		else
+			(*other)++;
+	}
+}
+
+static void *level_sub(fixture *f, const char *prefix)
+{
+	void *sub = zmq_socket(f->ctx, ZMQ_SUB);
+	int linger = 0;
+	zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
+	zmq_setsockopt(sub, ZMQ_CURVE_SERVERKEY, f->server.pub, 40);
+	zmq_setsockopt(sub, ZMQ_CURVE_PUBLICKEY, f->reader.pub, 40);
+	zmq_setsockopt(sub, ZMQ_CURVE_SECRETKEY, f->reader.sec, 40);
+	zmq_setsockopt(sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
+	assert_int_equal(zmq_connect(sub, f->pubep), 0);
+	return sub;
+}
+
+/* A report for C1 changes C1 (level 3), D1 (level 2) and R (level 1): a subscriber to
+ * one level gets exactly that level's changed node. */
+static void pub_level_prefix(void **state)
+{
+	fixture *f = *state;
+	void *l3 = level_sub(f, "L3\x1f"), *l2 = level_sub(f, "L2\x1f");
+	usleep(300000);
+	void *d1 = dealer(f, f->ingest, &f->d1);
+	th_report *r = pl3(f, "C1", 7, 2, 0, 0);
+	assert_int_equal(submit_status(f, d1, r, NULL), TH_ACK_ACCEPTED);
+	int same = 0, other = 0;
+	drain_topics(l3, "L3\x1f" "C1\x1fPL3\x1f" "2021\x1f", &same, &other);
+	assert_int_equal(same, 1);
+	assert_int_equal(other, 0);
+	drain_topics(l2, "L2\x1f" "D1\x1fPL3\x1f" "2021\x1f", &same, &other);
+	assert_int_equal(same, 1);
+	assert_int_equal(other, 0);
+	th_report_destroy(&r);
+	zmq_close(d1);
+	zmq_close(l3);
+	zmq_close(l2);
 }
 
 static void acked_survives_sigkill(void **state)
@@ -557,6 +618,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(revoked_after_sighup, setup, teardown),
 		cmocka_unit_test_setup_teardown(hostile_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(pub_prefix_terminated, setup, teardown),
+		cmocka_unit_test_setup_teardown(pub_level_prefix, setup, teardown),
 		cmocka_unit_test_setup_teardown(acked_survives_sigkill, setup, teardown),
 		cmocka_unit_test_setup_teardown(sigterm_exits_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(keygen_and_check, setup, teardown),
