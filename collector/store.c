@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <lmdb.h>
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #define FORMAT "tonghop-store 1"
 #define DEFAULT_MAP ((size_t)64 << 20)
 #define MAX_KEY 256
+#define EXP_CACHE 8
 
 struct th_store {
 	char *dir;
@@ -28,7 +30,19 @@ struct th_store {
 	const th_defset *defs;
 	th_units **h;             /* every hierarchy version known, owned */
 	size_t nh;
+	struct in_force {
+		char appendix[TH_CODE_MAX + 1], period[TH_PERIOD_MAX + 1]; /* period "" = all */
+		uint32_t version;
+	} *cfg;                   /* configured versions in force (else the latest) */
+	size_t ncfg;
+	struct {
+		const th_units *u;
+		const th_def *d;
+		uint32_t *e;          /* expected count per unit index (subtree) */
+	} exp[EXP_CACHE];
+	size_t exp_next;
 };
+static void expected_clear(th_store *s);
 
 /* --- records -------------------------------------------------------------------- */
 
@@ -36,7 +50,8 @@ struct th_store {
 typedef struct {
 	uint8_t fmt;          /* 1 */
 	uint8_t tombstone;
-	uint8_t pad[2];
+	uint8_t late;         /* 1: the key's first accepted revision came after its deadline */
+	uint8_t pad;
 	uint32_t version;
 	int32_t as_of;
 	uint32_t corrections; /* accepted revisions of the key before this one */
@@ -54,6 +69,12 @@ typedef struct {
 	uint32_t n_slots, pad;
 	/* int64 own[n_slots], total[n_slots] follow */
 } node_header;
+
+/* the layout of collector/STORAGE.md */
+_Static_assert(sizeof(rec_header) == 208, "record header is 208 bytes");
+_Static_assert(offsetof(rec_header, rev) == 16 && offsetof(rec_header, hash) == 48 &&
+               offsetof(rec_header, sender) == 80, "record header offsets");
+_Static_assert(sizeof(node_header) == 40, "node header is 40 bytes");
 
 static int64_t now_us(void)
 {
@@ -75,8 +96,23 @@ static int xlate(int rc)
 	}
 }
 
+/* A read-only transaction; picks up a map grown by the writer (another process). */
+static int read_txn(th_store *s, MDB_txn **txn)
+{
+	if (!s->env)
+		return TH_ESTORE;   /* a failed reopen after MDB_PANIC */
+	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	if (rc == MDB_MAP_RESIZED) {
+		mdb_env_set_mapsize(s->env, 0);
+		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	}
+	return xlate(rc);
+}
+
 static size_t key3(char *buf, const char *a, const char *b, const char *c)
 {
+	if (!a || !b || !c)
+		return 0;
 	size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
 	if (la + lb + lc + 2 > MAX_KEY)
 		return 0;
@@ -86,6 +122,25 @@ static size_t key3(char *buf, const char *a, const char *b, const char *c)
 	buf[la + lb + 1] = 0;
 	memcpy(buf + la + lb + 2, c, lc);
 	return la + lb + lc + 2;
+}
+
+/* Splits a stored "a\0b\0c" key into buf (MAX_KEY + 1 bytes); TH_ESTORE when
+ * it does not have exactly that shape. */
+static int split3(const MDB_val *k, char *buf, const char **a, const char **b, const char **c)
+{
+	if (k->mv_size > MAX_KEY)
+		return TH_ESTORE;
+	memcpy(buf, k->mv_data, k->mv_size);
+	buf[k->mv_size] = 0;
+	size_t nul = 0;
+	for (size_t i = 0; i < k->mv_size; i++)
+		nul += buf[i] == 0;
+	if (nul != 2)
+		return TH_ESTORE;
+	*a = buf;
+	*b = buf + strlen(buf) + 1;
+	*c = *b + strlen(*b) + 1;
+	return TH_OK;
 }
 
 static void put_be64(uint8_t *p, uint64_t v)
@@ -197,7 +252,7 @@ static int open_env(th_store *s)
 	mdb_env_set_maxdbs(s->env, 16);
 	mdb_env_set_mapsize(s->env, s->map_size);
 	mdb_env_set_maxreaders(s->env, 256);
-	rc = mdb_env_open(s->env, s->dir, s->readonly ? MDB_RDONLY : 0, 0640);
+	rc = mdb_env_open(s->env, s->dir, s->readonly ? MDB_RDONLY : 0, 0660);
 	if (rc) {
 		mdb_env_close(s->env);
 		s->env = NULL;
@@ -211,40 +266,66 @@ static int open_env(th_store *s)
 	return TH_OK;
 }
 
+static void say(char *why, size_t cap, const char *fmt, const char *a, const char *b)
+{
+	if (why && cap)
+		snprintf(why, cap, fmt, a, b);
+}
+
+static int open_dbis(th_store *s, MDB_txn *txn)
+{
+	unsigned flags = s->readonly ? 0 : MDB_CREATE;
+	if (mdb_dbi_open(txn, "meta", flags, &s->meta) || mdb_dbi_open(txn, "hier", flags, &s->hier) ||
+	    mdb_dbi_open(txn, "bind", flags, &s->bind) ||
+	    mdb_dbi_open(txn, "reports", flags, &s->reports) ||
+	    mdb_dbi_open(txn, "history", flags, &s->history) ||
+	    mdb_dbi_open(txn, "rollups", flags, &s->rollups) ||
+	    mdb_dbi_open(txn, "deadlines", flags, &s->deadlines))
+		return s->readonly ? TH_ENOTFOUND : TH_ESTORE;
+	return TH_OK;
+}
+
 int th_store_open(const char *dir, const th_store_opts *opts, th_store **out)
 {
+	return th_store_open_why(dir, opts, out, NULL, 0);
+}
+
+int th_store_open_why(const char *dir, const th_store_opts *opts, th_store **out, char *why,
+                      size_t cap)
+{
+	if (!dir || !out)
+		return TH_EINVAL;
 	th_store *s = calloc(1, sizeof *s);
 	if (!s)
 		return TH_ENOMEM;
 	s->readonly = opts && opts->readonly;
 	s->map_size = opts && opts->map_size ? opts->map_size : DEFAULT_MAP;
 	s->max_map = opts && opts->max_map_size ? opts->max_map_size : ((size_t)1 << 40);
+	if (s->max_map < s->map_size)
+		s->max_map = s->map_size;
 	s->dir = strdup(dir);
 	int rc;
+	MDB_txn *txn = NULL;
 	if (!s->dir) {
 		rc = TH_ENOMEM;
 		goto fail;
 	}
 	if (!s->readonly && mkdir(dir, 0750) != 0 && errno != EEXIST) {
+		say(why, cap, "%s: cannot create the store directory: %s", dir, strerror(errno));
 		rc = TH_EIO;
 		goto fail;
 	}
-	if ((rc = open_env(s)))
-		goto fail;
-	MDB_txn *txn;
-	unsigned flags = s->readonly ? 0 : MDB_CREATE;
-	if ((rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn))) {
-		rc = xlate(rc);
+	if ((rc = open_env(s))) {
+		say(why, cap, "%s: cannot open the LMDB environment (%s)", dir, th_strerror(rc));
 		goto fail;
 	}
-	if (mdb_dbi_open(txn, "meta", flags, &s->meta) || mdb_dbi_open(txn, "hier", flags, &s->hier) ||
-	    mdb_dbi_open(txn, "bind", flags, &s->bind) ||
-	    mdb_dbi_open(txn, "reports", flags, &s->reports) ||
-	    mdb_dbi_open(txn, "history", flags, &s->history) ||
-	    mdb_dbi_open(txn, "rollups", flags, &s->rollups) ||
-	    mdb_dbi_open(txn, "deadlines", flags, &s->deadlines)) {
-		mdb_txn_abort(txn);
-		rc = s->readonly ? TH_ENOTFOUND : TH_ESTORE;
+	if ((rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn))) {
+		rc = xlate(rc);
+		say(why, cap, "%s: cannot begin a transaction (%s)", dir, th_strerror(rc));
+		goto fail;
+	}
+	if ((rc = open_dbis(s, txn))) {
+		say(why, cap, "%s: %s", dir, "not a tonghop store (its databases are missing)");
 		goto fail;
 	}
 	MDB_val k = {6, "format"}, v;
@@ -254,18 +335,24 @@ int th_store_open(const char *dir, const th_store_opts *opts, th_store **out)
 		randombytes_buf(s->uuid, 16);
 		MDB_val uk = {4, "uuid"}, uv = {16, s->uuid};
 		if (mdb_put(txn, s->meta, &k, &fv, 0) || mdb_put(txn, s->meta, &uk, &uv, 0)) {
-			mdb_txn_abort(txn);
 			rc = TH_ESTORE;
+			say(why, cap, "%s: %s", dir, "cannot initialise the store");
 			goto fail;
 		}
 	} else if (rc || v.mv_size != strlen(FORMAT) || memcmp(v.mv_data, FORMAT, v.mv_size)) {
-		mdb_txn_abort(txn);
-		rc = TH_ESTORE;   /* not a tonghop store, or another format version */
+		char found[64] = "none";
+		if (rc == 0)
+			snprintf(found, sizeof found, "%.*s", (int)(v.mv_size < 48 ? v.mv_size : 48),
+			         (const char *)v.mv_data);
+		if (why && cap)
+			snprintf(why, cap, "%s: store format is \"%s\", this program reads \"%s\"", dir,
+			         found, FORMAT);
+		rc = TH_ESTORE;
 		goto fail;
 	} else {
 		MDB_val uk = {4, "uuid"}, uv;
 		if (mdb_get(txn, s->meta, &uk, &uv) || uv.mv_size != 16) {
-			mdb_txn_abort(txn);
+			say(why, cap, "%s: %s", dir, "the store has no valid uuid");
 			rc = TH_ESTORE;
 			goto fail;
 		}
@@ -274,21 +361,42 @@ int th_store_open(const char *dir, const th_store_opts *opts, th_store **out)
 	MDB_val ck = {6, "commit"}, cv;
 	if (mdb_get(txn, s->meta, &ck, &cv) == 0 && cv.mv_size == 8)
 		memcpy(&s->last_commit, cv.mv_data, 8);
-	if ((rc = load_hierarchies(s, txn))) {
-		mdb_txn_abort(txn);
+	if ((rc = load_hierarchies(s, txn)))
 		goto fail;
-	}
-	if (s->readonly)
-		mdb_txn_abort(txn);
-	else if ((rc = mdb_txn_commit(txn))) {
+	/* committed even when read-only: the dbi handles opened in an aborted
+	 * transaction would be closed with it */
+	if ((rc = mdb_txn_commit(txn))) {
+		txn = NULL;
 		rc = xlate(rc);
+		say(why, cap, "%s: cannot commit (%s)", dir, th_strerror(rc));
 		goto fail;
 	}
 	*out = s;
 	return TH_OK;
 fail:
+	if (txn)
+		mdb_txn_abort(txn);
 	th_store_close(&s);
 	return rc;
+}
+
+/* After MDB_PANIC: closes and reopens the environment (no transaction may be open). */
+static int reopen(th_store *s)
+{
+	if (s->env)
+		mdb_env_close(s->env);
+	s->env = NULL;
+	int rc = open_env(s);
+	if (rc)
+		return rc;
+	MDB_txn *txn;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)))
+		return xlate(rc);
+	if ((rc = open_dbis(s, txn))) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return xlate(mdb_txn_commit(txn));
 }
 
 void th_store_close(th_store **ps)
@@ -298,9 +406,12 @@ void th_store_close(th_store **ps)
 	th_store *s = *ps;
 	if (s->env)
 		mdb_env_close(s->env);
+	s->env = NULL;
 	for (size_t i = 0; i < s->nh; i++)
 		th_units_destroy(&s->h[i]);
 	free(s->h);
+	free(s->cfg);
+	expected_clear(s);
 	free(s->dir);
 	free(s);
 	*ps = NULL;
@@ -312,7 +423,83 @@ uint64_t th_store_last_commit(const th_store *s) { return s->last_commit; }
 int th_store_set_defs(th_store *s, const th_defset *defs)
 {
 	s->defs = defs;
+	expected_clear(s);
 	return TH_OK;
+}
+
+int th_store_set_in_force(th_store *s, const char *appendix, const char *period, uint32_t version)
+{
+	if (!appendix || strlen(appendix) > TH_CODE_MAX || (period && strlen(period) > TH_PERIOD_MAX))
+		return TH_EINVAL;
+	for (size_t i = 0; i < s->ncfg; i++)
+		if (!strcmp(s->cfg[i].appendix, appendix) && !strcmp(s->cfg[i].period, period ? period : "")) {
+			s->cfg[i].version = version;
+			return TH_OK;
+		}
+	struct in_force *n = realloc(s->cfg, (s->ncfg + 1) * sizeof *n);
+	if (!n)
+		return TH_ENOMEM;
+	s->cfg = n;
+	snprintf(n[s->ncfg].appendix, sizeof n->appendix, "%s", appendix);
+	snprintf(n[s->ncfg].period, sizeof n->period, "%s", period ? period : "");
+	n[s->ncfg++].version = version;
+	return TH_OK;
+}
+
+/* The definition in force for (appendix, period): configured, else the latest. */
+static const th_def *def_in_force(th_store *s, const char *appendix, const char *period)
+{
+	if (!s->defs || !appendix)
+		return NULL;
+	const struct in_force *any = NULL;
+	for (size_t i = 0; i < s->ncfg; i++)
+		if (!strcmp(s->cfg[i].appendix, appendix)) {
+			if (period && !strcmp(s->cfg[i].period, period))
+				return th_defset_get(s->defs, appendix, s->cfg[i].version);
+			if (!s->cfg[i].period[0])
+				any = &s->cfg[i];
+		}
+	if (any)
+		return th_defset_get(s->defs, appendix, any->version);
+	return th_defset_latest(s->defs, appendix);
+}
+
+static int grow(th_store *s)
+{
+	if (s->map_size >= s->max_map)
+		return TH_ENOSPC;
+	size_t next = s->map_size * 2;
+	if (next > s->max_map)
+		next = s->max_map;
+	int rc = mdb_env_set_mapsize(s->env, next);
+	if (rc)
+		return xlate(rc);
+	s->map_size = next;
+	return TH_OK;
+}
+
+/* One put in its own durable transaction, growing the map when full. */
+static int put1(th_store *s, MDB_dbi dbi, MDB_val *k, MDB_val *v)
+{
+	if (s->readonly)
+		return TH_EINVAL;
+	if (!s->env)
+		return TH_ESTORE;
+	for (;;) {
+		MDB_txn *txn;
+		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		if (rc)
+			return xlate(rc);
+		rc = mdb_put(txn, dbi, k, v, 0);
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (rc != MDB_MAP_FULL)
+			return xlate(rc);
+		if ((rc = grow(s)))
+			return rc;
+	}
 }
 
 /* --- hierarchies and periods ---------------------------------------------------------- */
@@ -342,23 +529,10 @@ int th_store_add_hierarchy(th_store *s, const th_units *u)
 	int rc = th_units_parse(src, len, id, &copy, NULL);
 	if (rc)
 		return rc;
-	MDB_txn *txn;
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn))) {
-		th_units_destroy(&copy);
-		return xlate(rc);
-	}
 	MDB_val k = {strlen(id), (void *)id}, v = {len, (void *)src};
-	rc = mdb_put(txn, s->hier, &k, &v, 0);
-	if (rc == MDB_MAP_FULL) {
-		mdb_txn_abort(txn);
+	if ((rc = put1(s, s->hier, &k, &v))) {
 		th_units_destroy(&copy);
-		return TH_ENOSPC;
-	}
-	if (rc || (rc = mdb_txn_commit(txn))) {
-		if (rc != 0)
-			mdb_txn_abort(txn);
-		th_units_destroy(&copy);
-		return xlate(rc);
+		return rc;
 	}
 	th_units **nh = realloc(s->h, (s->nh + 1) * sizeof *nh);
 	if (!nh) {
@@ -416,8 +590,20 @@ static int bound(th_store *s, MDB_txn *txn, int can_write, const char *period, t
 	int rc = mdb_get(txn, s->bind, &k, &v);
 	if (rc == 0) {
 		th_units *u = find_version(s, v.mv_data, v.mv_size);
-		if (!u)
-			return TH_ESTORE;
+		if (!u) {
+			/* added by the writer after this (read-only) handle was opened */
+			MDB_val hv;
+			if (mdb_get(txn, s->hier, &v, &hv) ||
+			    th_units_parse(hv.mv_data, hv.mv_size, "store", &u, NULL))
+				return TH_ESTORE;
+			th_units **nh = realloc(s->h, (s->nh + 1) * sizeof *nh);
+			if (!nh) {
+				th_units_destroy(&u);
+				return TH_ENOMEM;
+			}
+			s->h = nh;
+			s->h[s->nh++] = u;
+		}
 		*out = u;
 		return TH_OK;
 	}
@@ -438,20 +624,27 @@ static int bound(th_store *s, MDB_txn *txn, int can_write, const char *period, t
 
 int th_store_hierarchy_for(th_store *s, const char *period, const th_units **out)
 {
-	if (!th_period_valid(period))
+	if (!period || !th_period_valid(period))
 		return TH_EPERIOD;
+	if (!s->env)
+		return TH_ESTORE;
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
+	int rc = s->readonly ? read_txn(s, &txn) : xlate(mdb_txn_begin(s->env, NULL, 0, &txn));
 	if (rc)
-		return xlate(rc);
+		return rc;
 	th_units *u = NULL;
 	rc = bound(s, txn, !s->readonly, period, &u);
 	if (rc == 0 && !s->readonly) {
 		int c = mdb_txn_commit(txn);
 		if (c)
-			return xlate(c);
+			rc = xlate(c);
 	} else {
 		mdb_txn_abort(txn);
+	}
+	if (rc == TH_EMAPFULL) {
+		if ((rc = grow(s)) != TH_OK)
+			return rc;
+		return th_store_hierarchy_for(s, period, out);
 	}
 	if (rc == 0)
 		*out = u;
@@ -467,16 +660,8 @@ int th_store_set_deadline(th_store *s, const char *appendix, const char *period,
 	size_t kl = key3(key, appendix, period, unit ? unit : "");
 	if (!kl)
 		return TH_ETOOBIG;
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-	if (rc)
-		return xlate(rc);
 	MDB_val k = {kl, key}, v = {4, &deadline};
-	if ((rc = mdb_put(txn, s->deadlines, &k, &v, 0))) {
-		mdb_txn_abort(txn);
-		return xlate(rc);
-	}
-	return xlate(mdb_txn_commit(txn));
+	return put1(s, s->deadlines, &k, &v);
 }
 
 /* 1 on time, 0 late, for a first acceptance at time t (unix µs). */
@@ -503,6 +688,72 @@ static int on_time(th_store *s, MDB_txn *txn, const char *appendix, const char *
 	localtime_r(&sec, &tm);
 	int32_t day = (tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
 	return day <= dl;
+}
+
+int th_store_hierarchies(th_store *s, th_hier_cb cb, void *ctx)
+{
+	MDB_txn *txn;
+	int rc = read_txn(s, &txn);
+	if (rc)
+		return rc;
+	MDB_cursor *c;
+	if ((rc = mdb_cursor_open(txn, s->hier, &c))) {
+		mdb_txn_abort(txn);
+		return xlate(rc);
+	}
+	MDB_val k, v;
+	int ret = TH_OK;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && ret == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		th_units *u = find_version(s, k.mv_data, k.mv_size);
+		if (!u) {
+			if (th_units_parse(v.mv_data, v.mv_size, "store", &u, NULL)) {
+				ret = TH_ESTORE;
+				break;
+			}
+			th_units **nh = realloc(s->h, (s->nh + 1) * sizeof *nh);
+			if (!nh) {
+				th_units_destroy(&u);
+				ret = TH_ENOMEM;
+				break;
+			}
+			s->h = nh;
+			s->h[s->nh++] = u;
+		}
+		ret = cb(ctx, u);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	return ret;
+}
+
+int th_store_bindings(th_store *s, th_binding_cb cb, void *ctx)
+{
+	MDB_txn *txn;
+	int rc = read_txn(s, &txn);
+	if (rc)
+		return rc;
+	MDB_cursor *c;
+	if ((rc = mdb_cursor_open(txn, s->bind, &c))) {
+		mdb_txn_abort(txn);
+		return xlate(rc);
+	}
+	MDB_val k, v;
+	int ret = TH_OK;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && ret == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		char p[TH_PERIOD_MAX + 1], id[256];
+		if (k.mv_size > TH_PERIOD_MAX || v.mv_size >= sizeof id)
+			continue;
+		memcpy(p, k.mv_data, k.mv_size);
+		p[k.mv_size] = 0;
+		memcpy(id, v.mv_data, v.mv_size);
+		id[v.mv_size] = 0;
+		ret = cb(ctx, p, id);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	return ret;
 }
 
 /* --- nodes ----------------------------------------------------------------------------- */
@@ -551,6 +802,17 @@ static int node_read(th_store *s, MDB_txn *txn, const th_def *d, const char *app
 	if (rc) {
 		node_release(n);
 		return xlate(rc);
+	}
+	if (v.mv_size >= sizeof(node_header)) {
+		node_header h;
+		memcpy(&h, v.mv_data, sizeof h);
+		if (h.n_slots != d->n_slots) {
+			/* laid out for another definition version (the version in force
+			 * changed): counts as empty, keeping its version number */
+			n->h.version = h.version;
+			n->h.commit = h.commit;
+			return TH_OK;
+		}
 	}
 	if (v.mv_size != sizeof(node_header) + 2 * d->n_slots * sizeof(int64_t)) {
 		node_release(n);
@@ -619,14 +881,18 @@ static int recompute_extrema(th_store *s, MDB_txn *txn, const th_def *d, const t
 
 /* --- apply ------------------------------------------------------------------------------ */
 
+static const char *str_or(const char *p) { return p ? p : ""; }
+
 static int cmp_sub(const void *a, const void *b)
 {
 	const th_submission *x = *(th_submission *const *)a, *y = *(th_submission *const *)b;
-	int c = strcmp(x->report->unit, y->report->unit);
+	if (!x->report || !y->report)
+		return !x->report - !y->report;
+	int c = strcmp(str_or(x->report->unit), str_or(y->report->unit));
 	if (!c)
-		c = strcmp(x->report->appendix, y->report->appendix);
+		c = strcmp(str_or(x->report->appendix), str_or(y->report->appendix));
 	if (!c)
-		c = strcmp(x->report->period, y->report->period);
+		c = strcmp(str_or(x->report->period), str_or(y->report->period));
 	if (!c)
 		c = x->report->rev < y->report->rev ? -1 : x->report->rev > y->report->rev;
 	if (!c)
@@ -647,10 +913,19 @@ static void result_set(th_ack_result *r, th_ack_status st, int code, uint64_t st
 static void result_reset(th_submission *sub)
 {
 	th_ack_result *r = sub->result;
+	/* the caller's warnings (from its own validation) are kept */
+	char **w = r->warnings;
+	size_t nw = r->n_warnings;
+	r->warnings = NULL;
+	r->n_warnings = 0;
 	th_ack_result_free(r);
-	r->unit = strdup(sub->report->unit);
-	r->appendix = strdup(sub->report->appendix);
-	r->period = strdup(sub->report->period);
+	r->warnings = w;
+	r->n_warnings = nw;
+	if (!sub->report)
+		return;
+	r->unit = strdup(str_or(sub->report->unit));
+	r->appendix = strdup(str_or(sub->report->appendix));
+	r->period = strdup(str_or(sub->report->period));
 	r->rev = sub->report->rev;
 }
 
@@ -691,34 +966,94 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 {
 	th_report *r = sub->report;
 	th_ack_result *res = sub->result;
-	const th_def *d = s->defs ? th_defset_get(s->defs, r->appendix, r->version) : NULL;
-	if (!d || th_defset_latest(s->defs, r->appendix) != d) {
-		result_set(res, TH_ACK_RETRY_LATER, TH_EDEFCHANGED, 0,
-		           "the appendix version is not the one in force; fetch the current definitions");
+	if (!r || !r->unit || !r->appendix || !r->period || !*r->unit ||
+	    strlen(r->unit) > TH_CODE_MAX || strlen(r->appendix) > TH_CODE_MAX ||
+	    !th_period_valid(r->period) || (r->n_rows && !r->cells)) {
+		result_set(res, TH_ACK_REJECTED, TH_EINVAL, 0, "malformed report (unit, appendix or period)");
 		return TH_OK;
 	}
-	if (r->n_cols != d->n_cols || !th_period_valid(r->period)) {
-		result_set(res, TH_ACK_REJECTED, TH_EINVAL, 0, "report does not match its definition");
+	/* the key's stored rev, for every answer (0 when none) */
+	uint64_t cur_rev = 0;
+	{
+		char ck[MAX_KEY];
+		size_t ckl = key3(ck, r->unit, r->appendix, r->period);
+		MDB_val k0 = {ckl, ck}, v0;
+		int g = ckl ? mdb_get(txn, s->reports, &k0, &v0) : MDB_NOTFOUND;
+		if (g == 0 && v0.mv_size >= sizeof(rec_header)) {
+			rec_header h0;
+			memcpy(&h0, v0.mv_data, sizeof h0);
+			cur_rev = h0.rev;
+		} else if (g && g != MDB_NOTFOUND) {
+			return xlate(g);
+		}
+	}
+	const th_def *d = def_in_force(s, r->appendix, r->period);
+	if (!d) {
+		char m[128];
+		snprintf(m, sizeof m, "unknown appendix %s", r->appendix);
+		result_set(res, TH_ACK_REJECTED, TH_EAPPENDIX, cur_rev, m);
 		return TH_OK;
+	}
+	if (d->version != r->version) {
+		char m[192];
+		snprintf(m, sizeof m,
+		         "%s version %u is not the one in force for %s (version %u): fetch the current "
+		         "definitions and check the file again",
+		         r->appendix, (unsigned)r->version, r->period, (unsigned)d->version);
+		result_set(res, TH_ACK_RETRY_LATER, TH_EDEFCHANGED, cur_rev, m);
+		return TH_OK;
+	}
+	if (r->n_cols != d->n_cols) {
+		result_set(res, TH_ACK_REJECTED, TH_EINVAL, cur_rev, "report does not match its definition");
+		return TH_OK;
+	}
+	{
+		/* the store checks again what the collector checked: garbage never gets in */
+		th_diag *vd = th_diag_new();
+		int vrc = vd ? th_report_validate(r, d, vd) : TH_ENOMEM;
+		if (vrc == TH_ENOMEM) {
+			th_diag_destroy(&vd);
+			return TH_ENOMEM;
+		}
+		if (vrc) {
+			const th_diag_entry *e = NULL;
+			size_t ei = 0;
+			for (size_t i = 0; i < th_diag_count(vd) && !e; i++)
+				if (th_diag_at(vd, i)->sev == TH_SEV_ERROR)
+					e = th_diag_at(vd, ei = i);
+			result_set(res, TH_ACK_REJECTED, e ? e->code : vrc, cur_rev,
+			           e ? th_diag_text(vd, ei) : "report does not validate");
+			if (e) {
+				res->row = e->row;
+				free(res->column);
+				res->column = e->column ? strdup(e->column) : NULL;
+			}
+			th_diag_destroy(&vd);
+			return TH_OK;
+		}
+		th_diag_destroy(&vd);
 	}
 	th_units *u = NULL;
 	int rc = bound(s, txn, 1, r->period, &u);
 	if (rc == TH_ENOTFOUND) {
-		result_set(res, TH_ACK_RETRY_LATER, TH_ESTORE, 0, "no hierarchy is loaded");
+		result_set(res, TH_ACK_RETRY_LATER, TH_ESTORE, cur_rev, "no hierarchy is loaded");
 		return TH_OK;
 	}
 	if (rc)
 		return rc;
 	long ui = th_units_find(u, r->unit);
 	if (ui < 0) {
-		result_set(res, TH_ACK_REJECTED, TH_EUNIT, 0, "unknown unit in the hierarchy bound to the period");
+		char m[256];
+		snprintf(m, sizeof m, "unit %s is not in hierarchy %s, to which period %s is bound",
+		         r->unit, th_units_version(u), r->period);
+		result_set(res, TH_ACK_REJECTED, TH_EUNIT, cur_rev, m);
 		return TH_OK;
 	}
 	uint8_t hash[TH_HASH_LEN];
 	uint8_t *canon = NULL;
 	size_t clen = 0;
 	if (th_report_canonical(r, d, &canon, &clen) != 0) {
-		result_set(res, TH_ACK_REJECTED, TH_EINVAL, 0, "report cannot be encoded");
+		result_set(res, TH_ACK_REJECTED, TH_EINVAL, cur_rev, "report cannot be encoded");
 		return TH_OK;
 	}
 	crypto_generichash(hash, TH_HASH_LEN, canon, clen, NULL, 0);
@@ -726,7 +1061,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 	size_t kl = key3(key, r->unit, r->appendix, r->period);
 	if (!kl) {
 		free(canon);
-		result_set(res, TH_ACK_REJECTED, TH_ETOOBIG, 0, "key too long");
+		result_set(res, TH_ACK_REJECTED, TH_ETOOBIG, cur_rev, "key too long");
 		return TH_OK;
 	}
 	MDB_val k = {kl, key}, v;
@@ -785,7 +1120,8 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 	/* completeness deltas */
 	int was = have_old && !old.tombstone, is = !r->tombstone;
 	int64_t first = have_old ? old.first_time : now;
-	int ot = on_time(s, txn, r->appendix, r->period, r->unit, first);
+	/* decided once, at the key's first accepted revision, and kept in the record */
+	int ot = have_old ? !old.late : on_time(s, txn, r->appendix, r->period, r->unit, now);
 	int d_rep = is - was;
 	int d_corr = (have_old && is) ? 1 : 0;
 	/* compute every node on the path in memory first */
@@ -864,7 +1200,8 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 	h.tombstone = r->tombstone;
 	h.version = r->version;
 	h.as_of = r->as_of;
-	h.corrections = have_old ? old.corrections + 1 : 0;
+	h.late = (uint8_t)!ot;
+	h.corrections = have_old ? old.corrections + (uint32_t)d_corr : 0;
 	h.rev = r->rev;
 	h.commit = commit;
 	h.commit_time = now;
@@ -902,47 +1239,64 @@ out:
 	return ret;
 }
 
-static int grow(th_store *s)
-{
-	if (s->map_size >= s->max_map)
-		return TH_ENOSPC;
-	size_t next = s->map_size * 2;
-	if (next > s->max_map)
-		next = s->max_map;
-	int rc = mdb_env_set_mapsize(s->env, next);
-	if (rc)
-		return xlate(rc);
-	s->map_size = next;
-	return TH_OK;
-}
-
 int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_id,
                    int64_t *commit_time, th_changed_node **changed, size_t *n_changed)
 {
-	if (s->readonly)
+	if (s->readonly || (n && !subs))
 		return TH_EINVAL;
+	if (!s->env)
+		return TH_ESTORE;
+	for (size_t i = 0; i < n; i++)
+		if (!subs[i].result)
+			return TH_EINVAL;
+	if (n == 0) {
+		*commit_id = s->last_commit;
+		*commit_time = now_us();
+		if (changed) {
+			*changed = NULL;
+			*n_changed = 0;
+		}
+		return TH_OK;
+	}
 	th_submission **order = malloc((n ? n : 1) * sizeof *order);
 	if (!order)
 		return TH_ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		order[i] = &subs[i];
 	qsort(order, n, sizeof *order, cmp_sub);
-	int ret;
+	int ret, reopened = 0;
 	for (;;) {
 		changes ch = {0};
 		uint64_t commit = s->last_commit + 1;
 		int64_t now = now_us();
 		MDB_txn *txn;
 		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		if (rc == MDB_PANIC && !reopened) {
+			reopened = 1;
+			if ((ret = reopen(s)) == TH_OK)
+				continue;
+			break;
+		}
 		if (rc) {
 			ret = xlate(rc);
-			free(ch.v);
 			break;
 		}
 		ret = TH_OK;
 		for (size_t i = 0; i < n && ret == TH_OK; i++) {
 			result_reset(order[i]);
 			ret = apply_one(s, txn, order[i], commit, now, &ch);
+		}
+		/* every result names the key's rev after the whole group */
+		for (size_t i = 0; i < n && ret == TH_OK; i++) {
+			const th_report *r = order[i]->report;
+			char key[MAX_KEY];
+			size_t kl = r ? key3(key, r->unit, r->appendix, r->period) : 0;
+			MDB_val k = {kl, key}, v;
+			if (kl && mdb_get(txn, s->reports, &k, &v) == 0 && v.mv_size >= sizeof(rec_header)) {
+				rec_header h;
+				memcpy(&h, v.mv_data, sizeof h);
+				order[i]->result->stored_rev = h.rev;
+			}
 		}
 		if (ret == TH_OK) {
 			MDB_val k = {6, "commit"}, v = {8, &commit};
@@ -968,6 +1322,19 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 			mdb_txn_abort(txn);
 		}
 		free(ch.v);
+		if (ret == TH_ESTORE && !reopened) {
+			/* MDB_PANIC: the environment must be reopened; replay the group once */
+			MDB_txn *probe;
+			int pr = mdb_txn_begin(s->env, NULL, 0, &probe);
+			if (pr == 0) {
+				mdb_txn_abort(probe);
+			} else if (pr == MDB_PANIC) {
+				reopened = 1;
+				if ((ret = reopen(s)) == TH_OK)
+					continue;
+				break;
+			}
+		}
 		if (ret != TH_EMAPFULL)
 			break;
 		/* abort, grow, replay the whole group */
@@ -1020,6 +1387,31 @@ static uint32_t *expected_counts(const th_units *u, const th_def *d)
 	return e;
 }
 
+/* expected_counts, cached per (hierarchy, definition); owned by the store. */
+static const uint32_t *expected_cached(th_store *s, const th_units *u, const th_def *d)
+{
+	for (size_t i = 0; i < EXP_CACHE; i++)
+		if (s->exp[i].e && s->exp[i].u == u && s->exp[i].d == d)
+			return s->exp[i].e;
+	uint32_t *e = expected_counts(u, d);
+	if (!e)
+		return NULL;
+	size_t slot = s->exp_next++ % EXP_CACHE;
+	free(s->exp[slot].e);
+	s->exp[slot].u = u;
+	s->exp[slot].d = d;
+	s->exp[slot].e = e;
+	return e;
+}
+
+static void expected_clear(th_store *s)
+{
+	for (size_t i = 0; i < EXP_CACHE; i++) {
+		free(s->exp[i].e);
+		s->exp[i].e = NULL;
+	}
+}
+
 static int fill_node(th_store *s, MDB_txn *txn, const th_def *d, const char *appendix,
                      const char *period, const th_unit *x, uint32_t expected, th_node *out)
 {
@@ -1042,18 +1434,16 @@ static int fill_node(th_store *s, MDB_txn *txn, const th_def *d, const char *app
 	return TH_OK;
 }
 
-static int read_txn(th_store *s, MDB_txn **txn)
-{
-	return xlate(mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn));
-}
 
 int th_store_get_node(th_store *s, const char *appendix, const char *period, const char *unit,
                       th_node *out)
 {
-	const th_def *d = s->defs ? th_defset_latest(s->defs, appendix) : NULL;
+	if (!unit || !out)
+		return TH_EINVAL;
+	const th_def *d = def_in_force(s, appendix, period);
 	if (!d)
 		return TH_EAPPENDIX;
-	if (!th_period_valid(period))
+	if (!period || !th_period_valid(period))
 		return TH_EPERIOD;
 	MDB_txn *txn;
 	int rc = read_txn(s, &txn);
@@ -1065,10 +1455,9 @@ int th_store_get_node(th_store *s, const char *appendix, const char *period, con
 		if (i < 0) {
 			rc = TH_EUNIT;
 		} else {
-			uint32_t *e = expected_counts(u, d);
+			const uint32_t *e = expected_cached(s, u, d);
 			rc = e ? fill_node(s, txn, d, appendix, period, th_units_at(u, (size_t)i), e[i], out)
 			       : TH_ENOMEM;
-			free(e);
 		}
 	}
 	mdb_txn_abort(txn);
@@ -1078,20 +1467,20 @@ int th_store_get_node(th_store *s, const char *appendix, const char *period, con
 int th_store_level(th_store *s, const char *appendix, const char *period, uint32_t level,
                    const char *parent, th_node_cb cb, void *ctx)
 {
-	const th_def *d = s->defs ? th_defset_latest(s->defs, appendix) : NULL;
+	const th_def *d = def_in_force(s, appendix, period);
 	if (!d)
 		return TH_EAPPENDIX;
-	if (!th_period_valid(period))
+	if (!period || !th_period_valid(period))
 		return TH_EPERIOD;
 	MDB_txn *txn;
 	int rc = read_txn(s, &txn);
 	if (rc)
 		return rc;
 	th_units *u = NULL;
-	uint32_t *e = NULL;
+	const uint32_t *e = NULL;
 	if ((rc = bound(s, txn, 0, period, &u)))
 		goto out;
-	if (!(e = expected_counts(u, d))) {
+	if (!(e = expected_cached(s, u, d))) {
 		rc = TH_ENOMEM;
 		goto out;
 	}
@@ -1111,7 +1500,6 @@ int th_store_level(th_store *s, const char *appendix, const char *period, uint32
 		th_node_free(&n);
 	}
 out:
-	free(e);
 	mdb_txn_abort(txn);
 	return rc;
 }
@@ -1124,16 +1512,18 @@ static int live_report(th_store *s, MDB_txn *txn, const char *unit, const char *
 	MDB_val k = {kl, key}, v;
 	if (!kl || mdb_get(txn, s->reports, &k, &v) || v.mv_size < sizeof(rec_header))
 		return 0;
-	return !((const rec_header *)v.mv_data)->tombstone;
+	rec_header h;
+	memcpy(&h, v.mv_data, sizeof h);
+	return !h.tombstone;
 }
 
 int th_store_missing(th_store *s, const char *appendix, const char *period, const char *unit,
                      th_node_cb cb, void *ctx)
 {
-	const th_def *d = s->defs ? th_defset_latest(s->defs, appendix) : NULL;
+	const th_def *d = def_in_force(s, appendix, period);
 	if (!d)
 		return TH_EAPPENDIX;
-	if (!th_period_valid(period))
+	if (!period || !th_period_valid(period))
 		return TH_EPERIOD;
 	MDB_txn *txn;
 	int rc = read_txn(s, &txn);
@@ -1258,44 +1648,76 @@ int th_store_history(th_store *s, const char *unit, const char *appendix, const 
 	return found ? TH_OK : TH_ENOTFOUND;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 int th_store_revs_in_scope(th_store *s, const char *unit, th_rev_cb cb, void *ctx)
 {
+	if (!unit || !cb)
+		return TH_EINVAL;
 	MDB_txn *txn;
 	int rc = read_txn(s, &txn);
 	if (rc)
 		return rc;
-	MDB_cursor *c;
-	if ((rc = mdb_cursor_open(txn, s->reports, &c))) {
-		mdb_txn_abort(txn);
-		return xlate(rc);
-	}
-	MDB_val k, v;
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	while (rc == 0) {
-		char key[MAX_KEY + 1];
-		if (k.mv_size <= MAX_KEY && v.mv_size >= sizeof(rec_header)) {
-			memcpy(key, k.mv_data, k.mv_size);
-			key[k.mv_size] = 0;
-			const char *ru = key, *ra = ru + strlen(ru) + 1, *rp = ra + strlen(ra) + 1;
-			th_units *u = NULL;
-			if (bound(s, txn, 0, rp, &u) == 0) {
-				long top = th_units_find(u, unit), me = th_units_find(u, ru);
-				if (top >= 0 && me >= 0 && th_units_in_subtree(u, (size_t)top, (size_t)me)) {
-					rec_header h;
-					memcpy(&h, v.mv_data, sizeof h);
-					int cr = cb(ctx, ru, ra, rp, h.rev);
-					if (cr) {
-						rc = cr;
-						break;
-					}
+	/* candidate units: the subtree of unit in any known hierarchy version; each
+	 * is a prefix scan of `reports` (keys start with the unit) */
+	const char **codes = NULL;
+	size_t nc = 0, cap = 0;
+	int ret = TH_OK;
+	for (size_t h = 0; h < s->nh && ret == TH_OK; h++) {
+		long top = th_units_find(s->h[h], unit);
+		for (size_t i = 0; top >= 0 && i < th_units_count(s->h[h]); i++) {
+			if (!th_units_in_subtree(s->h[h], (size_t)top, i))
+				continue;
+			if (nc == cap) {
+				cap = cap ? cap * 2 : 64;
+				const char **n = realloc(codes, cap * sizeof *n);
+				if (!n) {
+					ret = TH_ENOMEM;
+					break;
 				}
+				codes = n;
 			}
+			codes[nc++] = th_units_at(s->h[h], i)->code;
 		}
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
-	mdb_cursor_close(c);
+	if (nc)
+		qsort(codes, nc, sizeof *codes, cmp_str);
+	MDB_cursor *c = NULL;
+	if (ret == TH_OK && (rc = mdb_cursor_open(txn, s->reports, &c)))
+		ret = xlate(rc);
+	for (size_t i = 0; i < nc && ret == TH_OK; i++) {
+		if (i && !strcmp(codes[i], codes[i - 1]))
+			continue;
+		size_t pl = strlen(codes[i]) + 1;   /* "code\0" */
+		MDB_val k = {pl, (void *)codes[i]}, v;
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		     rc == 0 && k.mv_size > pl && !memcmp(k.mv_data, codes[i], pl) && ret == TH_OK;
+		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			char key[MAX_KEY + 1];
+			const char *ru, *ra, *rp;
+			if (split3(&k, key, &ru, &ra, &rp) || v.mv_size < sizeof(rec_header))
+				continue;
+			th_units *u = NULL;
+			if (bound(s, txn, 0, rp, &u) != 0)
+				continue;
+			long top = th_units_find(u, unit), me = th_units_find(u, ru);
+			if (top < 0 || me < 0 || !th_units_in_subtree(u, (size_t)top, (size_t)me))
+				continue;
+			rec_header h;
+			memcpy(&h, v.mv_data, sizeof h);
+			ret = cb(ctx, ru, ra, rp, h.rev);
+		}
+		if (rc && rc != MDB_NOTFOUND && ret == TH_OK)
+			ret = xlate(rc);
+	}
+	if (c)
+		mdb_cursor_close(c);
+	free(codes);
 	mdb_txn_abort(txn);
-	return rc == MDB_NOTFOUND || rc == 0 ? TH_OK : (rc < 0 ? rc : xlate(rc));
+	return ret;
 }
 
 /* --- recomputation, rebuild, verify ------------------------------------------------------- */
@@ -1320,11 +1742,11 @@ static int recompute_all(th_store *s, MDB_txn *txn, emit_fn emit, void *ctx, th_
 	MDB_val k, v;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		char key[MAX_KEY + 1];
-		if (k.mv_size > MAX_KEY)
+		const char *ru, *ra, *rp;
+		if (split3(&k, key, &ru, &ra, &rp)) {
+			th_diag_add(diag, TH_SEV_ERROR, TH_ESTORE, NULL, 0, 0, NULL, "a malformed report key");
 			continue;
-		memcpy(key, k.mv_data, k.mv_size);
-		key[k.mv_size] = 0;
-		const char *ra = key + strlen(key) + 1, *rp = ra + strlen(ra) + 1;
+		}
 		int seen = 0;
 		for (size_t i = 0; i < np && !seen; i++)
 			seen = !strcmp(pairs[i].appendix, ra) && !strcmp(pairs[i].period, rp);
@@ -1343,7 +1765,7 @@ static int recompute_all(th_store *s, MDB_txn *txn, emit_fn emit, void *ctx, th_
 	}
 	int ret = TH_OK;
 	for (size_t p = 0; p < np && ret == TH_OK; p++) {
-		const th_def *d = s->defs ? th_defset_latest(s->defs, pairs[p].appendix) : NULL;
+		const th_def *d = def_in_force(s, pairs[p].appendix, pairs[p].period);
 		th_units *u = NULL;
 		if (!d || bound(s, txn, 0, pairs[p].period, &u) != 0) {
 			th_diag_add(diag, TH_SEV_ERROR, TH_EAPPENDIX, NULL, 0, 0, NULL,
@@ -1366,11 +1788,9 @@ static int recompute_all(th_store *s, MDB_txn *txn, emit_fn emit, void *ctx, th_
 		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && ret == TH_OK;
 		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 			char key[MAX_KEY + 1];
-			if (k.mv_size > MAX_KEY)
+			const char *ru, *ra, *rp;
+			if (split3(&k, key, &ru, &ra, &rp))
 				continue;
-			memcpy(key, k.mv_data, k.mv_size);
-			key[k.mv_size] = 0;
-			const char *ru = key, *ra = ru + strlen(ru) + 1, *rp = ra + strlen(ra) + 1;
 			if (strcmp(ra, pairs[p].appendix) || strcmp(rp, pairs[p].period))
 				continue;
 			long ui = th_units_find(u, ru);
@@ -1385,6 +1805,11 @@ static int recompute_all(th_store *s, MDB_txn *txn, emit_fn emit, void *ctx, th_
 				continue;
 			}
 			const th_def *rd = th_defset_get(s->defs, ra, h.version);
+			uint8_t hh[TH_HASH_LEN];
+			if (diag && rd && (th_report_hash(r, rd, hh) || memcmp(hh, h.hash, TH_HASH_LEN)))
+				th_diag_add(diag, TH_SEV_ERROR, TH_ESTORE, NULL, 0, 0, NULL,
+				            "report %s %s %s rev %llu: stored content does not match its hash",
+				            ru, ra, rp, (unsigned long long)h.rev);
 			if (diag && rd) {
 				th_diag *vd = th_diag_new();
 				if (th_report_validate(r, rd, vd) != 0)
@@ -1399,7 +1824,7 @@ static int recompute_all(th_store *s, MDB_txn *txn, emit_fn emit, void *ctx, th_
 				th_rollup_contrib(d, r, n->own);
 			if (!h.tombstone) {
 				n->h.reported = 1;
-				if (on_time(s, txn, ra, rp, ru, h.first_time))
+				if (!h.late)
 					n->h.on_time = 1;
 				else
 					n->h.late = 1;
@@ -1459,10 +1884,50 @@ static int rebuild_emit(void *ctx, MDB_txn *txn, const th_def *d, const char *ap
 	return node_write(c->s, txn, d, appendix, period, x->code, &n);
 }
 
+/* Clears every stored node (keeping, and bumping, its version) so that nodes no
+ * report explains any more end up zero. */
+static int zero_nodes(th_store *s, MDB_txn *txn, uint64_t commit)
+{
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, s->rollups, &c);
+	if (rc)
+		return xlate(rc);
+	MDB_val k, v;
+	uint8_t *buf = NULL;
+	int ret = TH_OK;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (v.mv_size < sizeof(node_header))
+			continue;
+		node_header h;
+		memcpy(&h, v.mv_data, sizeof h);
+		uint8_t *nb = realloc(buf, v.mv_size);
+		if (!nb) {
+			ret = TH_ENOMEM;
+			break;
+		}
+		buf = nb;
+		memset(buf, 0, v.mv_size);
+		h.version++;
+		h.commit = commit;
+		h.reported = h.on_time = h.late = h.corrections = 0;
+		memcpy(buf, &h, sizeof h);
+		MDB_val nv = {v.mv_size, buf};
+		if ((rc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT))) {
+			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
+			break;
+		}
+	}
+	free(buf);
+	mdb_cursor_close(c);
+	return ret;
+}
+
 int th_store_rebuild(th_store *s)
 {
 	if (s->readonly)
 		return TH_EINVAL;
+	if (!s->env)
+		return TH_ESTORE;
 	for (;;) {
 		MDB_txn *txn;
 		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -1471,7 +1936,9 @@ int th_store_rebuild(th_store *s)
 		/* node versions survive: read them before dropping (copy into a scratch db is
 		 * not needed: rebuild_emit reads the old node before overwriting) */
 		rebuild_ctx c = {s, s->last_commit};
-		rc = recompute_all(s, txn, rebuild_emit, &c, NULL);
+		rc = zero_nodes(s, txn, s->last_commit);
+		if (rc == TH_OK)
+			rc = recompute_all(s, txn, rebuild_emit, &c, NULL);
 		if (rc == TH_OK) {
 			rc = mdb_txn_commit(txn);
 			if (rc == 0)
@@ -1489,13 +1956,45 @@ typedef struct {
 	th_store *s;
 	th_diag *diag;
 	size_t problems, nodes;
+	char **keys;           /* rollup keys the recomputation produced, NUL-separated parts */
+	size_t *klen, nkeys, cap;
 } verify_ctx;
+
+typedef struct {
+	const char *p;
+	size_t n;
+} bkey;
+
+static int cmp_bkey(const void *a, const void *b)
+{
+	const bkey *x = a, *y = b;
+	int c = memcmp(x->p, y->p, x->n < y->n ? x->n : y->n);
+	return c ? c : (x->n > y->n) - (x->n < y->n);
+}
 
 static int verify_emit(void *ctx, MDB_txn *txn, const th_def *d, const char *appendix,
                        const char *period, const th_unit *x, const node *computed)
 {
 	verify_ctx *c = ctx;
 	node stored;
+	if (c->nkeys == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		char **nk = realloc(c->keys, cap * sizeof *nk);
+		if (!nk)
+			return TH_ENOMEM;
+		c->keys = nk;
+		size_t *nl = realloc(c->klen, cap * sizeof *nl);
+		if (!nl)
+			return TH_ENOMEM;
+		c->klen = nl;
+		c->cap = cap;
+	}
+	char key[MAX_KEY];
+	size_t kl = key3(key, appendix, period, x->code);
+	if (!kl || !(c->keys[c->nkeys] = malloc(kl)))
+		return TH_ENOMEM;
+	memcpy(c->keys[c->nkeys], key, kl);
+	c->klen[c->nkeys++] = kl;
 	int rc = node_read(c->s, txn, d, appendix, period, x->code, &stored);
 	if (rc)
 		return rc;
@@ -1512,6 +2011,63 @@ static int verify_emit(void *ctx, MDB_txn *txn, const th_def *d, const char *app
 	return TH_OK;
 }
 
+/* Every history entry decodes and matches its hash; every latest record has
+ * its history entry. */
+static int verify_history(th_store *s, MDB_txn *txn, th_diag *dg)
+{
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, s->history, &c);
+	if (rc)
+		return xlate(rc);
+	MDB_val k, v;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		char key[MAX_KEY + 1];
+		const char *ru, *ra, *rp;
+		MDB_val pk = {k.mv_size >= 9 ? k.mv_size - 9 : 0, k.mv_data};
+		if (k.mv_size < 9 || ((const char *)k.mv_data)[k.mv_size - 9] != 0 ||
+		    split3(&pk, key, &ru, &ra, &rp)) {
+			th_diag_add(dg, TH_SEV_ERROR, TH_ESTORE, NULL, 0, 0, NULL, "a malformed history key");
+			continue;
+		}
+		uint64_t krev = 0;
+		for (size_t i = k.mv_size - 8; i < k.mv_size; i++)
+			krev = krev << 8 | ((const uint8_t *)k.mv_data)[i];
+		rec_header h;
+		th_report *r = NULL;
+		uint8_t hh[TH_HASH_LEN];
+		int drc = decode_value(s, &v, ru, ra, rp, &r, &h);
+		if (drc == TH_EAPPENDIX)
+			continue;   /* a definition no longer loaded: cannot check */
+		const th_def *d = drc ? NULL : th_defset_get(s->defs, ra, h.version);
+		if (drc || h.rev != krev || !d || th_report_hash(r, d, hh) ||
+		    memcmp(hh, h.hash, TH_HASH_LEN))
+			th_diag_add(dg, TH_SEV_ERROR, TH_ESTORE, NULL, 0, 0, NULL,
+			            "history %s %s %s rev %llu: damaged (does not decode or match its hash)",
+			            ru, ra, rp, (unsigned long long)krev);
+		th_report_destroy(&r);
+	}
+	mdb_cursor_close(c);
+	if ((rc = mdb_cursor_open(txn, s->reports, &c)))
+		return xlate(rc);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size > MAX_KEY || v.mv_size < sizeof(rec_header))
+			continue;
+		rec_header h;
+		memcpy(&h, v.mv_data, sizeof h);
+		uint8_t hk[MAX_KEY + 9];
+		memcpy(hk, k.mv_data, k.mv_size);
+		hk[k.mv_size] = 0;
+		put_be64(hk + k.mv_size + 1, h.rev);
+		MDB_val hkv = {k.mv_size + 9, hk}, hv;
+		if (mdb_get(txn, s->history, &hkv, &hv))
+			th_diag_add(dg, TH_SEV_ERROR, TH_ESTORE, NULL, 0, 0, NULL,
+			            "report %.*s rev %llu has no history entry", (int)strnlen(k.mv_data, k.mv_size),
+			            (const char *)k.mv_data, (unsigned long long)h.rev);
+	}
+	mdb_cursor_close(c);
+	return TH_OK;
+}
+
 int th_store_verify(th_store *s, th_diag *diag)
 {
 	MDB_txn *txn;
@@ -1521,31 +2077,51 @@ int th_store_verify(th_store *s, th_diag *diag)
 	th_diag *local = diag ? NULL : th_diag_new();
 	th_diag *dg = diag ? diag : local;
 	size_t before = th_diag_errors(dg);
-	verify_ctx c = {s, dg, 0, 0};
+	verify_ctx c = {s, dg, 0, 0, NULL, NULL, 0, 0};
 	rc = recompute_all(s, txn, verify_emit, &c, dg);
+	if (rc == TH_OK)
+		rc = verify_history(s, txn, dg);
 	/* stored nodes with state that the recomputation does not produce */
 	MDB_cursor *cur;
+	bkey *bk = NULL;
+	if (rc == TH_OK && !(bk = malloc((c.nkeys ? c.nkeys : 1) * sizeof *bk)))
+		rc = TH_ENOMEM;
 	if (rc == TH_OK && mdb_cursor_open(txn, s->rollups, &cur) == 0) {
+		for (size_t i = 0; i < c.nkeys; i++) {
+			bk[i].p = c.keys[i];
+			bk[i].n = c.klen[i];
+		}
+		qsort(bk, c.nkeys, sizeof *bk, cmp_bkey);
 		MDB_val k, v;
-		size_t stored_nodes = 0;
 		for (int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0; r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-			const node_header *h = v.mv_data;
-			if (v.mv_size < sizeof *h)
-				continue;
-			const int64_t *vals = (const int64_t *)((const char *)v.mv_data + sizeof *h);
-			int nonzero = h->reported || h->corrections;
-			for (size_t i = 0; i < 2 * (size_t)h->n_slots && !nonzero; i++)
-				nonzero = vals[i] != 0;
-			stored_nodes += nonzero;
+			node_header h;
+			int nonzero = 1;   /* a malformed node is a problem too */
+			if (v.mv_size >= sizeof h) {
+				memcpy(&h, v.mv_data, sizeof h);
+				if (v.mv_size == sizeof h + 2 * (size_t)h.n_slots * sizeof(int64_t)) {
+					nonzero = h.reported || h.on_time || h.late || h.corrections;
+					for (size_t i = 0; i < 2 * (size_t)h.n_slots && !nonzero; i++) {
+						int64_t x;
+						memcpy(&x, (const char *)v.mv_data + sizeof h + i * sizeof x, sizeof x);
+						nonzero = x != 0;
+					}
+				}
+			}
+			bkey want = {k.mv_data, k.mv_size};
+			if (nonzero && !bsearch(&want, bk, c.nkeys, sizeof *bk, cmp_bkey)) {
+				c.problems++;
+				th_diag_add(dg, TH_SEV_ERROR, TH_ESTORE, NULL, 0, 0, NULL,
+				            "a stored rollup node (%.*s) holds data that no report explains",
+				            (int)strnlen(k.mv_data, k.mv_size), (const char *)k.mv_data);
+			}
 		}
 		mdb_cursor_close(cur);
-		if (stored_nodes > c.nodes) {
-			c.problems++;
-			th_diag_add(dg, TH_SEV_ERROR, TH_ESTORE, NULL, 0, 0, NULL,
-			            "%zu stored rollup nodes hold data that no report explains",
-			            stored_nodes - c.nodes);
-		}
 	}
+	free(bk);
+	for (size_t i = 0; i < c.nkeys; i++)
+		free(c.keys[i]);
+	free(c.keys);
+	free(c.klen);
 	mdb_txn_abort(txn);
 	size_t errs = th_diag_errors(dg) - before;
 	th_diag_destroy(&local);

@@ -27,6 +27,11 @@ typedef struct th_store_opts {
 /* Opens (creating when absent and not readonly) the store in directory dir.
  * Checks the format version; runs mdb_reader_check.  *out only on success. */
 int th_store_open(const char *dir, const th_store_opts *opts, th_store **out);
+/* Same, and on failure writes a one-line explanation naming the directory
+ * and the fix (e.g. a format version mismatch: found vs expected) to why
+ * (cap bytes, may be NULL). (added) */
+int th_store_open_why(const char *dir, const th_store_opts *opts, th_store **out, char *why,
+                      size_t cap);
 void th_store_close(th_store **s);
 const uint8_t *th_store_uuid(const th_store *s);       /* 16 bytes */
 uint64_t th_store_last_commit(const th_store *s);
@@ -36,8 +41,18 @@ uint64_t th_store_last_commit(const th_store *s);
  * version keep it after the file changes); adding a version whose id exists
  * with different text is TH_EEXIST.  A period is bound, at its first report,
  * to the version whose effective date is the latest not after the period's
- * start. */
+ * start ("2021" starts 2021-01-01, "2021-Q3" 2021-07-01, "2021-H2" 2021-07-01,
+ * "2021-06" 2021-06-01); when no version is effective yet, to the earliest
+ * one (hanoi-2021, effective 2021-02-01, serves "2021").  Adding a version
+ * never rebinds a period. */
 int th_store_set_defs(th_store *s, const th_defset *defs);
+/* Configures the appendix version in force for (appendix, period), or for
+ * every period of the appendix when period is NULL (a period-specific entry
+ * wins).  Unconfigured: th_defset_latest.  Reports of another version get
+ * retry_later / TH_EDEFCHANGED; reads and rollups use the version in force.
+ * Kept in memory (the collector sets it from its config at start). (added) */
+int th_store_set_in_force(th_store *s, const char *appendix, const char *period,
+                          uint32_t version);
 int th_store_add_hierarchy(th_store *s, const th_units *u);
 /* The hierarchy a period is bound to (binding it now if unbound and not
  * readonly); pointer owned by the store, valid until close. */
@@ -47,15 +62,25 @@ const th_units *th_store_current_hierarchy(th_store *s);
 
 /* Deadlines for completeness: per appendix and period, overridable per unit.
  * yyyymmdd; a report committed on or before the deadline date (collector's
- * local date) is on time. */
+ * local date) is on time.  Decided once per key, at its first accepted
+ * revision; no deadline configured = on time. TH_EINVAL when read-only. */
 int th_store_set_deadline(th_store *s, const char *appendix, const char *period,
                           const char *unit /* NULL = default */, int32_t deadline);
+
+/* Every stored hierarchy version (in version-id order), and every period
+ * binding (in period order). cb returning non-zero stops and is returned. (added) */
+typedef int (*th_hier_cb)(void *ctx, const th_units *u);
+int th_store_hierarchies(th_store *s, th_hier_cb cb, void *ctx);
+typedef int (*th_binding_cb)(void *ctx, const char *period, const char *version);
+int th_store_bindings(th_store *s, th_binding_cb cb, void *ctx);
 
 /* --- ingest ---------------------------------------------------------------- */
 typedef struct th_submission {
 	th_report *report;         /* validated against its definition; the store does not take it */
 	const char *sender;        /* who sent it (key comment or unit), recorded in history */
-	th_ack_result *result;     /* filled by th_store_apply (strings malloc'd) */
+	th_ack_result *result;     /* filled by th_store_apply (strings malloc'd); must be
+	                            * zeroed or hold an earlier result; its warnings
+	                            * (the caller's) are kept, every other field is set */
 } th_submission;
 
 /* A node whose rollup changed in the last apply, for publishing. */
@@ -71,7 +96,15 @@ typedef struct th_changed_node {
  * submission's result.  On MDB_MAP_FULL aborts, grows the map and replays.
  * Returns 0 when committed (*commit_id set), TH_ENOSPC when the map cannot
  * grow (every result then retry_later), or another TH_E*.  The changed nodes
- * are appended to *changed (malloc'd array, *n_changed). */
+ * are appended to *changed (malloc'd array, *n_changed).
+ * Details (added): every report is re-validated with th_report_validate
+ * (garbage is rejected, never stored; the derived status cell may be
+ * rewritten); every result's stored_rev is the key's rev after the whole
+ * group (0 when none); an empty
+ * group (n == 0) commits nothing and returns the last commit id; a group
+ * that changes nothing (all duplicates) still commits (new commit id, no
+ * changed nodes); on MDB_PANIC the environment is reopened and the group
+ * replayed once.  TH_EINVAL on a read-only store.  changed may be NULL. */
 int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_id,
                    int64_t *commit_time, th_changed_node **changed, size_t *n_changed);
 

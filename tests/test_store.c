@@ -1,0 +1,1703 @@
+/* test_store.c -- the LMDB store: revisions, dedup, rollups by delta,
+ * completeness, map growth, hierarchy versions, and the property that
+ * incremental rollups equal a recomputation (DESIGN sections 4-7). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "th_rollup.h"
+#include "th_store.h"
+
+#define NUL INT64_MIN   /* a null cell in the row helpers */
+#define P "2021"
+
+/* columns of the test definition */
+enum { C_K = 0, C_A, C_LO, C_HI, C_F, NCOLS };
+
+#define DEF_HEAD "[appendix]\nid = T\nversion = "
+#define DEF_BODY                                                                         \
+	"\ntitle = Thử\nsubmitters = district commune agency\nkey = k\nmax_rows = 100\n"      \
+	"[column k]\ntitle = Mã\ntype = text\nrequired = yes\nrollup = none\n"                \
+	"[column a]\ntitle = A\ntype = integer\nrollup = sum\n"                               \
+	"[column lo]\ntitle = Lo\ntype = integer\nrollup = min\n"                             \
+	"[column hi]\ntitle = Hi\ntype = integer\nrollup = max\n"                             \
+	"[column f]\ntitle = F\ntype = bool\nrollup = count_true\n"
+
+#define UNITS_HEAD "code\tparent\tkind\tname\n"
+static const char UNITS_V1[] = "@version v1\n@effective 2021-01-01\n" UNITS_HEAD
+                               "C\t\tcity\tCity\n"
+                               "D1\tC\tdistrict\tD1\n"
+                               "D2\tC\tdistrict\tD2\n"
+                               "X1\tD1\tcommune\tX1\n"
+                               "X2\tD1\tcommune\tX2\n"
+                               "X3\tD2\tcommune\tX3\n";
+/* a reorganisation: X3 moves under D1, D2 gone, a new commune X4 */
+static const char UNITS_V2[] = "@version v2\n@effective 2022-01-01\n" UNITS_HEAD
+                               "C\t\tcity\tCity\n"
+                               "D1\tC\tdistrict\tD1\n"
+                               "X1\tD1\tcommune\tX1\n"
+                               "X2\tD1\tcommune\tX2\n"
+                               "X3\tD1\tcommune\tX3\n"
+                               "X4\tD1\tcommune\tX4\n";
+
+typedef struct fx {
+	char *dir;
+	th_store *s;
+	th_defset *defs;
+	const th_def *d;
+	th_store_opts opts;
+} fx;
+
+static th_def *parse_def(unsigned version)
+{
+	char text[2048];
+	snprintf(text, sizeof text, DEF_HEAD "%u" DEF_BODY, version);
+	th_def *d = NULL;
+	assert_int_equal(th_def_parse(text, strlen(text), "t.def", &d, NULL), 0);
+	return d;
+}
+
+static th_units *parse_units(const char *text)
+{
+	th_units *u = NULL;
+	th_diag *dg = th_diag_new();
+	int rc = th_units_parse(text, strlen(text), "t.units", &u, dg);
+	for (size_t i = 0; i < th_diag_count(dg); i++)
+		fprintf(stderr, "%s\n", th_diag_text(dg, i));
+	th_diag_destroy(&dg);
+	assert_int_equal(rc, 0);
+	return u;
+}
+
+static void fx_open(fx *f)
+{
+	assert_int_equal(th_store_open(f->dir, &f->opts, &f->s), 0);
+	assert_int_equal(th_store_set_defs(f->s, f->defs), 0);
+}
+
+static void fx_add_units(fx *f, const char *text)
+{
+	th_units *u = parse_units(text);
+	assert_int_equal(th_store_add_hierarchy(f->s, u), 0);
+	th_units_destroy(&u);
+}
+
+static fx *fx_new_opts(size_t map, size_t maxmap, const char *units)
+{
+	fx *f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	f->dir = tu_tmpdir();
+	f->defs = th_defset_new();
+	assert_int_equal(th_defset_add(f->defs, parse_def(1)), 0);
+	f->d = th_defset_latest(f->defs, "T");
+	f->opts.map_size = map;
+	f->opts.max_map_size = maxmap;
+	fx_open(f);
+	if (units)
+		fx_add_units(f, units);
+	return f;
+}
+
+static fx *fx_new(void) { return fx_new_opts(0, 0, UNITS_V1); }
+
+static void fx_reopen(fx *f)
+{
+	th_store_close(&f->s);
+	assert_null(f->s);
+	fx_open(f);
+}
+
+static void fx_free(fx *f)
+{
+	th_store_close(&f->s);
+	th_defset_destroy(&f->defs);
+	tu_rmrf(f->dir);
+	free(f);
+}
+
+typedef struct row {
+	int key;
+	int64_t a, lo, hi;
+	int fl;   /* -1 null */
+} row;
+
+static void set_int(th_value *v, int64_t x)
+{
+	if (x == NUL) {
+		v->null = 1;
+		return;
+	}
+	v->null = 0;
+	v->i = x;
+}
+
+static th_report *mk(const char *unit, const char *period, uint64_t rev, const row *rows, size_t n)
+{
+	th_report *r = th_report_new(unit, "T", 1, period, rev, NCOLS);
+	assert_non_null(r);
+	for (size_t i = 0; i < n; i++) {
+		long k = th_report_add_row(r);
+		assert_true(k >= 0);
+		for (size_t c = 0; c < NCOLS; c++)
+			th_report_cell(r, (size_t)k, c)->null = 1;
+		th_value *kv = th_report_cell(r, (size_t)k, C_K);
+		char buf[32];
+		snprintf(buf, sizeof buf, "r%d", rows[i].key);
+		kv->null = 0;
+		kv->s = strdup(buf);
+		kv->len = (uint32_t)strlen(buf);
+		set_int(th_report_cell(r, (size_t)k, C_A), rows[i].a);
+		set_int(th_report_cell(r, (size_t)k, C_LO), rows[i].lo);
+		set_int(th_report_cell(r, (size_t)k, C_HI), rows[i].hi);
+		set_int(th_report_cell(r, (size_t)k, C_F), rows[i].fl < 0 ? NUL : rows[i].fl);
+	}
+	return r;
+}
+
+static th_report *mk1(const char *unit, uint64_t rev, int64_t a)
+{
+	row x = {1, a, NUL, NUL, -1};
+	return mk(unit, P, rev, &x, 1);
+}
+
+static th_report *tomb(const char *unit, uint64_t rev)
+{
+	th_report *r = th_report_new(unit, "T", 1, P, rev, NCOLS);
+	assert_non_null(r);
+	r->tombstone = 1;
+	return r;
+}
+
+/* Applies reports (destroyed afterwards) in one group; results to res (n). */
+static int apply_n(fx *f, th_report **rs, size_t n, th_ack_result *res, th_changed_node **ch,
+                   size_t *nch, uint64_t *commit)
+{
+	th_submission *subs = calloc(n ? n : 1, sizeof *subs);
+	assert_non_null(subs);
+	for (size_t i = 0; i < n; i++) {
+		memset(&res[i], 0, sizeof res[i]);
+		subs[i].report = rs[i];
+		subs[i].sender = "test";
+		subs[i].result = &res[i];
+	}
+	uint64_t cid = 0;
+	int64_t ct = 0;
+	th_changed_node *chl = NULL;
+	size_t nc = 0;
+	int rc = th_store_apply(f->s, subs, n, &cid, &ct, &chl, &nc);
+	if (commit)
+		*commit = cid;
+	if (ch) {
+		*ch = chl;
+		*nch = nc;
+	} else {
+		free(chl);
+	}
+	for (size_t i = 0; i < n; i++)
+		th_report_destroy(&rs[i]);
+	free(subs);
+	return rc;
+}
+
+/* One report in its own group; returns its status, code and stored rev. */
+static th_ack_status one(fx *f, th_report *r, int *code, uint64_t *stored)
+{
+	th_ack_result res;
+	assert_int_equal(apply_n(f, &r, 1, &res, NULL, NULL, NULL), 0);
+	th_ack_status st = res.status;
+	if (code)
+		*code = res.code;
+	if (stored)
+		*stored = res.stored_rev;
+	th_ack_result_free(&res);
+	return st;
+}
+
+/* One report; returns a copy of the result message ("" when none). */
+static char *one_msg(fx *f, th_report *r, uint64_t *stored)
+{
+	th_ack_result res;
+	assert_int_equal(apply_n(f, &r, 1, &res, NULL, NULL, NULL), 0);
+	char *m = strdup(res.message ? res.message : "");
+	if (stored)
+		*stored = res.stored_rev;
+	th_ack_result_free(&res);
+	return m;
+}
+
+static void must_accept(fx *f, th_report *r)
+{
+	int code = 0;
+	assert_int_equal(one(f, r, &code, NULL), TH_ACK_ACCEPTED);
+	assert_int_equal(code, 0);
+}
+
+/* Column col of unit's total (or own) for T/P; *isnull. */
+static int64_t val(fx *f, const char *unit, size_t col, int own, int *isnull)
+{
+	th_node n;
+	assert_int_equal(th_store_get_node(f->s, "T", P, unit, &n), 0);
+	int64_t v = th_rollup_value(f->d, own ? n.own : n.total, col, isnull);
+	th_node_free(&n);
+	return v;
+}
+
+static int64_t tot(fx *f, const char *unit, size_t col)
+{
+	int isnull;
+	int64_t v = val(f, unit, col, 0, &isnull);
+	return isnull ? NUL : v;
+}
+
+static th_node node(fx *f, const char *unit)
+{
+	th_node n;
+	assert_int_equal(th_store_get_node(f->s, "T", P, unit, &n), 0);
+	return n;
+}
+
+static void verify_ok(fx *f)
+{
+	th_diag *dg = th_diag_new();
+	int rc = th_store_verify(f->s, dg);
+	for (size_t i = 0; i < th_diag_count(dg); i++)
+		fprintf(stderr, "verify: %s\n", th_diag_text(dg, i));
+	th_diag_destroy(&dg);
+	assert_int_equal(rc, 0);
+}
+
+/* --- cases --------------------------------------------------------------------- */
+
+static void accepted_and_read_back(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	row rows[] = {{2, 5, 7, 9, 1}, {1, 3, NUL, 4, 0}};
+	must_accept(f, mk("X1", P, 10, rows, 2));
+	th_report *r = NULL;
+	th_revision_info info;
+	assert_int_equal(th_store_get_report(f->s, "X1", "T", P, &r, &info), 0);
+	assert_int_equal(info.rev, 10);
+	assert_string_equal(info.sender, "test");
+	assert_int_equal(info.tombstone, 0);
+	assert_int_equal(r->n_rows, 2);
+	/* canonical order: rows sorted by key */
+	assert_string_equal(th_report_cell(r, 0, C_K)->s, "r1");
+	assert_int_equal(th_report_cell(r, 0, C_A)->i, 3);
+	assert_true(th_report_cell(r, 0, C_LO)->null);
+	assert_int_equal(th_report_cell(r, 1, C_HI)->i, 9);
+	th_report_destroy(&r);
+	assert_int_equal(tot(f, "X1", C_A), 8);
+	assert_int_equal(tot(f, "D1", C_A), 8);
+	assert_int_equal(tot(f, "C", C_A), 8);
+	assert_int_equal(tot(f, "D2", C_A), NUL);
+	assert_int_equal(tot(f, "C", C_LO), 7);
+	assert_int_equal(tot(f, "C", C_HI), 9);
+	assert_int_equal(tot(f, "C", C_F), 1);
+	assert_int_equal(th_store_get_report(f->s, "X2", "T", P, &r, &info), TH_ENOTFOUND);
+	verify_ok(f);
+	fx_free(f);
+}
+
+static void duplicate_changes_nothing(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 5, 4));
+	uint64_t c0 = th_store_last_commit(f->s);
+	th_node before = node(f, "C");
+	uint64_t stored = 0;
+	int code = -1;
+	assert_int_equal(one(f, mk1("X1", 5, 4), &code, &stored), TH_ACK_DUPLICATE);
+	assert_int_equal(code, 0);
+	assert_int_equal(stored, 5);
+	th_node after = node(f, "C");
+	assert_int_equal(after.version, before.version);
+	assert_int_equal(tot(f, "C", C_A), 4);
+	assert_int_equal(th_store_last_commit(f->s), c0 + 1);   /* the group still commits */
+	th_node_free(&before);
+	th_node_free(&after);
+	th_store_stats st;
+	assert_int_equal(th_store_stats_get(f->s, &st), 0);
+	assert_int_equal(st.revisions, 1);
+	fx_free(f);
+}
+
+static void caller_warnings_kept(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	th_report *r = mk1("X1", 1, 4);
+	th_ack_result res;
+	memset(&res, 0, sizeof res);
+	res.warnings = calloc(1, sizeof *res.warnings);
+	res.warnings[0] = strdup("status derived");
+	res.n_warnings = 1;
+	res.message = strdup("left over");
+	th_submission sub = {r, "t", &res};
+	uint64_t cid;
+	int64_t ct;
+	assert_int_equal(th_store_apply(f->s, &sub, 1, &cid, &ct, NULL, NULL), 0);
+	assert_int_equal(res.status, TH_ACK_ACCEPTED);
+	assert_null(res.message);
+	assert_int_equal(res.n_warnings, 1);
+	assert_string_equal(res.warnings[0], "status derived");
+	assert_int_equal(res.stored_rev, 1);
+	th_ack_result_free(&res);
+	th_report_destroy(&r);
+	fx_free(f);
+}
+
+static void conflict_rejected(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 5, 4));
+	int code = 0;
+	uint64_t stored = 0;
+	assert_int_equal(one(f, mk1("X1", 5, 99), &code, &stored), TH_ACK_REJECTED);
+	assert_int_equal(code, TH_ECONFLICT);
+	assert_int_equal(stored, 5);
+	assert_int_equal(tot(f, "C", C_A), 4);
+	fx_free(f);
+}
+
+static void stale_acknowledged(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 5, 4));
+	int code = 0;
+	uint64_t stored = 0;
+	assert_int_equal(one(f, mk1("X1", 3, 77), &code, &stored), TH_ACK_STALE);
+	assert_int_equal(stored, 5);
+	assert_int_equal(tot(f, "C", C_A), 4);
+	fx_free(f);
+}
+
+static void definition_changed_retry(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	assert_int_equal(th_defset_add(f->defs, parse_def(2)), 0);  /* v2 now latest */
+	int code = 0;
+	assert_int_equal(one(f, mk1("X1", 1, 4), &code, NULL), TH_ACK_RETRY_LATER);
+	assert_int_equal(code, TH_EDEFCHANGED);
+	th_report *r = NULL;
+	assert_int_equal(th_store_get_report(f->s, "X1", "T", P, &r, NULL), TH_ENOTFOUND);
+	/* configured in force: v1 again */
+	assert_int_equal(th_store_set_in_force(f->s, "T", NULL, 1), 0);
+	must_accept(f, mk1("X1", 1, 4));
+	assert_int_equal(tot(f, "C", C_A), 4);
+	/* a period-specific configuration wins; the retry carries the key's stored rev */
+	assert_int_equal(th_store_set_in_force(f->s, "T", P, 2), 0);
+	uint64_t stored = 0;
+	char *m = one_msg(f, mk1("X1", 2, 4), &stored);
+	assert_int_equal(stored, 1);
+	assert_non_null(strstr(m, "(version 2)"));
+	free(m);
+	assert_int_equal(th_store_set_in_force(f->s, "T", P, 1), 0);
+	assert_int_equal(th_store_set_in_force(f->s, "T", "2021-Q1", 2), 0);
+	th_report *q = mk1("X1", 1, 4);
+	free(q->period);
+	q->period = strdup("2021-Q1");
+	assert_int_equal(one(f, q, &code, NULL), TH_ACK_RETRY_LATER);
+	assert_int_equal(code, TH_EDEFCHANGED);
+	must_accept(f, mk1("X1", 2, 5));   /* 2021 itself: v1 */
+	fx_free(f);
+}
+
+static void unknown_unit_rejected(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	int code = 0;
+	assert_int_equal(one(f, mk1("NOPE", 1, 4), &code, NULL), TH_ACK_REJECTED);
+	assert_int_equal(code, TH_EUNIT);
+	char *m = one_msg(f, mk1("NOPE", 1, 4), NULL);
+	assert_non_null(strstr(m, "NOPE"));
+	assert_non_null(strstr(m, "v1"));
+	free(m);
+	th_report *r = mk1("X1", 1, 4);
+	free(r->appendix);
+	r->appendix = strdup("ZZ");
+	assert_int_equal(one(f, r, &code, NULL), TH_ACK_REJECTED);
+	assert_int_equal(code, TH_EAPPENDIX);
+	verify_ok(f);
+	fx_free(f);
+}
+
+static void garbage_never_stored(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 1, 4));
+	th_report *bad[5];
+	bad[0] = mk1("X2", 2, 4);
+	free(bad[0]->period);
+	bad[0]->period = strdup("2021-13");          /* malformed period */
+	bad[1] = th_report_new("X2", "T", 1, P, 2, 3);   /* wrong column count */
+	bad[2] = mk1("X2", 2, 4);
+	th_report_cell(bad[2], 0, C_K)->null = 1;   /* required key is null */
+	free(th_report_cell(bad[2], 0, C_K)->s);
+	th_report_cell(bad[2], 0, C_K)->s = NULL;
+	bad[3] = mk1("X2", 2, 4);
+	th_report_cell(bad[3], 0, C_F)->null = 0;
+	th_report_cell(bad[3], 0, C_F)->i = 7;      /* not a bool */
+	bad[4] = mk1("X2", 3, 5);
+	free(bad[4]->unit);
+	bad[4]->unit = NULL;                        /* no unit at all */
+	th_ack_result res[5];
+	assert_int_equal(apply_n(f, bad, 5, res, NULL, NULL, NULL), 0);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(res[i].status, TH_ACK_REJECTED);
+		assert_true(res[i].code < 0);
+		th_ack_result_free(&res[i]);
+	}
+	th_report *r = NULL;
+	assert_int_equal(th_store_get_report(f->s, "X2", "T", P, &r, NULL), TH_ENOTFOUND);
+	assert_int_equal(tot(f, "C", C_A), 4);
+	verify_ok(f);
+	fx_free(f);
+}
+
+static void replace_removes_rows(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	row r1[] = {{1, 10, NUL, NUL, 1}, {2, 20, NUL, NUL, 1}, {3, 30, NUL, NUL, 0}};
+	must_accept(f, mk("X1", P, 1, r1, 3));
+	assert_int_equal(tot(f, "C", C_A), 60);
+	th_node n = node(f, "C");
+	assert_int_equal(n.total[0], 3);   /* slot 0: rows */
+	th_node_free(&n);
+	row r2[] = {{2, 5, NUL, NUL, 0}};
+	must_accept(f, mk("X1", P, 2, r2, 1));
+	assert_int_equal(tot(f, "C", C_A), 5);
+	assert_int_equal(tot(f, "D1", C_F), 0);
+	n = node(f, "D1");
+	assert_int_equal(n.total[0], 1);
+	th_node_free(&n);
+	th_report *r = NULL;
+	assert_int_equal(th_store_get_report(f->s, "X1", "T", P, &r, NULL), 0);
+	assert_int_equal(r->n_rows, 1);
+	th_report_destroy(&r);
+	verify_ok(f);
+	fx_free(f);
+}
+
+typedef struct hist {
+	uint64_t revs[16];
+	int64_t a[16];
+	size_t n;
+} hist;
+
+static int hist_cb(void *ctx, const th_revision_info *info, const th_report *r)
+{
+	hist *h = ctx;
+	if (h->n < 16) {
+		h->revs[h->n] = info->rev;
+		h->a[h->n] = r->n_rows ? th_report_cell(r, 0, C_A)->i : NUL;
+		h->n++;
+	}
+	return 0;
+}
+
+static void revisions_in_one_group_apply_in_rev_order(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	th_report *rs[5] = {mk1("X1", 30, 3), mk1("X2", 7, 100), mk1("X1", 10, 1), mk1("X1", 20, 2),
+	                    mk1("X1", 10, 1)};
+	th_ack_result res[5];
+	assert_int_equal(apply_n(f, rs, 5, res, NULL, NULL, NULL), 0);
+	assert_int_equal(res[0].status, TH_ACK_ACCEPTED);
+	assert_int_equal(res[0].rev, 30);
+	assert_string_equal(res[0].unit, "X1");
+	assert_string_equal(res[0].appendix, "T");
+	assert_string_equal(res[0].period, P);
+	assert_int_equal(res[1].status, TH_ACK_ACCEPTED);
+	assert_int_equal(res[2].status + res[4].status, TH_ACK_ACCEPTED + TH_ACK_DUPLICATE);
+	assert_int_equal(res[3].status, TH_ACK_ACCEPTED);
+	for (int i = 0; i < 5; i++) {
+		/* every answer names the key's rev after the whole group */
+		assert_int_equal(res[i].stored_rev, i == 1 ? 7 : 30);
+		th_ack_result_free(&res[i]);
+	}
+	assert_int_equal(tot(f, "X1", C_A), 3);
+	assert_int_equal(tot(f, "C", C_A), 103);
+	hist h = {0};
+	assert_int_equal(th_store_history(f->s, "X1", "T", P, hist_cb, &h), 0);
+	assert_int_equal(h.n, 3);
+	assert_int_equal(h.revs[0], 10);
+	assert_int_equal(h.revs[1], 20);
+	assert_int_equal(h.revs[2], 30);
+	assert_int_equal(h.a[0], 1);
+	assert_int_equal(h.a[2], 3);
+	/* a stale one in the next group */
+	int code;
+	uint64_t stored;
+	assert_int_equal(one(f, mk1("X1", 20, 2), &code, &stored), TH_ACK_STALE);
+	assert_int_equal(stored, 30);
+	th_node n = node(f, "X1");
+	assert_int_equal(n.corrections, 2);
+	th_node_free(&n);
+	verify_ok(f);
+	fx_free(f);
+}
+
+static void null_differs_from_zero_through_removal(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 1, NUL));
+	int isnull = 0;
+	val(f, "C", C_A, 0, &isnull);
+	assert_true(isnull);
+	must_accept(f, mk1("X2", 1, 0));
+	assert_int_equal(val(f, "C", C_A, 0, &isnull), 0);
+	assert_false(isnull);
+	must_accept(f, mk1("X2", 2, NUL));   /* the only non-null value leaves */
+	val(f, "C", C_A, 0, &isnull);
+	assert_true(isnull);
+	val(f, "X2", C_A, 1, &isnull);
+	assert_true(isnull);
+	th_node n = node(f, "C");
+	assert_int_equal(n.total[0], 2);     /* two rows are still counted */
+	th_node_free(&n);
+	verify_ok(f);
+	fx_free(f);
+}
+
+static void min_max_recomputed_after_removal(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	row a[] = {{1, NUL, 5, 50, -1}};
+	row b[] = {{1, NUL, 3, 80, -1}};
+	row c[] = {{1, NUL, 4, 60, -1}};
+	must_accept(f, mk("X1", P, 1, a, 1));
+	must_accept(f, mk("X2", P, 1, b, 1));
+	must_accept(f, mk("X3", P, 1, c, 1));
+	assert_int_equal(tot(f, "D1", C_LO), 3);
+	assert_int_equal(tot(f, "C", C_LO), 3);
+	assert_int_equal(tot(f, "C", C_HI), 80);
+	row b2[] = {{1, NUL, 10, 20, -1}};
+	must_accept(f, mk("X2", P, 2, b2, 1));
+	assert_int_equal(tot(f, "D1", C_LO), 5);
+	assert_int_equal(tot(f, "C", C_LO), 4);
+	assert_int_equal(tot(f, "D1", C_HI), 50);
+	assert_int_equal(tot(f, "C", C_HI), 60);
+	must_accept(f, tomb("X1", 2));
+	assert_int_equal(tot(f, "D1", C_LO), 10);
+	assert_int_equal(tot(f, "D1", C_HI), 20);
+	must_accept(f, tomb("X2", 3));
+	assert_int_equal(tot(f, "D1", C_LO), NUL);   /* no values left: null */
+	assert_int_equal(tot(f, "C", C_LO), 4);
+	verify_ok(f);
+	fx_free(f);
+}
+
+static void overflow_rejected_nothing_applied(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 1, INT64_MAX - 10));
+	th_node before = node(f, "D1");
+	th_report *rs[2] = {mk1("X2", 1, 11), mk1("X3", 1, 11)};
+	th_ack_result res[2];
+	assert_int_equal(apply_n(f, rs, 2, res, NULL, NULL, NULL), 0);
+	assert_int_equal(res[0].status, TH_ACK_REJECTED);
+	assert_int_equal(res[0].code, TH_EOVERFLOW);
+	assert_int_equal(res[1].status, TH_ACK_REJECTED);   /* overflows at C */
+	assert_int_equal(res[1].code, TH_EOVERFLOW);
+	th_ack_result_free(&res[0]);
+	th_ack_result_free(&res[1]);
+	th_report *r = NULL;
+	assert_int_equal(th_store_get_report(f->s, "X2", "T", P, &r, NULL), TH_ENOTFOUND);
+	assert_int_equal(th_store_get_report(f->s, "X3", "T", P, &r, NULL), TH_ENOTFOUND);
+	th_node after = node(f, "D1");
+	assert_int_equal(after.version, before.version);
+	assert_int_equal(after.reported, 1);
+	assert_int_equal(tot(f, "C", C_A), INT64_MAX - 10);
+	assert_int_equal(tot(f, "D2", C_A), NUL);
+	th_node_free(&before);
+	th_node_free(&after);
+	/* fits when the big value shrinks first, in the same group */
+	th_report *ok[2] = {mk1("X2", 1, 11), mk1("X1", 2, 0)};
+	assert_int_equal(apply_n(f, ok, 2, res, NULL, NULL, NULL), 0);
+	assert_int_equal(res[1].status, TH_ACK_ACCEPTED);
+	/* X1 sorts before X2: applied first, so X2 fits */
+	assert_int_equal(res[0].status, TH_ACK_ACCEPTED);
+	th_ack_result_free(&res[0]);
+	th_ack_result_free(&res[1]);
+	assert_int_equal(tot(f, "C", C_A), 11);
+	verify_ok(f);
+	fx_free(f);
+}
+
+typedef struct names {
+	char v[16][TH_CODE_MAX + 1];
+	uint32_t exp[16], rep[16];
+	int64_t a[16];
+	size_t n;
+} names;
+
+static int names_cb(void *ctx, const th_unit *u, const th_node *n)
+{
+	names *x = ctx;
+	if (x->n < 16) {
+		snprintf(x->v[x->n], sizeof x->v[0], "%s", u->code);
+		x->exp[x->n] = n->expected;
+		x->rep[x->n] = n->reported;
+		x->a[x->n] = n->total ? n->total[1] : 0;
+		x->n++;
+	}
+	return 0;
+}
+
+static void empty_report_is_a_report(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk("X1", P, 1, NULL, 0));
+	th_node n = node(f, "D1");
+	assert_int_equal(n.reported, 1);
+	assert_int_equal(n.total[0], 0);
+	th_node_free(&n);
+	assert_int_equal(tot(f, "D1", C_A), NUL);
+	names m = {0};
+	assert_int_equal(th_store_missing(f->s, "T", P, "D1", names_cb, &m), 0);
+	assert_int_equal(m.n, 2);   /* D1 and X2, not X1 */
+	assert_string_equal(m.v[0], "D1");
+	assert_string_equal(m.v[1], "X2");
+	verify_ok(f);
+	fx_free(f);
+}
+
+static void tombstone_withdraws(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 1, 4));
+	must_accept(f, mk1("X2", 1, 6));
+	th_node n = node(f, "D1");
+	assert_int_equal(n.reported, 2);
+	th_node_free(&n);
+	must_accept(f, tomb("X1", 2));
+	assert_int_equal(tot(f, "C", C_A), 6);
+	n = node(f, "D1");
+	assert_int_equal(n.reported, 1);
+	assert_int_equal(n.corrections, 0);
+	th_node_free(&n);
+	th_report *r = NULL;
+	th_revision_info info;
+	assert_int_equal(th_store_get_report(f->s, "X1", "T", P, &r, &info), 0);
+	assert_int_equal(info.tombstone, 1);
+	assert_int_equal(r->n_rows, 0);
+	th_report_destroy(&r);
+	names m = {0};
+	assert_int_equal(th_store_missing(f->s, "T", P, "D1", names_cb, &m), 0);
+	assert_int_equal(m.n, 2);
+	assert_string_equal(m.v[0], "D1");
+	assert_string_equal(m.v[1], "X1");
+	/* a new revision after the withdrawal counts again, as a correction */
+	must_accept(f, mk1("X1", 3, 1));
+	n = node(f, "C");
+	assert_int_equal(n.reported, 2);
+	assert_int_equal(n.corrections, 1);
+	th_node_free(&n);
+	assert_int_equal(tot(f, "C", C_A), 7);
+	verify_ok(f);
+	fx_free(f);
+}
+
+static void completeness_on_time_late_corrections(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	assert_int_equal(th_store_set_deadline(f->s, "T", P, NULL, 29991231), 0);
+	assert_int_equal(th_store_set_deadline(f->s, "T", P, "X2", 20000101), 0);
+	must_accept(f, mk1("X1", 1, 1));
+	must_accept(f, mk1("X2", 1, 1));
+	must_accept(f, mk1("D2", 1, 1));
+	must_accept(f, mk1("X1", 2, 2));
+	must_accept(f, mk1("X1", 3, 3));
+	/* the deadline moving later does not change a decided key */
+	assert_int_equal(th_store_set_deadline(f->s, "T", P, "X2", 29991231), 0);
+	must_accept(f, mk1("X2", 2, 1));
+	th_node n = node(f, "C");
+	assert_int_equal(n.expected, 5);   /* D1 D2 X1 X2 X3; the city is not a submitter */
+	assert_int_equal(n.reported, 3);
+	assert_int_equal(n.on_time, 2);
+	assert_int_equal(n.late, 1);
+	assert_int_equal(n.corrections, 3);
+	th_node_free(&n);
+	n = node(f, "X2");
+	assert_int_equal(n.late, 1);
+	assert_int_equal(n.expected, 1);
+	th_node_free(&n);
+	n = node(f, "D2");
+	assert_int_equal(n.expected, 2);
+	assert_int_equal(n.reported, 1);
+	assert_int_equal(n.on_time, 1);
+	th_node_free(&n);
+	names m = {0};
+	assert_int_equal(th_store_missing(f->s, "T", P, NULL, names_cb, &m), 0);
+	assert_int_equal(m.n, 2);
+	assert_string_equal(m.v[0], "D1");
+	assert_string_equal(m.v[1], "X3");
+	verify_ok(f);
+	/* no deadline configured: on time */
+	th_report *q = mk1("X3", 1, 1);
+	free(q->period);
+	q->period = strdup("2021-Q2");
+	must_accept(f, q);
+	th_node qn;
+	assert_int_equal(th_store_get_node(f->s, "T", "2021-Q2", "C", &qn), 0);
+	assert_int_equal(qn.on_time, 1);
+	assert_int_equal(qn.late, 0);
+	th_node_free(&qn);
+	fx_free(f);
+}
+
+static void level_and_children_in_order(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X2", 1, 5));
+	names m = {0};
+	assert_int_equal(th_store_level(f->s, "T", P, 3, NULL, names_cb, &m), 0);
+	assert_int_equal(m.n, 3);
+	assert_string_equal(m.v[0], "X1");
+	assert_string_equal(m.v[1], "X2");
+	assert_string_equal(m.v[2], "X3");
+	assert_int_equal(m.a[0], 0);   /* zero node */
+	assert_int_equal(m.a[1], 5);
+	assert_int_equal(m.rep[1], 1);
+	memset(&m, 0, sizeof m);
+	assert_int_equal(th_store_level(f->s, "T", P, 0, "C", names_cb, &m), 0);
+	assert_int_equal(m.n, 2);
+	assert_string_equal(m.v[0], "D1");
+	assert_string_equal(m.v[1], "D2");
+	assert_int_equal(m.a[0], 5);
+	assert_int_equal(m.exp[0], 3);
+	assert_int_equal(th_store_level(f->s, "T", P, 0, "NOPE", names_cb, &m), TH_EUNIT);
+	fx_free(f);
+}
+
+static void changed_nodes_and_commit_ids(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	uint64_t c0 = th_store_last_commit(f->s);
+	th_report *rs[3] = {mk1("X1", 1, 1), mk1("X2", 1, 1), mk1("X3", 1, 1)};
+	th_ack_result res[3];
+	th_changed_node *ch = NULL;
+	size_t nch = 0;
+	uint64_t cid = 0;
+	assert_int_equal(apply_n(f, rs, 3, res, &ch, &nch, &cid), 0);
+	assert_int_equal(cid, c0 + 1);
+	for (int i = 0; i < 3; i++)
+		th_ack_result_free(&res[i]);
+	/* X1 X2 X3 D1 D2 C, each once */
+	assert_int_equal(nch, 6);
+	for (size_t i = 0; i < nch; i++) {
+		if (!strcmp(ch[i].unit, "C")) {
+			assert_int_equal(ch[i].level, 1);
+			assert_int_equal(ch[i].node_version, 3);
+		} else if (!strcmp(ch[i].unit, "D1")) {
+			assert_int_equal(ch[i].level, 2);
+			assert_int_equal(ch[i].node_version, 2);
+		} else if (ch[i].unit[0] == 'X') {
+			assert_int_equal(ch[i].level, 3);
+			assert_int_equal(ch[i].node_version, 1);
+		}
+		assert_string_equal(ch[i].appendix, "T");
+		assert_string_equal(ch[i].period, P);
+		for (size_t j = 0; j < i; j++)
+			assert_string_not_equal(ch[i].unit, ch[j].unit);
+	}
+	free(ch);
+	th_node n = node(f, "C");
+	assert_int_equal(n.version, 3);
+	assert_int_equal(n.commit, c0 + 1);
+	th_node_free(&n);
+	th_report *r2 = mk1("X1", 1, 1);
+	assert_int_equal(apply_n(f, &r2, 1, res, &ch, &nch, &cid), 0);
+	assert_int_equal(cid, c0 + 2);
+	assert_int_equal(nch, 0);   /* a duplicate changes no node */
+	th_ack_result_free(&res[0]);
+	free(ch);
+	assert_int_equal(th_store_last_commit(f->s), c0 + 2);
+	fx_free(f);
+}
+
+/* a report of n rows with long text keys, to fill pages quickly */
+static th_report *big(const char *unit, uint64_t rev, int n, int64_t a)
+{
+	th_report *r = th_report_new(unit, "T", 1, P, rev, NCOLS);
+	assert_non_null(r);
+	for (int i = 0; i < n; i++) {
+		long k = th_report_add_row(r);
+		assert_true(k >= 0);
+		for (size_t c = 0; c < NCOLS; c++)
+			th_report_cell(r, (size_t)k, c)->null = 1;
+		char buf[128];
+		snprintf(buf, sizeof buf, "row-%04d-padding-padding-padding-padding-padding-padding", i);
+		th_value *kv = th_report_cell(r, (size_t)k, C_K);
+		kv->null = 0;
+		kv->s = strdup(buf);
+		kv->len = (uint32_t)strlen(buf);
+		set_int(th_report_cell(r, (size_t)k, C_A), a);
+	}
+	return r;
+}
+
+static void map_full_grows_and_replays(void **state)
+{
+	(void)state;
+	fx *f = fx_new_opts(64 << 10, 0, UNITS_V1);
+	static const char *units[] = {"X1", "X2", "X3", "D1", "D2"};
+	int64_t want = 0;
+	for (int g = 0; g < 8; g++) {
+		th_report *rs[5];
+		th_ack_result res[5];
+		for (int i = 0; i < 5; i++)
+			rs[i] = big(units[i], (uint64_t)g + 1, 40, g + 1);
+		assert_int_equal(apply_n(f, rs, 5, res, NULL, NULL, NULL), 0);
+		for (int i = 0; i < 5; i++) {
+			assert_int_equal(res[i].status, TH_ACK_ACCEPTED);
+			th_ack_result_free(&res[i]);
+		}
+		want = 5 * 40 * (int64_t)(g + 1);
+	}
+	th_store_stats st;
+	assert_int_equal(th_store_stats_get(f->s, &st), 0);
+	assert_true(st.map_size >= (size_t)(64 << 10) * 8);   /* doubled at least three times */
+	assert_int_equal(st.revisions, 40);
+	assert_int_equal(st.reports, 5);
+	assert_int_equal(tot(f, "C", C_A), want);
+	verify_ok(f);
+	fx_reopen(f);
+	assert_int_equal(tot(f, "C", C_A), want);
+	verify_ok(f);
+	fx_free(f);
+}
+
+static void map_limit_gives_retry_later(void **state)
+{
+	(void)state;
+	fx *f = fx_new_opts(64 << 10, 128 << 10, UNITS_V1);
+	uint64_t rev = 1;
+	int full = 0;
+	for (int g = 0; g < 200 && !full; g++, rev++) {
+		th_report *rs[2] = {big("X1", rev, 60, 1), big("X2", rev, 60, 1)};
+		th_ack_result res[2];
+		uint64_t c0 = th_store_last_commit(f->s);
+		int rc = apply_n(f, rs, 2, res, NULL, NULL, NULL);
+		if (rc == TH_ENOSPC) {
+			full = 1;
+			for (int i = 0; i < 2; i++) {
+				assert_int_equal(res[i].status, TH_ACK_RETRY_LATER);
+				assert_int_equal(res[i].code, TH_ENOSPC);
+			}
+			assert_int_equal(th_store_last_commit(f->s), c0);
+		} else {
+			assert_int_equal(rc, 0);
+		}
+		th_ack_result_free(&res[0]);
+		th_ack_result_free(&res[1]);
+	}
+	assert_true(full);
+	/* the previous group is intact */
+	th_report *r = NULL;
+	th_revision_info info;
+	assert_int_equal(th_store_get_report(f->s, "X1", "T", P, &r, &info), 0);
+	assert_int_equal(info.rev, rev - 2);
+	th_report_destroy(&r);
+	assert_int_equal(tot(f, "C", C_A), 120);
+	verify_ok(f);
+	fx_free(f);
+}
+
+static void reopen_keeps_everything(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	uint8_t uuid[16];
+	memcpy(uuid, th_store_uuid(f->s), 16);
+	int zero = 1;
+	for (int i = 0; i < 16; i++)
+		zero &= uuid[i] == 0;
+	assert_false(zero);
+	must_accept(f, mk1("X1", 1, 4));
+	must_accept(f, mk1("X3", 1, 5));
+	uint64_t c = th_store_last_commit(f->s);
+	th_node before = node(f, "C");
+	fx_reopen(f);
+	assert_memory_equal(th_store_uuid(f->s), uuid, 16);
+	assert_int_equal(th_store_last_commit(f->s), c);
+	th_node after = node(f, "C");
+	assert_int_equal(after.version, before.version);
+	assert_int_equal(after.reported, 2);
+	assert_true(th_rollup_equal(f->d, after.total, before.total));
+	th_node_free(&before);
+	th_node_free(&after);
+	int code;
+	assert_int_equal(one(f, mk1("X1", 1, 4), &code, NULL), TH_ACK_DUPLICATE);
+	must_accept(f, mk1("X1", 2, 1));
+	assert_int_equal(th_store_last_commit(f->s), c + 2);
+	assert_int_equal(tot(f, "C", C_A), 6);
+	/* a second store has another uuid */
+	fx *g = fx_new();
+	assert_memory_not_equal(th_store_uuid(g->s), uuid, 16);
+	fx_free(g);
+	fx_free(f);
+}
+
+static void format_version_checked(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	th_store_close(&f->s);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	MDB_val k = {6, "format"}, v = {15, "tonghop-store 9"};
+	assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	char why[256] = "";
+	th_store *s = NULL;
+	assert_int_equal(th_store_open_why(f->dir, &f->opts, &s, why, sizeof why), TH_ESTORE);
+	assert_null(s);
+	assert_non_null(strstr(why, "tonghop-store 9"));
+	assert_non_null(strstr(why, "tonghop-store 1"));
+	/* read-only open of a directory without a store */
+	th_store_opts ro = {1, 0, 0};
+	char *empty = tu_tmpdir();
+	assert_int_not_equal(th_store_open(empty, &ro, &s), 0);
+	assert_null(s);
+	tu_rmrf(empty);
+	fx_free(f);
+}
+
+/* In a child process (LMDB forbids opening one environment twice in a
+ * process): opens read-only and checks C's total; exit status 0 when equal. */
+static int ro_child(fx *f, int64_t want_total)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		th_store_opts ro = {1, 0, 0};
+		th_store *r = NULL;
+		if (th_store_open(f->dir, &ro, &r) != 0)
+			_exit(10);
+		th_store_set_defs(r, f->defs);
+		if (memcmp(th_store_uuid(r), th_store_uuid(f->s), 16))
+			_exit(11);
+		th_node n;
+		if (th_store_get_node(r, "T", P, "C", &n) != 0)
+			_exit(12);
+		if (n.total[1] != want_total)
+			_exit(13);
+		th_node_free(&n);
+		/* writes are refused */
+		th_report *x = mk1("X3", 1, 1);
+		th_ack_result res;
+		memset(&res, 0, sizeof res);
+		th_submission sub = {x, "t", &res};
+		uint64_t cid;
+		int64_t ct;
+		if (th_store_apply(r, &sub, 1, &cid, &ct, NULL, NULL) != TH_EINVAL)
+			_exit(14);
+		if (th_store_set_deadline(r, "T", P, NULL, 20210101) != TH_EINVAL)
+			_exit(15);
+		th_report_destroy(&x);
+		th_store_close(&r);
+		_exit(0);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 100;
+}
+
+static void readonly_open_reads(void **state)
+{
+	(void)state;
+	fx *f = fx_new_opts(64 << 10, 0, UNITS_V1);
+	must_accept(f, mk1("X1", 1, 4));
+	assert_int_equal(ro_child(f, 4), 0);
+	/* the writer goes on (and grows the map); a new reader sees it */
+	for (int i = 0; i < 30; i++)
+		must_accept(f, big("X2", (uint64_t)i + 1, 50, 1));
+	assert_int_equal(ro_child(f, 54), 0);
+	fx_free(f);
+}
+
+/* A reader opened before the writer grows the map still reads afterwards. */
+static void readonly_survives_map_growth(void **state)
+{
+	(void)state;
+	fx *f = fx_new_opts(64 << 10, 0, UNITS_V1);
+	must_accept(f, mk1("X1", 1, 4));
+	int up[2], down[2];
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(down), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		th_store_opts ro = {1, 64 << 10, 0};   /* a map smaller than the writer's will be */
+		th_store *r = NULL;
+		char b = 0;
+		int ok = th_store_open(f->dir, &ro, &r) == 0;
+		if (write(up[1], "r", 1) != 1 || read(down[0], &b, 1) != 1 || !ok)
+			_exit(10);
+		th_store_set_defs(r, f->defs);
+		th_node n;
+		if (th_store_get_node(r, "T", P, "C", &n) != 0)
+			_exit(12);
+		int64_t t = n.total[1];
+		th_node_free(&n);
+		th_store_close(&r);
+		_exit(t == 4 + 30 * 50 ? 0 : 13);
+	}
+	char b;
+	assert_int_equal(read(up[0], &b, 1), 1);
+	th_store_stats st0, st1;
+	assert_int_equal(th_store_stats_get(f->s, &st0), 0);
+	for (int i = 0; i < 30; i++)
+		must_accept(f, big("X2", (uint64_t)i + 1, 50, 1));
+	assert_int_equal(th_store_stats_get(f->s, &st1), 0);
+	assert_true(st1.map_size > st0.map_size);
+	must_accept(f, mk1("X3", 1, 30 * 50 - 50));
+	assert_int_equal(write(down[1], "g", 1), 1);
+	int ws = 0;
+	assert_int_equal(waitpid(pid, &ws, 0), pid);
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+	close(up[0]);
+	close(up[1]);
+	close(down[0]);
+	close(down[1]);
+	fx_free(f);
+}
+
+typedef struct binds {
+	char p[8][TH_PERIOD_MAX + 1], v[8][32];
+	size_t n;
+} binds;
+
+static int bind_cb(void *ctx, const char *period, const char *version)
+{
+	binds *b = ctx;
+	if (b->n < 8) {
+		snprintf(b->p[b->n], sizeof b->p[0], "%s", period);
+		snprintf(b->v[b->n], sizeof b->v[0], "%s", version);
+		b->n++;
+	}
+	return 0;
+}
+
+static int hier_cb(void *ctx, const th_units *u)
+{
+	binds *b = ctx;
+	if (b->n < 8)
+		snprintf(b->v[b->n++], sizeof b->v[0], "%s", th_units_version(u));
+	return 0;
+}
+
+static void new_hierarchy_leaves_bound_periods(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 1, 4));
+	must_accept(f, mk1("X3", 1, 5));
+	th_node d2 = node(f, "D2");
+	th_node c = node(f, "C");
+	fx_add_units(f, UNITS_V2);
+	/* the same version id with other text is refused */
+	th_units *clash = parse_units("@version v2\n@effective 2022-01-01\n" UNITS_HEAD "C\t\tcity\tC\n");
+	assert_int_equal(th_store_add_hierarchy(f->s, clash), TH_EEXIST);
+	th_units_destroy(&clash);
+	assert_string_equal(th_units_version(th_store_current_hierarchy(f->s)), "v2");
+	/* 2021 stays on v1: same nodes, D2 still there, X4 unknown */
+	th_node d2b = node(f, "D2");
+	th_node cb = node(f, "C");
+	assert_true(th_rollup_equal(f->d, d2b.total, d2.total));
+	assert_true(th_rollup_equal(f->d, cb.total, c.total));
+	assert_int_equal(cb.version, c.version);
+	th_node_free(&d2);
+	th_node_free(&c);
+	th_node_free(&d2b);
+	th_node_free(&cb);
+	int code;
+	assert_int_equal(one(f, mk1("X4", 1, 1), &code, NULL), TH_ACK_REJECTED);
+	assert_int_equal(code, TH_EUNIT);
+	must_accept(f, mk1("X3", 2, 6));
+	assert_int_equal(tot(f, "D2", C_A), 6);
+	assert_int_equal(tot(f, "D1", C_A), 4);
+	/* 2022 binds to v2: X3 under D1, X4 exists */
+	th_report *r = mk1("X3", 1, 7);
+	free(r->period);
+	r->period = strdup("2022");
+	must_accept(f, r);
+	r = mk1("X4", 1, 1);
+	free(r->period);
+	r->period = strdup("2022");
+	must_accept(f, r);
+	th_node n;
+	assert_int_equal(th_store_get_node(f->s, "T", "2022", "D1", &n), 0);
+	assert_int_equal(n.total[1], 8);
+	assert_int_equal(n.expected, 5);
+	th_node_free(&n);
+	assert_int_equal(th_store_get_node(f->s, "T", "2022", "D2", &n), TH_EUNIT);
+	const th_units *hu = NULL;
+	assert_int_equal(th_store_hierarchy_for(f->s, "2021-Q4", &hu), 0);
+	assert_string_equal(th_units_version(hu), "v1");
+	binds b = {0};
+	assert_int_equal(th_store_bindings(f->s, bind_cb, &b), 0);
+	assert_int_equal(b.n, 3);
+	assert_string_equal(b.p[0], "2021");
+	assert_string_equal(b.v[0], "v1");
+	assert_string_equal(b.p[1], "2021-Q4");
+	assert_string_equal(b.p[2], "2022");
+	assert_string_equal(b.v[2], "v2");
+	memset(&b, 0, sizeof b);
+	assert_int_equal(th_store_hierarchies(f->s, hier_cb, &b), 0);
+	assert_int_equal(b.n, 2);
+	assert_string_equal(b.v[0], "v1");
+	assert_string_equal(b.v[1], "v2");
+	verify_ok(f);
+	/* after a reopen the versions and bindings are still there */
+	fx_reopen(f);
+	assert_int_equal(tot(f, "D2", C_A), 6);
+	assert_int_equal(th_store_get_node(f->s, "T", "2022", "D1", &n), 0);
+	assert_int_equal(n.total[1], 8);
+	th_node_free(&n);
+	verify_ok(f);
+	fx_free(f);
+}
+
+static void rebuild_and_verify_detect_damage(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 1, 4));
+	must_accept(f, mk1("X2", 1, 6));
+	th_node before = node(f, "C");
+	th_store_close(&f->s);
+	/* damage D1's node directly */
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi db;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "rollups", 0, &db), 0);
+	char key[] = "T\0" P "\0D1";
+	MDB_val k = {sizeof key - 1, key}, v;
+	assert_int_equal(mdb_get(txn, db, &k, &v), 0);
+	uint8_t *copy = malloc(v.mv_size);
+	memcpy(copy, v.mv_data, v.mv_size);
+	size_t n_slots = f->d->n_slots;
+	int64_t bad = 999;
+	memcpy(copy + v.mv_size - n_slots * 8 + 8, &bad, 8);   /* total[1] */
+	MDB_val nv = {v.mv_size, copy};
+	assert_int_equal(mdb_put(txn, db, &k, &nv, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	free(copy);
+	fx_open(f);
+	assert_int_equal(tot(f, "D1", C_A), 999);
+	th_diag *dg = th_diag_new();
+	assert_int_equal(th_store_verify(f->s, dg), TH_ESTORE);
+	assert_true(th_diag_errors(dg) >= 1);
+	assert_non_null(strstr(th_diag_text(dg, 0), "D1"));
+	th_diag_destroy(&dg);
+	assert_int_equal(th_store_rebuild(f->s), 0);
+	verify_ok(f);
+	assert_int_equal(tot(f, "D1", C_A), 10);
+	th_node after = node(f, "C");
+	assert_true(th_rollup_equal(f->d, after.total, before.total));
+	assert_true(after.version > before.version);
+	th_node_free(&before);
+	th_node_free(&after);
+	fx_free(f);
+}
+
+static void verify_detects_damaged_history(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 1, 4));
+	must_accept(f, mk1("X1", 2, 5));
+	verify_ok(f);
+	th_store_close(&f->s);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi db;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "history", 0, &db), 0);
+	char key[] = "X1\0T\0" P "\0\0\0\0\0\0\0\0\1";   /* rev 1, big-endian */
+	MDB_val k = {sizeof key - 1, key}, v;
+	assert_int_equal(mdb_get(txn, db, &k, &v), 0);
+	uint8_t *copy = malloc(v.mv_size);
+	memcpy(copy, v.mv_data, v.mv_size);
+	copy[v.mv_size - 1] ^= 1;   /* the last cell, nil (0xc0), becomes the invalid 0xc1 */
+	MDB_val nv = {v.mv_size, copy};
+	assert_int_equal(mdb_put(txn, db, &k, &nv, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	free(copy);
+	fx_open(f);
+	th_diag *dg = th_diag_new();
+	assert_int_equal(th_store_verify(f->s, dg), TH_ESTORE);
+	assert_int_equal(th_diag_errors(dg), 1);
+	assert_non_null(strstr(th_diag_text(dg, 0), "history X1 T 2021 rev 1"));
+	th_diag_destroy(&dg);
+	fx_free(f);
+}
+
+static int scope_cb(void *ctx, const char *unit, const char *appendix, const char *period,
+                    uint64_t rev)
+{
+	names *m = ctx;
+	(void)appendix;
+	(void)period;
+	if (m->n < 16) {
+		snprintf(m->v[m->n], sizeof m->v[0], "%s", unit);
+		m->a[m->n++] = (int64_t)rev;
+	}
+	return 0;
+}
+
+static void revs_in_scope_lists_subtree(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 11, 1));
+	must_accept(f, mk1("X3", 33, 1));
+	must_accept(f, mk1("X1", 12, 1));
+	must_accept(f, tomb("X3", 34));
+	names m = {0};
+	assert_int_equal(th_store_revs_in_scope(f->s, "D1", scope_cb, &m), 0);
+	assert_int_equal(m.n, 1);
+	assert_string_equal(m.v[0], "X1");
+	assert_int_equal(m.a[0], 12);
+	memset(&m, 0, sizeof m);
+	assert_int_equal(th_store_revs_in_scope(f->s, "C", scope_cb, &m), 0);
+	assert_int_equal(m.n, 2);
+	assert_string_equal(m.v[1], "X3");
+	assert_int_equal(m.a[1], 34);
+	th_store_stats st;
+	assert_int_equal(th_store_stats_get(f->s, &st), 0);
+	assert_int_equal(st.reports, 2);
+	assert_int_equal(st.revisions, 4);
+	assert_int_equal(st.commits, 4);
+	assert_true(st.used_bytes > 0 && st.used_bytes <= st.map_size);
+	fx_free(f);
+}
+
+static void real_definitions_and_hanoi(void **state)
+{
+	(void)state;
+	th_defset *defs = NULL;
+	th_diag *dg = th_diag_new();
+	assert_int_equal(th_defset_load_dir(tu_src("schema/appendices"), &defs, dg), 0);
+	th_diag_destroy(&dg);
+	th_units *u = NULL;
+	assert_int_equal(th_units_load(tu_src("data/hanoi-2021.units"), &u, NULL), 0);
+	char *dir = tu_tmpdir();
+	th_store *s = NULL;
+	assert_int_equal(th_store_open(dir, NULL, &s), 0);
+	assert_int_equal(th_store_set_defs(s, defs), 0);
+	assert_int_equal(th_store_add_hierarchy(s, u), 0);
+	assert_int_equal(th_store_add_hierarchy(s, u), 0);   /* same text again: fine */
+	/* 2021 starts before hanoi-2021's effective date: the earliest version */
+	const th_units *hu = NULL;
+	assert_int_equal(th_store_hierarchy_for(s, "2021", &hu), 0);
+	assert_string_equal(th_units_version(hu), "hanoi-2021");
+	const th_def *d = th_defset_latest(defs, "PL1");
+	assert_non_null(d);
+	long col = th_def_column(d, "ho_so_truc_tiep");
+	assert_true(col >= 0);
+	static const char *units[] = {"00001", "00004", "00006", "001", "SNV"};
+	th_submission subs[5];
+	th_ack_result res[5];
+	th_report *rs[5];
+	for (int i = 0; i < 5; i++) {
+		rs[i] = th_report_new(units[i], "PL1", d->version, "2021", 1, d->n_cols);
+		assert_non_null(rs[i]);
+		assert_true(th_report_add_row(rs[i]) == 0);
+		for (size_t c = 0; c < d->n_cols; c++)
+			th_report_cell(rs[i], 0, c)->null = 1;
+		th_report_cell(rs[i], 0, (size_t)col)->null = 0;
+		th_report_cell(rs[i], 0, (size_t)col)->i = 100 + i;
+		memset(&res[i], 0, sizeof res[i]);
+		subs[i].report = rs[i];
+		subs[i].sender = "agent";
+		subs[i].result = &res[i];
+	}
+	uint64_t cid;
+	int64_t ct;
+	assert_int_equal(th_store_apply(s, subs, 5, &cid, &ct, NULL, NULL), 0);
+	for (int i = 0; i < 5; i++) {
+		if (res[i].status != TH_ACK_ACCEPTED)
+			fprintf(stderr, "%s: %s\n", units[i], res[i].message ? res[i].message : "");
+		assert_int_equal(res[i].status, TH_ACK_ACCEPTED);
+		th_ack_result_free(&res[i]);
+		th_report_destroy(&rs[i]);
+	}
+	th_node n;
+	int isnull;
+	assert_int_equal(th_store_get_node(s, "PL1", "2021", "001", &n), 0);
+	assert_int_equal(th_rollup_value(d, n.total, (size_t)col, &isnull), 100 + 101 + 102 + 103);
+	assert_int_equal(n.level, 2);
+	assert_int_equal(n.reported, 4);
+	th_node_free(&n);
+	assert_int_equal(th_store_get_node(s, "PL1", "2021", "01", &n), 0);
+	assert_int_equal(th_rollup_value(d, n.total, (size_t)col, &isnull), 510);
+	assert_int_equal(n.expected, th_units_count(u) - 1);   /* all but the city */
+	assert_int_equal(n.reported, 5);
+	th_node_free(&n);
+	assert_int_equal(th_store_get_node(s, "PL3", "2021", "01", &n), 0);
+	assert_int_equal(n.expected, 6);                       /* the lead departments */
+	assert_int_equal(n.reported, 0);
+	th_node_free(&n);
+	names m = {0};
+	assert_int_equal(th_store_level(s, "PL1", "2021", 2, NULL, names_cb, &m), 0);
+	assert_int_equal(m.n, 16);   /* capped by the helper; 61 units at level 2 */
+	assert_string_equal(m.v[0], "VP");
+	dg = th_diag_new();
+	assert_int_equal(th_store_verify(s, dg), 0);
+	th_diag_destroy(&dg);
+	th_store_close(&s);
+	tu_rmrf(dir);
+	th_units_destroy(&u);
+	th_defset_destroy(&defs);
+}
+
+/* --- the property test ------------------------------------------------------------ */
+
+#define PU_MAX 64
+#define PREV_MAX 64
+
+typedef struct prow {
+	int key;
+	int64_t a, lo, hi;
+	int fl;
+} prow;
+
+typedef struct psent {        /* a revision the test has sent */
+	uint64_t rev;
+	int tomb;
+	size_t n;
+	prow rows[5];
+} psent;
+
+typedef struct punit {
+	psent sent[PREV_MAX];     /* in rev order */
+	size_t n_sent;
+	long latest;              /* index into sent of the stored revision, -1 none */
+	uint64_t next_rev;
+} punit;
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+static int rndn(int n) { return (int)(rnd() % (uint64_t)n); }
+
+static char *gen_units(int *count)
+{
+	size_t cap = 8192, len = 0;
+	char *t = malloc(cap);
+	assert_non_null(t);
+	len += (size_t)snprintf(t + len, cap - len, "@version g\n@effective 2020-01-01\n" UNITS_HEAD
+	                        "R\t\tcity\tRoot\n");
+	int n = 1;
+	for (int d = 0; d < 3; d++) {
+		len += (size_t)snprintf(t + len, cap - len, "D%d\tR\tdistrict\tD%d\n", d, d);
+		n++;
+		for (int c = 0; c < 3; c++) {
+			len += (size_t)snprintf(t + len, cap - len, "C%d%d\tD%d\tcommune\tC\n", d, c, d);
+			n++;
+			for (int a = 0; a < 2; a++, n++)
+				len += (size_t)snprintf(t + len, cap - len, "A%d%d%d\tC%d%d\tagency\tA\n", d, c, a,
+				                        d, c);
+		}
+	}
+	*count = n;
+	return t;
+}
+
+static th_report *from_sent(const char *unit, const psent *p)
+{
+	if (p->tomb)
+		return tomb(unit, p->rev);
+	row r[5];
+	for (size_t i = 0; i < p->n; i++) {
+		r[i].key = p->rows[i].key;
+		r[i].a = p->rows[i].a;
+		r[i].lo = p->rows[i].lo;
+		r[i].hi = p->rows[i].hi;
+		r[i].fl = p->rows[i].fl;
+	}
+	return mk(unit, P, p->rev, r, p->n);
+}
+
+static int64_t rv(void) { return rndn(5) == 0 ? NUL : (int64_t)rndn(2001) - 1000; }
+
+/* checks every node against sums computed here from the latest revisions */
+static void check_model(fx *f, const th_units *u, punit *pu, int late)
+{
+	size_t nu = th_units_count(u);
+	for (size_t i = 0; i < nu; i++) {
+		int64_t rows = 0, sa = 0, na = 0, lo = 0, nlo = 0, hi = 0, nhi = 0, ft = 0, nf = 0;
+		uint32_t reported = 0;
+		for (size_t j = 0; j < nu; j++) {
+			if (!th_units_in_subtree(u, i, j) || pu[j].latest < 0)
+				continue;
+			const psent *p = &pu[j].sent[pu[j].latest];
+			if (p->tomb)
+				continue;
+			reported++;
+			for (size_t k = 0; k < p->n; k++) {
+				const prow *x = &p->rows[k];
+				rows++;
+				if (x->a != NUL) {
+					sa += x->a;
+					na++;
+				}
+				if (x->lo != NUL) {
+					lo = nlo++ ? (x->lo < lo ? x->lo : lo) : x->lo;
+				}
+				if (x->hi != NUL) {
+					hi = nhi++ ? (x->hi > hi ? x->hi : hi) : x->hi;
+				}
+				if (x->fl >= 0) {
+					nf++;
+					ft += x->fl;
+				}
+			}
+		}
+		const th_unit *x = th_units_at(u, i);
+		th_node n;
+		assert_int_equal(th_store_get_node(f->s, "T", P, x->code, &n), 0);
+		int isnull;
+		assert_int_equal(n.total[0], rows);
+		int64_t v = th_rollup_value(f->d, n.total, C_A, &isnull);
+		assert_int_equal(isnull, na == 0);
+		if (na)
+			assert_int_equal(v, sa);
+		v = th_rollup_value(f->d, n.total, C_LO, &isnull);
+		assert_int_equal(isnull, nlo == 0);
+		if (nlo)
+			assert_int_equal(v, lo);
+		v = th_rollup_value(f->d, n.total, C_HI, &isnull);
+		assert_int_equal(isnull, nhi == 0);
+		if (nhi)
+			assert_int_equal(v, hi);
+		v = th_rollup_value(f->d, n.total, C_F, &isnull);
+		assert_int_equal(isnull, nf == 0);
+		if (nf)
+			assert_int_equal(v, ft);
+		assert_int_equal(n.reported, reported);
+		assert_int_equal(late ? n.late : n.on_time, reported);
+		assert_int_equal(late ? n.on_time : n.late, 0);
+		th_node_free(&n);
+	}
+}
+
+typedef struct pop {
+	size_t unit;
+	psent p;
+	size_t idx;   /* submission order */
+} pop;
+
+static int cmp_pop(const void *a, const void *b)
+{
+	const pop *x = a, *y = b;
+	if (x->unit != y->unit)
+		return x->unit < y->unit ? -1 : 1;
+	if (x->p.rev != y->p.rev)
+		return x->p.rev < y->p.rev ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* small_map: start at 64 KiB so the map grows during the run; late: a past
+ * default deadline, so every first revision is late */
+static void run_property(uint64_t seed, int groups, int small_map, int late)
+{
+	rng_state = seed;
+	int nu = 0;
+	char *text = gen_units(&nu);
+	assert_true(nu <= PU_MAX);
+	fx *f = fx_new_opts(small_map ? 64 << 10 : 0, 0, NULL);
+	fx_add_units(f, text);
+	if (late)
+		assert_int_equal(th_store_set_deadline(f->s, "T", P, NULL, 20000101), 0);
+	th_units *u = parse_units(text);
+	free(text);
+	punit *pu = calloc(PU_MAX, sizeof *pu);
+	assert_non_null(pu);
+	for (int i = 0; i < nu; i++) {
+		pu[i].latest = -1;
+		pu[i].next_rev = 1;
+	}
+	for (int g = 0; g < groups; g++) {
+		int n = 1 + rndn(8);
+		pop ops[8];
+		for (int i = 0; i < n; i++) {
+			size_t ui = (size_t)rndn(nu);
+			punit *x = &pu[ui];
+			ops[i].unit = ui;
+			ops[i].idx = (size_t)i;
+			int kind = rndn(10);
+			if (x->n_sent && kind < 3) {
+				/* resend an earlier revision (duplicate or stale) */
+				ops[i].p = x->sent[rndn((int)x->n_sent)];
+				continue;
+			}
+			psent *p = &ops[i].p;
+			memset(p, 0, sizeof *p);
+			p->rev = x->next_rev;
+			x->next_rev += 1 + (uint64_t)rndn(3);
+			if (kind == 3) {
+				p->tomb = 1;
+			} else {
+				/* distinct row keys from 0..6: rows come and go between revisions */
+				int used = 0;
+				p->n = (size_t)rndn(6);
+				for (size_t k = 0; k < p->n; k++) {
+					int key;
+					do
+						key = rndn(7);
+					while (used & (1 << key));
+					used |= 1 << key;
+					p->rows[k].key = key;
+					p->rows[k].a = rv();
+					p->rows[k].lo = rv();
+					p->rows[k].hi = rv();
+					p->rows[k].fl = rndn(3) - 1;
+				}
+			}
+			if (x->n_sent < PREV_MAX)
+				x->sent[x->n_sent++] = *p;
+		}
+		/* expected statuses: per key in rev order */
+		th_report *rs[8];
+		for (int i = 0; i < n; i++)
+			rs[i] = from_sent(th_units_at(u, ops[i].unit)->code, &ops[i].p);
+		pop sorted[8];
+		memcpy(sorted, ops, sizeof(pop) * (size_t)n);
+		qsort(sorted, (size_t)n, sizeof *sorted, cmp_pop);
+		th_ack_status want[8];
+		for (int i = 0; i < n; i++) {
+			punit *x = &pu[sorted[i].unit];
+			uint64_t cur = x->latest >= 0 ? x->sent[x->latest].rev : 0;
+			th_ack_status st;
+			if (x->latest < 0 || sorted[i].p.rev > cur) {
+				st = TH_ACK_ACCEPTED;
+				for (size_t k = 0; k < x->n_sent; k++)
+					if (x->sent[k].rev == sorted[i].p.rev)
+						x->latest = (long)k;
+			} else {
+				st = sorted[i].p.rev == cur ? TH_ACK_DUPLICATE : TH_ACK_STALE;
+			}
+			want[sorted[i].idx] = st;
+		}
+		th_ack_result res[8];
+		assert_int_equal(apply_n(f, rs, (size_t)n, res, NULL, NULL, NULL), 0);
+		for (int i = 0; i < n; i++) {
+			if (res[i].status != want[i])
+				fprintf(stderr, "seed %llu group %d sub %d: status %d, want %d (%s)\n",
+				        (unsigned long long)seed, g, i, res[i].status, want[i],
+				        res[i].message ? res[i].message : "");
+			assert_int_equal(res[i].status, want[i]);
+			th_ack_result_free(&res[i]);
+		}
+		verify_ok(f);
+		check_model(f, u, pu, late);
+		if (rndn(6) == 0)
+			fx_reopen(f);
+		if (rndn(15) == 0) {
+			assert_int_equal(th_store_rebuild(f->s), 0);
+			check_model(f, u, pu, late);
+		}
+	}
+	free(pu);
+	th_units_destroy(&u);
+	fx_free(f);
+}
+
+static void property_incremental_equals_recomputed(void **state)
+{
+	(void)state;
+	static const uint64_t seeds[] = {0x9e3779b97f4a7c15ull, 12345, 0xdeadbeefcafef00dull, 42,
+	                                 7777777, 31337};
+	for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
+		run_property(seeds[i], 120, i % 2 == 1, i % 3 == 2);
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(accepted_and_read_back),
+		cmocka_unit_test(duplicate_changes_nothing),
+		cmocka_unit_test(caller_warnings_kept),
+		cmocka_unit_test(conflict_rejected),
+		cmocka_unit_test(stale_acknowledged),
+		cmocka_unit_test(definition_changed_retry),
+		cmocka_unit_test(unknown_unit_rejected),
+		cmocka_unit_test(garbage_never_stored),
+		cmocka_unit_test(replace_removes_rows),
+		cmocka_unit_test(revisions_in_one_group_apply_in_rev_order),
+		cmocka_unit_test(null_differs_from_zero_through_removal),
+		cmocka_unit_test(min_max_recomputed_after_removal),
+		cmocka_unit_test(overflow_rejected_nothing_applied),
+		cmocka_unit_test(empty_report_is_a_report),
+		cmocka_unit_test(tombstone_withdraws),
+		cmocka_unit_test(completeness_on_time_late_corrections),
+		cmocka_unit_test(level_and_children_in_order),
+		cmocka_unit_test(changed_nodes_and_commit_ids),
+		cmocka_unit_test(map_full_grows_and_replays),
+		cmocka_unit_test(map_limit_gives_retry_later),
+		cmocka_unit_test(reopen_keeps_everything),
+		cmocka_unit_test(format_version_checked),
+		cmocka_unit_test(readonly_open_reads),
+		cmocka_unit_test(readonly_survives_map_growth),
+		cmocka_unit_test(new_hierarchy_leaves_bound_periods),
+		cmocka_unit_test(rebuild_and_verify_detect_damage),
+		cmocka_unit_test(verify_detects_damaged_history),
+		cmocka_unit_test(revs_in_scope_lists_subtree),
+		cmocka_unit_test(real_definitions_and_hanoi),
+		cmocka_unit_test(property_incremental_equals_recomputed),
+	};
+	return TH_RUN_TESTS(tests, argc, argv);
+}
