@@ -130,6 +130,62 @@ static int node_cb(void *ctx, const th_unit *u, const th_node *n)
 	return 0;
 }
 
+
+static void pack_cells(msgpack_packer *pk, const th_def *d, const th_report *r)
+{
+	msgpack_pack_array(pk, r->n_rows);
+	for (size_t i = 0; i < r->n_rows; i++) {
+		msgpack_pack_array(pk, r->n_cols);
+		for (size_t c = 0; c < r->n_cols; c++) {
+			const th_value *v = th_report_cell(r, i, c);
+			const th_column *col = c < d->n_cols ? &d->cols[c] : NULL;
+			if (v->null || !col) {
+				msgpack_pack_nil(pk);
+			} else if (col->type == TH_T_ENUM && v->i >= 0 && (size_t)v->i < col->n_values) {
+				ks(pk, col->values[v->i].code);
+			} else if (col->type == TH_T_BOOL) {
+				if (v->i)
+					msgpack_pack_true(pk);
+				else
+					msgpack_pack_false(pk);
+			} else if (col->type == TH_T_TEXT) {
+				msgpack_pack_str(pk, v->len);
+				msgpack_pack_str_body(pk, v->s ? v->s : "", v->len);
+			} else {
+				msgpack_pack_int64(pk, v->i);
+			}
+		}
+	}
+}
+
+static void pack_info(msgpack_packer *pk, const th_revision_info *in, int extra)
+{
+	char hex[2 * TH_HASH_LEN + 1];
+	for (int i = 0; i < TH_HASH_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", in->hash[i]);
+	msgpack_pack_map(pk, 6 + (size_t)extra);
+	ks(pk, "rev"); msgpack_pack_uint64(pk, in->rev);
+	ks(pk, "commit"); msgpack_pack_uint64(pk, in->commit);
+	ks(pk, "time"); msgpack_pack_int64(pk, in->commit_time);
+	ks(pk, "sender"); ks(pk, in->sender);
+	ks(pk, "tombstone"); if (in->tombstone) msgpack_pack_true(pk); else msgpack_pack_false(pk);
+	ks(pk, "hash"); ks(pk, hex);
+}
+
+typedef struct {
+	msgpack_packer *pk;
+	size_t n;
+} hist_ctx;
+
+static int hist_cb(void *ctx, const th_revision_info *info, const th_report *r)
+{
+	(void)r;
+	hist_ctx *h = ctx;
+	pack_info(h->pk, info, 0);
+	h->n++;
+	return 0;
+}
+
 int th_query_answer(th_store *store, const th_defset *defs, const th_stats *st,
                     const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen)
 {
@@ -239,13 +295,60 @@ int th_query_answer(th_store *store, const th_defset *defs, const th_stats *st,
 		msgpack_sbuffer_destroy(&c.rows);
 		goto done;
 	}
+	if (strcmp(r.q, "report") == 0 || strcmp(r.q, "history") == 0) {
+		th_report *rep = NULL;
+		th_revision_info info;
+		memset(&info, 0, sizeof info);
+		int history = r.q[0] == 'h';
+		msgpack_sbuffer hs;
+		msgpack_sbuffer_init(&hs);
+		msgpack_packer hpk;
+		msgpack_packer_init(&hpk, &hs, msgpack_sbuffer_write);
+		hist_ctx hc = {&hpk, 0};
+		if (history)
+			rc = th_store_history(store, r.unit, r.appendix, r.period, hist_cb, &hc);
+		else
+			rc = th_store_get_report(store, r.unit, r.appendix, r.period, &rep, &info);
+		const th_def *rd = rep ? th_defset_get(defs, rep->appendix, rep->version) : NULL;
+		if (!rc && !history && !rd)
+			rc = TH_EAPPENDIX;
+		msgpack_pack_map(&pk, rc ? 6 : 5);
+		ks(&pk, "v"); msgpack_pack_uint32(&pk, TH_WIRE_VERSION);
+		ks(&pk, "t"); ks(&pk, "result");
+		ks(&pk, "id"); msgpack_pack_uint64(&pk, r.id);
+		if (rc) {
+			ks(&pk, "ok"); msgpack_pack_false(&pk);
+			ks(&pk, "reason"); ks(&pk, th_errname(rc));
+			ks(&pk, "message"); ks(&pk, rc == TH_ENOTFOUND ? "no such report" : th_strerror(rc));
+		} else if (history) {
+			ks(&pk, "ok"); msgpack_pack_true(&pk);
+			ks(&pk, "revisions");
+			msgpack_pack_array(&pk, hc.n);
+			msgpack_sbuffer_write(&sb, hs.data, hs.size);
+		} else {
+			ks(&pk, "ok"); msgpack_pack_true(&pk);
+			ks(&pk, "report");
+			pack_info(&pk, &info, 4);
+			ks(&pk, "version"); msgpack_pack_uint32(&pk, rep->version);
+			ks(&pk, "as_of"); msgpack_pack_int32(&pk, rep->as_of);
+			ks(&pk, "columns");
+			msgpack_pack_array(&pk, rd->n_cols);
+			for (size_t c = 0; c < rd->n_cols; c++)
+				ks(&pk, rd->cols[c].id);
+			ks(&pk, "rows");
+			pack_cells(&pk, rd, rep);
+		}
+		msgpack_sbuffer_destroy(&hs);
+		th_report_destroy(&rep);
+		goto done;
+	}
 	msgpack_pack_map(&pk, 6);
 	ks(&pk, "v"); msgpack_pack_uint32(&pk, TH_WIRE_VERSION);
 	ks(&pk, "t"); ks(&pk, "result");
 	ks(&pk, "id"); msgpack_pack_uint64(&pk, r.id);
 	ks(&pk, "ok"); msgpack_pack_false(&pk);
 	ks(&pk, "reason"); ks(&pk, "invalid");
-	ks(&pk, "message"); ks(&pk, "unknown query; q is one of node, level, missing, stats");
+	ks(&pk, "message"); ks(&pk, "unknown query; q is one of node, level, missing, report, history, stats");
 done:
 	*out = (uint8_t *)sb.data;
 	*outlen = sb.size;

@@ -277,6 +277,84 @@ static int64_t query_total(fixture *f, const char *unit, const char *col, uint32
 	return n ? sum : -1;
 }
 
+
+/* Sends a query q (appendix PL3, period 2021, unit) and returns the reply unpacked. */
+static void query_raw(fixture *f, const char *q, const char *unit, msgpack_unpacked *u, char **raw)
+{
+	void *s = dealer(f, f->query, &f->reader);
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+#define S(x) (msgpack_pack_str(&pk, strlen(x)), msgpack_pack_str_body(&pk, x, strlen(x)))
+	msgpack_pack_map(&pk, 7);
+	S("v"); msgpack_pack_uint8(&pk, 1);
+	S("t"); S("query");
+	S("id"); msgpack_pack_uint8(&pk, 6);
+	S("q"); S(q);
+	S("appendix"); S("PL3");
+	S("period"); S("2021");
+	S("unit"); S(unit);
+#undef S
+	size_t rlen;
+	uint8_t *rep = request(s, (uint8_t *)sb.data, sb.size, 5000, &rlen);
+	msgpack_sbuffer_destroy(&sb);
+	zmq_close(s);
+	assert_non_null(rep);
+	msgpack_unpacked_init(u);
+	assert_int_equal(msgpack_unpack_next(u, (const char *)rep, rlen, NULL), MSGPACK_UNPACK_SUCCESS);
+	*raw = (char *)rep;
+}
+
+static const msgpack_object *field(const msgpack_object *map, const char *name)
+{
+	for (uint32_t i = 0; map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
+		const msgpack_object_kv *kv = &map->via.map.ptr[i];
+		if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen(name) &&
+		    !memcmp(kv->key.via.str.ptr, name, kv->key.via.str.size))
+			return &kv->val;
+	}
+	return NULL;
+}
+
+static void report_and_history_queries(void **state)
+{
+	fixture *f = *state;
+	void *s = dealer(f, f->ingest, &f->snv);
+	th_report *a = pl3(f, "SNV", 60, 4, 1, 0), *b = pl3(f, "SNV", 61, 5, 0, 0);
+	assert_int_equal(submit_status(f, s, a, NULL), TH_ACK_ACCEPTED);
+	assert_int_equal(submit_status(f, s, b, NULL), TH_ACK_ACCEPTED);
+	msgpack_unpacked u;
+	char *raw;
+	query_raw(f, "history", "SNV", &u, &raw);
+	const msgpack_object *revs = field(&u.data, "revisions");
+	assert_non_null(revs);
+	assert_int_equal(revs->via.array.size, 2);
+	assert_int_equal(field(&revs->via.array.ptr[0], "rev")->via.u64, 60);
+	assert_int_equal(field(&revs->via.array.ptr[1], "rev")->via.u64, 61);
+	assert_true(field(&revs->via.array.ptr[1], "sender")->via.str.size > 0);
+	msgpack_unpacked_destroy(&u);
+	free(raw);
+	query_raw(f, "report", "SNV", &u, &raw);
+	const msgpack_object *rep = field(&u.data, "report");
+	assert_non_null(rep);
+	assert_int_equal(field(rep, "rev")->via.u64, 61);
+	const msgpack_object *rows = field(rep, "rows");
+	assert_int_equal(rows->via.array.size, 1);
+	const th_def *d = th_defset_latest(f->defs, "PL3");
+	const msgpack_object *done = &rows->via.array.ptr[0].via.array.ptr[th_def_column(d, "da_hoan_thanh")];
+	assert_int_equal(done->via.i64, 5);
+	msgpack_unpacked_destroy(&u);
+	free(raw);
+	query_raw(f, "report", "C2", &u, &raw);       /* nothing stored */
+	assert_false(field(&u.data, "ok")->via.boolean);
+	msgpack_unpacked_destroy(&u);
+	free(raw);
+	th_report_destroy(&a);
+	th_report_destroy(&b);
+	zmq_close(s);
+}
+
 /* --- cases ------------------------------------------------------------------------- */
 
 static void hello_welcome(void **state)
@@ -622,6 +700,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(acked_survives_sigkill, setup, teardown),
 		cmocka_unit_test_setup_teardown(sigterm_exits_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(keygen_and_check, setup, teardown),
+		cmocka_unit_test_setup_teardown(report_and_history_queries, setup, teardown),
 	};
 	return TH_RUN_TESTS(tests, argc, argv);
 }
