@@ -1888,37 +1888,48 @@ static int rebuild_emit(void *ctx, MDB_txn *txn, const th_def *d, const char *ap
  * report explains any more end up zero. */
 static int zero_nodes(th_store *s, MDB_txn *txn, uint64_t commit)
 {
+	/* collect first, write after the cursor is closed */
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(txn, s->rollups, &c);
 	if (rc)
 		return xlate(rc);
 	MDB_val k, v;
-	uint8_t *buf = NULL;
+	struct zn { char key[MAX_KEY]; size_t kl, vl; node_header h; } *all = NULL;
+	size_t n = 0, cap = 0;
 	int ret = TH_OK;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (v.mv_size < sizeof(node_header))
+		if (v.mv_size < sizeof(node_header) || k.mv_size > MAX_KEY)
 			continue;
-		node_header h;
-		memcpy(&h, v.mv_data, sizeof h);
-		uint8_t *nb = realloc(buf, v.mv_size);
-		if (!nb) {
-			ret = TH_ENOMEM;
-			break;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			struct zn *na = realloc(all, cap * sizeof *na);
+			if (!na) {
+				ret = TH_ENOMEM;
+				break;
+			}
+			all = na;
 		}
-		buf = nb;
-		memset(buf, 0, v.mv_size);
+		memcpy(all[n].key, k.mv_data, k.mv_size);
+		all[n].kl = k.mv_size;
+		all[n].vl = v.mv_size;
+		memcpy(&all[n].h, v.mv_data, sizeof all[n].h);
+		n++;
+	}
+	mdb_cursor_close(c);
+	for (size_t i = 0; i < n && ret == TH_OK; i++) {
+		node_header h = all[i].h;
 		h.version++;
 		h.commit = commit;
 		h.reported = h.on_time = h.late = h.corrections = 0;
-		memcpy(buf, &h, sizeof h);
-		MDB_val nv = {v.mv_size, buf};
-		if ((rc = mdb_cursor_put(c, &k, &nv, MDB_CURRENT))) {
+		MDB_val kk = {all[i].kl, all[i].key}, nv = {all[i].vl, NULL};
+		if ((rc = mdb_put(txn, s->rollups, &kk, &nv, MDB_RESERVE))) {
 			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
 			break;
 		}
+		memset(nv.mv_data, 0, all[i].vl);
+		memcpy(nv.mv_data, &h, sizeof h);
 	}
-	free(buf);
-	mdb_cursor_close(c);
+	free(all);
 	return ret;
 }
 

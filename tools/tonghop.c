@@ -1116,6 +1116,46 @@ out:
 	return ret;
 }
 
+/* --- rebuild ------------------------------------------------------------------- */
+static int cmd_rebuild(const opts *o)
+{
+	int ret = 1;
+	th_defset *defs = load_defs(o->defs_dir);
+	th_store *s = NULL;
+	if (!defs)
+		return 1;
+	if (!o->db) {
+		fprintf(stderr, "%s rebuild: --db DIR is required\n", prog);
+		th_defset_destroy(&defs);
+		return EXIT_USAGE;
+	}
+	th_store_opts so = {0};
+	int rc = th_store_open(o->db, &so, &s);
+	if (rc) {
+		fprintf(stderr, "%s rebuild: cannot open %s for writing: %s\n", prog, o->db, th_strerror(rc));
+		goto out;
+	}
+	th_store_set_defs(s, defs);
+	rc = th_store_rebuild(s);
+	if (rc) {
+		fprintf(stderr, "%s rebuild: %s\n", prog, th_strerror(rc));
+		goto out;
+	}
+	th_diag *diag = th_diag_new();
+	rc = th_store_verify(s, diag);
+	for (size_t i = 0; i < th_diag_count(diag); i++)
+		printf("%s\n", th_diag_text(diag, i));
+	th_diag_destroy(&diag);
+	if (rc == 0) {
+		printf("rebuilt: every rollup recomputed from the latest revisions, and verified\n");
+		ret = 0;
+	}
+out:
+	th_store_close(&s);
+	th_defset_destroy(&defs);
+	return ret;
+}
+
 /* --- main --------------------------------------------------------------------- */
 static const char *usage_main =
 	"usage: tonghop COMMAND [options]\n"
@@ -1130,6 +1170,7 @@ static const char *usage_main =
 	"  units     the hierarchy: a list, a tree with contacts, the versions\n"
 	"  validate  check appendix files exactly as the agent and the collector do\n"
 	"  check     verify a store: rollups equal a recomputation, every report valid\n"
+	"  rebuild   recompute every rollup of a store from the latest revisions (writes)\n"
 	"  watch     follow the collector's rollup stream live\n"
 	"\n"
 	"`tonghop COMMAND --help` describes each command.  Exit codes: 0 ok, 1 problem found\n"
@@ -1195,6 +1236,11 @@ static void usage_cmd(const char *cmd, FILE *f)
 		           "node's version is flagged as a gap.  --count N stops after N messages.\n"
 		           "  --key FILE          this tool's keypair (tonghop-collector keygen), role reader\n"
 		           "  --server-key FILE   the collector's public key (.pub)\n");
+	else if (!strcmp(cmd, "rebuild"))
+		fprintf(f, "usage: tonghop rebuild --db DIR [--defs DIR]\n\n"
+		           "Recomputes every rollup node from the latest revision of every report, in one\n"
+		           "transaction, then verifies the store.  Safe while the collector runs (LMDB\n"
+		           "serialises writers); use it after changing the appendix version in force.\n");
 	else if (!strcmp(cmd, "check"))
 		fprintf(f, "usage: tonghop check --db DIR [--defs DIR]\n\n"
 		           "Recomputes every rollup from the latest revisions and compares it with the\n"
@@ -1233,7 +1279,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	static const char *cmds[] = {"rollup", "status", "report", "units", "validate", "check",
-	                             "watch"};
+	                             "rebuild", "watch"};
 	int known = 0;
 	for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
 		known |= !strcmp(cmd, cmds[i]);
@@ -1332,6 +1378,11 @@ int main(int argc, char **argv)
 		if (nrest)
 			die_usage(cmd, "unexpected argument");
 		return cmd_check(&o);
+	}
+	if (!strcmp(cmd, "rebuild")) {
+		if (nrest)
+			die_usage(cmd, "unexpected argument");
+		return cmd_rebuild(&o);
 	}
 	if (!strcmp(cmd, "report")) {
 		if (nrest != 3)
