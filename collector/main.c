@@ -2,6 +2,7 @@
  * durable group commit, incremental rollups, PUB stream, queries. */
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "th_def.h"
 #include "th_store.h"
@@ -21,7 +22,7 @@
 #define MAX_DEADLINES 1024
 
 typedef struct {
-	const char *db, *defs, *bind, *pub, *query, *keys, *server_key;
+	const char *db, *defs, *bind, *pub, *query, *keys, *server_key, *metrics;
 	const char *units[MAX_UNITS_FILES];
 	int n_units;
 	const char *deadlines[MAX_DEADLINES];
@@ -54,6 +55,7 @@ static void usage(FILE *f)
 	"  --group-max N        messages per commit group (default 256)\n"
 	"  --map-size MIB       initial LMDB map size in MiB (default 64; grows when full)\n"
 	"  --log-level LEVEL    error, warn, info (default) or debug\n"
+	"  --metrics FILE       write Prometheus metrics to FILE every 10 s and at exit\n"
 	"  --config FILE        read options from FILE\n"
 	"  --allow-root         allow running as root (not recommended)\n"
 	"  -n, --check          check configuration, hierarchy, definitions and keys, then exit\n"
@@ -70,7 +72,8 @@ static const struct option long_opts[] = {
 	{"pub", 1, 0, 'p'}, {"query", 1, 0, 'q'}, {"keys", 1, 0, 'k'}, {"server-key", 1, 0, 'K'},
 	{"insecure", 0, 0, 'I'}, {"deadline", 1, 0, 'L'}, {"group-max", 1, 0, 'g'},
 	{"map-size", 1, 0, 'm'}, {"log-level", 1, 0, 'l'}, {"config", 1, 0, 'c'},
-	{"allow-root", 0, 0, 'R'}, {"check", 0, 0, 'n'}, {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'},
+	{"allow-root", 0, 0, 'R'}, {"metrics", 1, 0, 'M'}, {"check", 0, 0, 'n'}, {"help", 0, 0, 'h'},
+	{"version", 0, 0, 'V'},
 	{0, 0, 0, 0}};
 
 static int set_opt(conf *c, int ch, const char *arg, const char *where);
@@ -169,6 +172,7 @@ static int set_opt(conf *c, int ch, const char *arg, const char *where)
 		th_log_level = th_log_parse_level(arg);
 		break;
 	case 'R': c->allow_root = 1; break;
+	case 'M': c->metrics = arg; break;
 	case 'n': c->check = 1; break;
 	case 'c': return read_config(c, arg);
 	default: return 2;
@@ -462,8 +466,11 @@ int main(int argc, char **argv)
 	                            "ingest %s, pub %s, query %s%s",
 	       TH_VERSION, c.db, hex, (unsigned long long)th_store_last_commit(rt.store), c.bind, c.pub,
 	       c.query, c.insecure ? " [INSECURE]" : " [CURVE]");
+	th_metrics_configure(c.metrics, 10);
 	th_server_run(srv, do_reload, &rt);
 	const th_stats *st = th_server_stats(srv);
+	if (c.metrics)
+		th_metrics_write(st);
 	th_log(TH_LOG_INFO, "main", "stopping: %llu accepted, %llu duplicate, %llu stale, %llu rejected, "
 	                            "%llu commits",
 	       (unsigned long long)st->accepted, (unsigned long long)st->duplicate,

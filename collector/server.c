@@ -1,6 +1,7 @@
 /* server.c -- sockets, group commit, acks, publishing (DESIGN sections 4-6, 8). */
 #include "server.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <msgpack.h>
@@ -462,6 +463,7 @@ static void process_group(th_server *s, pending *g, size_t ng)
 			s->stats.commit_us_sum += (uint64_t)dt;
 			if ((uint64_t)dt > s->stats.commit_us_max)
 				s->stats.commit_us_max = (uint64_t)dt;
+			th_metrics_observe_commit(dt);
 			for (size_t k = 0; k < ns; k++)
 				if (subs[k].result->status == TH_ACK_ACCEPTED)
 					s->stats.records += subs[k].report->n_rows;
@@ -668,6 +670,7 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 		}
 		if (items[1].revents & ZMQ_POLLIN)
 			serve_query(s);
+		th_metrics_tick(&s->stats);
 		int64_t t = now_us();
 		if (t - last_summary > 60 * 1000000LL) {
 			if (s->stats.commits != last_commits)
