@@ -78,6 +78,32 @@ static const struct option long_opts[] = {
 
 static int set_opt(conf *c, int ch, const char *arg, const char *where);
 
+/* Values read from config files live until exit; kept here to be freed. */
+static char **config_values;
+static size_t n_config_values;
+
+static const char *keep_value(const char *v)
+{
+	char *d = strdup(v);
+	char **nv = d ? realloc(config_values, (n_config_values + 1) * sizeof *nv) : NULL;
+	if (!nv) {
+		free(d);
+		return NULL;
+	}
+	config_values = nv;
+	config_values[n_config_values++] = d;
+	return d;
+}
+
+static void free_config_values(void)
+{
+	for (size_t i = 0; i < n_config_values; i++)
+		free(config_values[i]);
+	free(config_values);
+	config_values = NULL;
+	n_config_values = 0;
+}
+
 static int read_config(conf *c, const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -127,7 +153,7 @@ static int read_config(conf *c, const char *path)
 		if (!o->has_arg && val && strcmp(val, "yes") && strcmp(val, "true") && strcmp(val, "1")) {
 			continue;   /* "insecure = no" */
 		}
-		int r = set_opt(c, o->val, val ? strdup(val) : NULL, where);
+		int r = set_opt(c, o->val, val ? keep_value(val) : NULL, where);
 		if (r)
 			rc = r;
 	}
@@ -486,6 +512,7 @@ int main(int argc, char **argv)
 	free(rt.hier);
 	th_defset_destroy(&defs);
 	th_diag_destroy(&d);
+	free_config_values();
 	return 0;
 cleanup:
 	th_store_close(&rt.store);
@@ -495,5 +522,6 @@ cleanup_early:
 	free(rt.hier);
 	th_defset_destroy(&defs);
 	th_diag_destroy(&d);
+	free_config_values();
 	return exit_code;
 }
