@@ -64,7 +64,7 @@ static void usage(FILE *f)
 	"\n"
 	"Signals: SIGTERM/SIGINT finish the current group and exit; SIGHUP reloads keys and\n"
 	"hierarchy files.  Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 bad configuration.\n",
-	TH_SOURCE_APPENDICES);
+	th_def_default_dir());
 }
 
 static const struct option long_opts[] = {
@@ -330,7 +330,7 @@ int main(int argc, char **argv)
 	c.bind = "tcp://127.0.0.1:7701";
 	c.pub = "tcp://127.0.0.1:7702";
 	c.query = "tcp://127.0.0.1:7703";
-	c.defs = TH_SOURCE_APPENDICES;
+	c.defs = th_def_default_dir();
 	c.group_max = 256;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "nhV", long_opts, NULL)) != -1) {

@@ -1738,3 +1738,15 @@ const th_def *th_defset_at(const th_defset *s, size_t i)
 {
 	return s && i < s->n ? s->defs[i] : NULL;
 }
+
+const char *th_def_default_dir(void)
+{
+	const char *e = getenv("TONGHOP_DEFS");
+	if (e && *e)
+		return e;
+	struct stat st;
+	if (stat(TH_INSTALLED_APPENDICES, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    stat(TH_SOURCE_APPENDICES, &st) != 0)
+		return TH_INSTALLED_APPENDICES;
+	return TH_SOURCE_APPENDICES;
+}

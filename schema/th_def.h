@@ -147,6 +147,11 @@ int th_def_requires_kind(const th_def *d, const char *kind);
  * is in d->kinds and, when d->n_units > 0, its code is in d->units. (added) */
 int th_def_expects(const th_def *d, const char *kind, const char *code);
 
+/* The default definitions directory: $TONGHOP_DEFS when set, else the
+ * installed share/tonghop/appendices when it exists, else the source tree's
+ * schema/appendices (a build that was not installed).  Static string. */
+const char *th_def_default_dir(void);
+
 /* A set of definitions, e.g. a directory of *.def files. */
 typedef struct th_defset th_defset;
 th_defset *th_defset_new(void);

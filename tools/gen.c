@@ -684,7 +684,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!defs_dir)
-		defs_dir = TH_SOURCE_APPENDICES;
+		defs_dir = th_def_default_dir();
 	if (!th_period_valid(period)) {
 		fprintf(stderr, "th-gen: period %s is not yyyy, yyyy-Qn, yyyy-Hn or yyyy-mm\n", period);
 		free(only);

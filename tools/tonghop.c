@@ -46,12 +46,12 @@ static th_defset *load_defs(const char *dir)
 {
 	th_diag *diag = th_diag_new();
 	th_defset *defs = NULL;
-	int rc = th_defset_load_dir(dir ? dir : TH_SOURCE_APPENDICES, &defs, diag);
+	int rc = th_defset_load_dir(dir ? dir : th_def_default_dir(), &defs, diag);
 	if (rc != 0) {
 		for (size_t i = 0; diag && i < th_diag_count(diag); i++)
 			fprintf(stderr, "%s\n", th_diag_text(diag, i));
 		fprintf(stderr, "%s: cannot load definitions from %s: %s\n", prog,
-		        dir ? dir : TH_SOURCE_APPENDICES, th_strerror(rc));
+		        dir ? dir : th_def_default_dir(), th_strerror(rc));
 		defs = NULL;
 	}
 	th_diag_destroy(&diag);
@@ -1180,7 +1180,8 @@ static const char *usage_common =
 	"  --db DIR            the collector's store, opened read-only\n"
 	"  --collector EP      rollup, status: ask the collector's query socket instead\n"
 	"                      (with --key FILE --server-key FILE, or --insecure)\n"
-	"  --defs DIR          appendix definitions (default: " TH_SOURCE_APPENDICES ")\n";
+	"  --defs DIR          appendix definitions (default: $TONGHOP_DEFS, the installed\n"
+	"                      share/tonghop/appendices, or the source tree's)\n";
 static const char *usage_format =
 	"  --format FMT        table (default), csv, json or xlsx (xlsx needs -o)\n"
 	"  -o, --output FILE   write to FILE instead of standard output\n"
