@@ -58,7 +58,7 @@ unit_field() { awk -F'\t' -v c="$1" -v f="$2" '$1 "" == c "" { print $f }' "$UNI
 departments=$(awk -F'\t' '$3 == "department" { print $1 }' "$UNITS")
 districts=$(awk -F'\t' '$3 == "district" { print $1 }' "$UNITS")
 # communes of Quận Ba Đình (001) run their own agents; other communes are filed by their district
-own_communes=$(awk -F'\t' '$3 == "commune" && $2 == "001" { print $1 }' "$UNITS" | head -5)
+own_communes=$(awk -F'\t' '$3 == "commune" && $2 == "001" { print $1 }' "$UNITS" | head -5 | tr '\n' ' ')
 
 echo "== keys: collector and $(echo $departments $districts $own_communes | wc -w) agents (CURVE)"
 # keygen, but a key starting with '=' or '"' or ending with '"' is made again: the
