@@ -1,0 +1,352 @@
+/* load.c -- simulates N agents speaking the real protocol (schema/PROTOCOL.md)
+ * over ZeroMQ: hello, then submits of generated reports with several in
+ * flight per agent, and waits for every ack.  All agents are DEALER sockets
+ * multiplexed in this one process.  Prints one line of key=value figures.
+ *
+ * usage: th-bench-load --defs DIR --data DIR [--endpoint EP] [--agents N]
+ *        [--batch B] [--inflight K] [--rate SUBMITS_PER_S] [--rev R]
+ *        [--key FILE --server-key FILE] [--unit ROOT] [--pid COLLECTOR_PID]
+ *        [--timeout S] [--limit N (an even sample of N reports)]
+ */
+#include "common.h"
+#include "th_wire.h"
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <zmq.h>
+
+typedef struct msg {
+	uint8_t *buf;
+	size_t len;
+	size_t n_reports;
+	double sent;
+	int acked;
+} msg;
+
+typedef struct agent {
+	void *sock;
+	size_t first, last, next;   /* message range and next to send */
+	int inflight;
+	int welcomed;
+} agent;
+
+static int read_key(const char *path, char pub[41], char sec[41])
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	char line[256];
+	pub[0] = sec[0] = 0;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "public ", 7) == 0)
+			snprintf(pub, 41, "%.40s", line + 7);
+		else if (strncmp(line, "secret ", 7) == 0)
+			snprintf(sec, 41, "%.40s", line + 7);
+	}
+	fclose(f);
+	return strlen(pub) == 40 ? 0 : -1;
+}
+
+static void sample(long pid, long *hwm, long *anon)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%ld/status", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		long v;
+		if (sscanf(line, "VmHWM: %ld", &v) == 1 && v > *hwm)
+			*hwm = v;
+		else if (sscanf(line, "RssAnon: %ld", &v) == 1 && v > *anon)
+			*anon = v;
+	}
+	fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	const char *defs = NULL, *data = NULL, *ep = "tcp://127.0.0.1:7701", *keyf = NULL,
+	           *skeyf = NULL, *unit = "VN";
+	long n_agents = 100, batch = 1, inflight = 4, pid = 0;
+	double rate = 0, timeout = 300;
+	uint64_t rev = 1;
+	static const struct option lo[] = {
+	    {"defs", 1, 0, 'd'},     {"data", 1, 0, 'D'},  {"endpoint", 1, 0, 'e'},
+	    {"agents", 1, 0, 'n'},   {"batch", 1, 0, 'b'}, {"inflight", 1, 0, 'k'},
+	    {"rate", 1, 0, 'r'},     {"rev", 1, 0, 'R'},   {"key", 1, 0, 'K'},
+	    {"server-key", 1, 0, 'S'}, {"unit", 1, 0, 'u'}, {"pid", 1, 0, 'p'},
+	    {"timeout", 1, 0, 't'},  {"limit", 1, 0, 'l'},   {0, 0, 0, 0}};
+	long limit = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'd': defs = optarg; break;
+		case 'D': data = optarg; break;
+		case 'e': ep = optarg; break;
+		case 'n': n_agents = atol(optarg); break;
+		case 'b': batch = atol(optarg); break;
+		case 'k': inflight = atol(optarg); break;
+		case 'r': rate = atof(optarg); break;
+		case 'R': rev = strtoull(optarg, NULL, 10); break;
+		case 'K': keyf = optarg; break;
+		case 'S': skeyf = optarg; break;
+		case 'u': unit = optarg; break;
+		case 'p': pid = atol(optarg); break;
+		case 't': timeout = atof(optarg); break;
+		case 'l': limit = atol(optarg); break;
+		default: fprintf(stderr, "usage: see the header of bench/load.c\n"); return 2;
+		}
+	}
+	if (!defs || !data || n_agents < 1 || batch < 1 || inflight < 1) {
+		fprintf(stderr, "th-bench-load: --defs and --data are required\n");
+		return 2;
+	}
+	char pub[41] = "", sec[41] = "", spub[41] = "", ssec[41] = "";
+	if (keyf && (read_key(keyf, pub, sec) != 0 || read_key(skeyf, spub, ssec) != 0)) {
+		fprintf(stderr, "th-bench-load: cannot read keys %s / %s\n", keyf, skeyf);
+		return 2;
+	}
+	bench_set set;
+	if (bench_load(defs, data, rev, &set) != 0)
+		return 1;
+	if (limit > 0 && (size_t)limit < set.n) {
+		/* an even sample of the sorted reports (spread over the hierarchy) */
+		size_t keep = (size_t)limit, j = 0;
+		for (size_t i = 0; i < set.n; i++) {
+			if (j < keep && i == set.n * j / keep)
+				set.reports[j++] = set.reports[i];
+			else
+				th_report_destroy(&set.reports[i]);
+		}
+		set.n = keep;
+	}
+	if ((size_t)n_agents > set.n)
+		n_agents = (long)set.n;
+
+	/* pre-encode: agent i owns a contiguous slice of the sorted reports */
+	size_t max_msgs = set.n;
+	msg *msgs = calloc(max_msgs, sizeof *msgs);
+	agent *ag = calloc((size_t)n_agents, sizeof *ag);
+	zmq_pollitem_t *items = calloc((size_t)n_agents, sizeof *items);
+	size_t n_msgs = 0;
+	for (long i = 0; i < n_agents; i++) {
+		size_t lo_r = set.n * (size_t)i / (size_t)n_agents;
+		size_t hi_r = set.n * (size_t)(i + 1) / (size_t)n_agents;
+		ag[i].first = ag[i].next = n_msgs;
+		for (size_t r = lo_r; r < hi_r; r += (size_t)batch) {
+			size_t k = hi_r - r < (size_t)batch ? hi_r - r : (size_t)batch;
+			if (th_wire_encode_submit(n_msgs, set.reports + r, k, set.defs,
+			                          &msgs[n_msgs].buf, &msgs[n_msgs].len) != 0) {
+				fprintf(stderr, "th-bench-load: encode failed\n");
+				return 1;
+			}
+			msgs[n_msgs].n_reports = k;
+			n_msgs++;
+		}
+		ag[i].last = n_msgs;
+	}
+	size_t bytes = 0;
+	for (size_t i = 0; i < n_msgs; i++)
+		bytes += msgs[i].len;
+
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	void *ctx = zmq_ctx_new();
+	zmq_ctx_set(ctx, ZMQ_IO_THREADS, 1);
+	zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, (int)n_agents + 64);
+	for (long i = 0; i < n_agents; i++) {
+		void *s = zmq_socket(ctx, ZMQ_DEALER);
+		if (!s) {
+			fprintf(stderr, "th-bench-load: socket %ld: %s\n", i, zmq_strerror(zmq_errno()));
+			return 1;
+		}
+		int zero = 0, hwm = 100000;
+		zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+		zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+		zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+		if (keyf) {
+			zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, spub, 40);
+			zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 40);
+			zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40);
+		}
+		if (zmq_connect(s, ep) != 0) {
+			fprintf(stderr, "th-bench-load: connect %s: %s\n", ep, zmq_strerror(zmq_errno()));
+			return 1;
+		}
+		ag[i].sock = s;
+		items[i].socket = s;
+		items[i].events = ZMQ_POLLIN;
+		th_hello h = {.agent = "th-bench-load", .unit = (char *)unit, .id = (uint64_t)i};
+		uint8_t *hb;
+		size_t hl;
+		if (th_wire_encode_hello(&h, &hb, &hl) != 0 || zmq_send(s, hb, hl, 0) < 0) {
+			fprintf(stderr, "th-bench-load: hello failed\n");
+			return 1;
+		}
+		free(hb);
+	}
+	long hwm_kb = 0, anon_kb = 0;
+	double t_hello = bench_now(), last_sample = 0;
+	long welcomed = 0;
+	uint8_t *rbuf = malloc(64u << 20);
+	while (welcomed < n_agents) {
+		if (zmq_poll(items, (int)n_agents, 100) < 0)
+			break;
+		for (long i = 0; i < n_agents; i++) {
+			if (!(items[i].revents & ZMQ_POLLIN))
+				continue;
+			int n = zmq_recv(ag[i].sock, rbuf, 64u << 20, ZMQ_DONTWAIT);
+			th_msg_type t;
+			const char *why;
+			if (n > 0 && th_wire_type(rbuf, (size_t)n, &t, &why) == 0 && t == TH_MSG_WELCOME &&
+			    !ag[i].welcomed) {
+				ag[i].welcomed = 1;
+				welcomed++;
+			} else if (n > 0) {
+				fprintf(stderr, "th-bench-load: agent %ld: no welcome (type %d)\n", i, (int)t);
+				return 1;
+			}
+		}
+		if (bench_now() - t_hello > 60) {
+			fprintf(stderr, "th-bench-load: only %ld/%ld welcomes after 60 s\n", welcomed, n_agents);
+			return 1;
+		}
+	}
+	double t_welcome = bench_now() - t_hello;
+
+	/* the run */
+	double *lat = calloc(n_msgs, sizeof *lat);
+	size_t n_lat = 0, acked = 0, sent = 0;
+	size_t st[5] = {0}, errors = 0;
+	double t0 = bench_now(), t_last = t0;
+	long rr = 0;
+	while (acked < n_msgs) {
+		double now = bench_now();
+		if (now - t0 > timeout) {
+			fprintf(stderr, "th-bench-load: timeout: %zu/%zu acked\n", acked, n_msgs);
+			break;
+		}
+		/* send */
+		if (rate <= 0) {
+			for (long i = 0; i < n_agents; i++) {
+				agent *a = &ag[i];
+				while (a->inflight < inflight && a->next < a->last) {
+					msg *m = &msgs[a->next];
+					if (zmq_send(a->sock, m->buf, m->len, ZMQ_DONTWAIT) < 0)
+						break;
+					m->sent = bench_now();
+					a->next++;
+					a->inflight++;
+					sent++;
+				}
+			}
+		} else {
+			size_t due = (size_t)((now - t0) * rate) + 1;
+			long tries = 0;
+			while (sent < due && sent < n_msgs && tries < n_agents) {
+				agent *a = &ag[rr];
+				rr = (rr + 1) % n_agents;
+				if (a->next >= a->last || a->inflight >= inflight) {
+					tries++;
+					continue;
+				}
+				tries = 0;
+				msg *m = &msgs[a->next];
+				if (zmq_send(a->sock, m->buf, m->len, ZMQ_DONTWAIT) < 0)
+					break;
+				m->sent = bench_now();
+				a->next++;
+				a->inflight++;
+				sent++;
+			}
+		}
+		int to = 10;
+		if (rate > 0) {
+			double nxt = t0 + (double)(sent + 1) / rate - bench_now();
+			to = nxt <= 0 ? 0 : (int)(nxt * 1000) < 10 ? (int)(nxt * 1000) : 10;
+		}
+		if (zmq_poll(items, (int)n_agents, to) < 0)
+			break;
+		for (long i = 0; i < n_agents; i++) {
+			if (!(items[i].revents & ZMQ_POLLIN))
+				continue;
+			for (;;) {
+				int n = zmq_recv(ag[i].sock, rbuf, 64u << 20, ZMQ_DONTWAIT);
+				if (n <= 0)
+					break;
+				double tr = bench_now();
+				th_msg_type t;
+				const char *why;
+				uint64_t id = UINT64_MAX;
+				if (th_wire_type(rbuf, (size_t)n, &t, &why) != 0)
+					continue;
+				if (t == TH_MSG_ACK) {
+					th_ack a;
+					if (th_wire_decode_ack(rbuf, (size_t)n, &a, &why) != 0)
+						continue;
+					id = a.id;
+					for (size_t k = 0; k < a.n_results; k++)
+						if (a.results[k].status <= TH_ACK_REJECTED)
+							st[a.results[k].status]++;
+					th_ack_free(&a);
+				} else if (t == TH_MSG_ERROR) {
+					th_error_msg e;
+					if (th_wire_decode_error(rbuf, (size_t)n, &e, &why) != 0)
+						continue;
+					if (errors < 3)
+						fprintf(stderr, "th-bench-load: error: %s\n", e.message ? e.message : "?");
+					id = e.id;
+					errors++;
+					th_error_msg_free(&e);
+				}
+				if (id < n_msgs && !msgs[id].acked) {
+					msgs[id].acked = 1;
+					lat[n_lat++] = (tr - msgs[id].sent) * 1000.0;
+					ag[i].inflight--;
+					acked++;
+					t_last = tr;
+				}
+			}
+		}
+		if (pid && bench_now() - last_sample > 0.02) {
+			sample(pid, &hwm_kb, &anon_kb);
+			last_sample = bench_now();
+		}
+	}
+	if (pid)
+		sample(pid, &hwm_kb, &anon_kb);
+	double secs = t_last - t0;
+	qsort(lat, n_lat, sizeof *lat, bench_cmp_double);
+	size_t reports = 0, records = 0;
+	for (size_t i = 0; i < set.n; i++)
+		records += set.reports[i]->n_rows;
+	for (size_t i = 0; i < n_msgs; i++)
+		reports += msgs[i].acked ? msgs[i].n_reports : 0;
+	printf("agents=%ld submits=%zu acked=%zu reports=%zu records=%zu bytes=%zu secs=%.3f "
+	       "reports_s=%.0f records_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f "
+	       "accepted=%zu duplicate=%zu stale=%zu retry=%zu rejected=%zu errors=%zu "
+	       "welcome_s=%.3f coll_hwm_kb=%ld coll_anon_kb=%ld\n",
+	       n_agents, n_msgs, acked, reports, records, bytes, secs,
+	       secs > 0 ? (double)reports / secs : 0, secs > 0 ? (double)records / secs : 0,
+	       n_lat ? lat[n_lat / 2] : 0, n_lat ? lat[(n_lat * 99) / 100] : 0,
+	       n_lat ? lat[n_lat - 1] : 0, st[0], st[1], st[2], st[3], st[4], errors, t_welcome,
+	       hwm_kb, anon_kb);
+	for (long i = 0; i < n_agents; i++)
+		zmq_close(ag[i].sock);
+	zmq_ctx_term(ctx);
+	for (size_t i = 0; i < n_msgs; i++)
+		free(msgs[i].buf);
+	free(msgs);
+	free(ag);
+	free(items);
+	free(lat);
+	free(rbuf);
+	bench_free(&set);
+	return acked == n_msgs && errors == 0 ? 0 : 1;
+}
