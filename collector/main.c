@@ -57,7 +57,7 @@ static void usage(FILE *f)
 	"  --log-level LEVEL    error, warn, info (default) or debug\n"
 	"  --metrics FILE       write Prometheus metrics to FILE every 10 s and at exit\n"
 	"  --config FILE        read options from FILE\n"
-	"  --allow-root         allow running as root (not recommended)\n"
+	"  --allow-root         allow running as root (refused otherwise; not recommended)\n"
 	"  -n, --check          check configuration, hierarchy, definitions and keys, then exit\n"
 	"  -h, --help           this text\n"
 	"  -V, --version        version\n"
@@ -358,9 +358,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tonghop-collector: --db and --units are required (see --help)\n");
 		return 2;
 	}
-	if (geteuid() == 0 && !c.allow_root && !c.check)
-		th_log(TH_LOG_WARN, "main", "running as root; run the collector as an unprivileged user "
-		                            "(--allow-root silences this)");
+	if (geteuid() == 0 && !c.allow_root && !c.check) {
+		if (!c.insecure) {
+			th_log(TH_LOG_ERROR, "main", "refusing to run as root; run the collector as an "
+			                             "unprivileged user (or pass --allow-root)");
+			return 2;
+		}
+		th_log(TH_LOG_WARN, "main", "running as root (insecure loopback demo); run the collector "
+		                            "as an unprivileged user (--allow-root silences this)");
+	}
 	int bad = 0, exit_code = 1;
 	th_diag *d = th_diag_new();
 	th_defset *defs = NULL;

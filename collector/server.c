@@ -452,7 +452,7 @@ static void process_group(th_server *s, pending *g, size_t ng)
 			for (size_t k = 0; k < ns; k++)
 				result_reject(subs[k].result, TH_ACK_RETRY_LATER, rc == TH_ENOSPC ? TH_ENOSPC : TH_ESTORE,
 				              0, NULL, "%s", rc == TH_ENOSPC
-				                  ? "the collector's disk is full; your report is kept and will be retried"
+				                  ? "the collector cannot write to its store now (disk full or a size limit); your report is kept and will be retried"
 				                  : "the collector could not store the report; it will be retried");
 			commit = 0;
 		} else {

@@ -89,7 +89,7 @@ static int xlate(int rc)
 	case 0: return TH_OK;
 	case MDB_NOTFOUND: return TH_ENOTFOUND;
 	case MDB_MAP_FULL: return TH_EMAPFULL;
-	case ENOSPC: return TH_ENOSPC;
+	case ENOSPC: case EFBIG: case EDQUOT: return TH_ENOSPC;
 	case ENOMEM: return TH_ENOMEM;
 	case EACCES: case EROFS: return TH_EIO;
 	default: return TH_ESTORE;
@@ -1317,7 +1317,9 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 				}
 				break;
 			}
-			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
+			/* a short write at commit (disk full, a file-size limit) is EIO in
+			 * LMDB: the store cannot take the group now; retry later */
+			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : rc == EIO ? TH_ENOSPC : xlate(rc);
 		} else {
 			mdb_txn_abort(txn);
 		}
@@ -1661,11 +1663,39 @@ int th_store_revs_in_scope(th_store *s, const char *unit, th_rev_cb cb, void *ct
 	int rc = read_txn(s, &txn);
 	if (rc)
 		return rc;
+	int ret = TH_OK;
+	/* the root of every version (an admin or the insecure demo peer): every
+	 * stored report is in scope; one sequential scan */
+	int all = s->nh > 0;
+	for (size_t h = 0; h < s->nh && all; h++)
+		all = th_units_find(s->h[h], unit) == (long)th_units_root(s->h[h]);
+	if (all) {
+		MDB_cursor *ac;
+		if ((rc = mdb_cursor_open(txn, s->reports, &ac))) {
+			mdb_txn_abort(txn);
+			return xlate(rc);
+		}
+		MDB_val k, v;
+		for (rc = mdb_cursor_get(ac, &k, &v, MDB_FIRST); rc == 0 && ret == TH_OK;
+		     rc = mdb_cursor_get(ac, &k, &v, MDB_NEXT)) {
+			char key[MAX_KEY + 1];
+			const char *ru, *ra, *rp;
+			if (split3(&k, key, &ru, &ra, &rp) || v.mv_size < sizeof(rec_header))
+				continue;
+			rec_header h;
+			memcpy(&h, v.mv_data, sizeof h);
+			ret = cb(ctx, ru, ra, rp, h.rev);
+		}
+		if (rc && rc != MDB_NOTFOUND && ret == TH_OK)
+			ret = xlate(rc);
+		mdb_cursor_close(ac);
+		mdb_txn_abort(txn);
+		return ret;
+	}
 	/* candidate units: the subtree of unit in any known hierarchy version; each
 	 * is a prefix scan of `reports` (keys start with the unit) */
 	const char **codes = NULL;
 	size_t nc = 0, cap = 0;
-	int ret = TH_OK;
 	for (size_t h = 0; h < s->nh && ret == TH_OK; h++) {
 		long top = th_units_find(s->h[h], unit);
 		for (size_t i = 0; top >= 0 && i < th_units_count(s->h[h]); i++) {

@@ -65,9 +65,13 @@ collector() {
   # the agents (other containers, other users) read their keys and the public key
   chmod 0755 "$TH_KEYS" "$TH_KEYS/agents"
   chmod 0644 "$TH_KEYS/collector.pub" "$TH_KEYS"/agents/*.pub 2>/dev/null || true
+  # the collector refuses root unless told; the image runs it as a user, a test may not
+  root_flag=
+  [ "$(id -u)" = 0 ] && root_flag=--allow-root
   exec tonghop-collector --db "$TH_DATA/store" --units "$TH_UNITS" --defs "$TH_DEFS" \
     --keys "$TH_KEYS/authorized_keys" --server-key "$TH_KEYS/collector.key" \
-    --bind "$TH_BIND" --pub "$TH_PUB" --query "$TH_QUERY" --metrics "$TH_DATA/tonghop.prom"
+    --bind "$TH_BIND" --pub "$TH_PUB" --query "$TH_QUERY" --metrics "$TH_DATA/tonghop.prom" \
+    ${root_flag:+"$root_flag"}
 }
 
 agent() {

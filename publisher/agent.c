@@ -555,6 +555,11 @@ static void on_welcome(th_agent *a, const uint8_t *buf, size_t len)
 		logf_(a, TH_AGENT_WARN,
 		      "the collector's store is not the one that acknowledged our reports "
 		      "(restored from a backup?): sending %zu acknowledged report(s) again", n);
+	size_t behind = 0;
+	if (th_outbox_requeue_behind(a->ob, w.revs, w.n_revs, &behind) == 0 && behind)
+		logf_(a, TH_AGENT_WARN,
+		      "the collector lacks %zu report(s) it acknowledged before (restored from a "
+		      "backup?): sending them again", behind);
 	th_outbox_set_contact(a->ob, a->o.endpoint, th_agent_now_us(), "");
 	if (a->o.unit && w.unit && *a->o.unit && strcmp(a->o.unit, w.unit))
 		logf_(a, TH_AGENT_WARN, "this key is bound to unit %s, not %s", w.unit, a->o.unit);
@@ -711,7 +716,9 @@ static void on_monitor(th_agent *a)
 			break;
 		case ZMQ_EVENT_DISCONNECTED:
 		case ZMQ_EVENT_CLOSED:
-			if (a->tcp_up && !a->connected && ++a->hs_drops >= 3) {
+			/* without CURVE there is no key to refuse: a hang-up during the
+			 * (NULL) handshake is a collector going away, retried */
+			if (!a->o.insecure && a->tcp_up && !a->connected && ++a->hs_drops >= 3) {
 				/* the collector hangs up before the handshake completes:
 				 * it cannot read our hello (wrong --server-key, or CURVE
 				 * on one side only) */

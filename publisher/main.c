@@ -581,7 +581,10 @@ static int cmd_send(conf *c, int nfiles, char **files)
 	}
 	fflush(stdout);
 
-	if (!ag && (s.n || th_outbox_count(ob, TH_OB_TPENDING))) {
+	/* connect even when every file was delivered before: the welcome tells
+	 * whether the collector still holds what it acknowledged (a store restored
+	 * from a backup), and the agent sends those again */
+	if (!ag) {
 		if (th_agent_new(&ao, ob, &hooks, &ag) != 0) {
 			say("error", "cannot create the connection to %s", c->collector);
 			ex = EX_UNDELIVERED;
@@ -591,12 +594,15 @@ static int cmd_send(conf *c, int nfiles, char **files)
 	if (ag)
 		th_agent_kick(ag);
 	int64_t next_check = th_agent_mono_ms() + 1000;
+	int64_t welcome_by = th_agent_mono_ms() + 5000;
 	for (;;) {
 		size_t open_ = 0;
 		for (size_t i = 0; i < s.n; i++)
 			open_ += !s.t[i].done;
-		/* everything pending goes, not only these files' reports */
-		if ((!open_ && (!ag || th_outbox_count(ob, TH_OB_TPENDING) == 0)) || g_stop)
+		/* everything pending goes, not only these files' reports; with nothing
+		 * left, wait (briefly) for the welcome's check of acknowledged reports */
+		if ((!open_ && (!ag || th_outbox_count(ob, TH_OB_TPENDING) == 0) &&
+		     (!ag || th_agent_welcomed(ag) || th_agent_mono_ms() >= welcome_by)) || g_stop)
 			break;
 		int64_t now = th_agent_mono_ms();
 		if (now >= deadline)

@@ -1283,6 +1283,77 @@ int th_outbox_store_seen(th_outbox *ob, const uint8_t store[TH_STORE_UUID_LEN], 
 	return rc;
 }
 
+/* --- acknowledged revisions the collector no longer has --------------------------- */
+typedef struct behind_ctx {
+	const th_rev_entry *revs;
+	size_t nrevs;
+	size_t n;
+} behind_ctx;
+
+static int behind_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
+{
+	behind_ctx *x = vctx;
+	x->n = 0;
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, ob->acked, &c);
+	if (rc)
+		return ob_err(rc);
+	MDB_val k, v;
+	int mrc;
+	for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		th_ob_entry e;
+		if (dec_entry(&v, 1, &e, NULL, NULL) != 0)
+			continue;
+		int lost = 0;
+		if ((e.state == TH_OB_ACCEPTED || e.state == TH_OB_DUPLICATE) && e.report) {
+			uint64_t have = 0;
+			for (size_t i = 0; i < x->nrevs; i++)
+				if (!strcmp(x->revs[i].unit, e.unit) && !strcmp(x->revs[i].appendix, e.appendix) &&
+				    !strcmp(x->revs[i].period, e.period) && x->revs[i].rev > have)
+					have = x->revs[i].rev;
+			lost = have < e.rev;
+		}
+		if (lost) {
+			uint8_t pk[OB_KEY_MAX], r8[8];
+			be64(r8, e.rev);
+			int kl = mk_key(pk, e.unit, e.appendix, e.period, r8, 8);
+			MDB_val pv;
+			if (kl > 0 && get(txn, ob->pending, pk, (size_t)kl, &pv) == TH_ENOTFOUND) {
+				e.state = TH_OB_PENDING;
+				e.resend = 1;
+				free(e.message);
+				e.message = strdup("the collector no longer holds this acknowledged revision "
+				                   "(restored from a backup?): sent again");
+				buf b = {0};
+				enc_entry(&b, &e, e.report);
+				rc = b.oom ? TH_ENOMEM : put(txn, ob->pending, pk, (size_t)kl, b.p, b.len);
+				free(b.p);
+				if (rc) {
+					th_ob_entry_free(&e);
+					mdb_cursor_close(c);
+					return rc;
+				}
+				x->n++;
+			}
+		}
+		th_ob_entry_free(&e);
+	}
+	mdb_cursor_close(c);
+	return x->n ? 0 : 1;
+}
+
+int th_outbox_requeue_behind(th_outbox *ob, const th_rev_entry *revs, size_t nrevs, size_t *n)
+{
+	behind_ctx x = {revs, nrevs, 0};
+	int rc = ob_write(ob, behind_fn, &x);
+	if (rc == 1)
+		rc = 0;
+	if (rc == 0 && n)
+		*n = x.n;
+	return rc;
+}
+
 /* --- meta ---------------------------------------------------------------------------------- */
 static void copy_str(char *dst, size_t cap, const MDB_val *v)
 {

@@ -128,6 +128,12 @@ int th_outbox_load_defs(th_outbox *ob, int in_force_only, th_defset **out);
  * uuid is recorded when they are acknowledged. */
 int th_outbox_store_seen(th_outbox *ob, const uint8_t store[TH_STORE_UUID_LEN], size_t *n);
 
+/* Queues again the latest acknowledged revision of every key whose rev the
+ * collector's welcome (revs: every key in the agent's scope) shows lower or
+ * absent: a store restored from a backup keeps its uuid but lost the later
+ * acknowledged revisions.  *n gets their number. */
+int th_outbox_requeue_behind(th_outbox *ob, const th_rev_entry *revs, size_t nrevs, size_t *n);
+
 /* Contact bookkeeping for `status`. */
 typedef struct th_ob_meta {
 	int has_store;

@@ -422,6 +422,21 @@ int th_utf8_nfc(const char *s, size_t n, char **out, size_t *outlen)
 {
 	if (!th_utf8_valid(s, n))
 		return TH_EUTF8;
+	size_t ascii = 0;
+	while (ascii < n && (unsigned char)s[ascii] < 0x80)
+		ascii++;
+	if (ascii == n) {
+		/* ASCII is already NFC: skip the normaliser (a quarter of ingest CPU) */
+		char *z = malloc(n + 1);
+		if (!z)
+			return TH_ENOMEM;
+		memcpy(z, s, n);
+		z[n] = 0;
+		*out = z;
+		if (outlen)
+			*outlen = n;
+		return TH_OK;
+	}
 	size_t len = 0;
 	uint8_t *r = u8_normalize(UNINORM_NFC, (const uint8_t *)s, n, NULL, &len);
 	if (!r && n > 0)

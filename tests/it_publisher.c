@@ -159,12 +159,12 @@ static void coll_start_with(fx *f, const char *keys, const char *server_key)
 		skip();   /* the collector is not built */
 	char *argv[] = {(char *)bin, "--db", f->db, "--units",
 	                f->units, "--defs", (char *)defs_dir(), "--bind", f->ep, "--pub", f->pub,
-	                "--query", f->query, "--insecure", NULL, NULL, NULL, NULL};
+	                "--query", f->query, "--allow-root", "--insecure", NULL, NULL, NULL, NULL};
 	if (keys) {
-		argv[13] = "--keys";
-		argv[14] = (char *)keys;
-		argv[15] = "--server-key";
-		argv[16] = (char *)server_key;
+		argv[14] = "--keys";
+		argv[15] = (char *)keys;
+		argv[16] = "--server-key";
+		argv[17] = (char *)server_key;
 	}
 	char clog[4300];
 	snprintf(clog, sizeof clog, "%s/collector.log", f->dir);

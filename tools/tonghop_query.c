@@ -13,6 +13,7 @@ struct th_qc {
 	void *ctx, *sock;
 	uint64_t next_id;
 	char err[256];
+	char *reply;       /* the last answer's bytes: unpacked strings point into it */
 };
 
 th_qc *th_qc_new(const char *endpoint, const char *key_file, const char *server_key, int insecure,
@@ -68,6 +69,7 @@ void th_qc_destroy(th_qc **pq)
 		zmq_close(q->sock);
 	if (q->ctx)
 		zmq_ctx_term(q->ctx);
+	free(q->reply);
 	free(q);
 	*pq = NULL;
 }
@@ -186,7 +188,16 @@ static int ask(th_qc *q, const char *what, const char *appendix, const char *per
 		size_t off = 0;
 		msgpack_unpacked_destroy(up);
 		msgpack_unpacked_init(up);
-		int ok = msgpack_unpack_next(up, zmq_msg_data(&m), zmq_msg_size(&m), &off) ==
+		/* the unpacked strings point into the bytes: keep a copy until the next answer */
+		free(q->reply);
+		q->reply = malloc(zmq_msg_size(&m) ? zmq_msg_size(&m) : 1);
+		if (!q->reply) {
+			zmq_msg_close(&m);
+			snprintf(q->err, sizeof q->err, "out of memory");
+			return TH_ENOMEM;
+		}
+		memcpy(q->reply, zmq_msg_data(&m), zmq_msg_size(&m));
+		int ok = msgpack_unpack_next(up, q->reply, zmq_msg_size(&m), &off) ==
 		         MSGPACK_UNPACK_SUCCESS;
 		zmq_msg_close(&m);
 		if (!ok || up->data.type != MSGPACK_OBJECT_MAP) {
