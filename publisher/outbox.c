@@ -1215,6 +1215,28 @@ done:
 }
 
 /* --- store changes ----------------------------------------------------------------------- */
+/* Puts an acknowledged entry back in `pending` (same rev, same content,
+ * resend = 1) unless it is pending already.  1 queued, 0 already there, or a
+ * negative TH_E*. */
+static int requeue(th_outbox *ob, MDB_txn *txn, th_ob_entry *e, const char *why)
+{
+	uint8_t pk[OB_KEY_MAX], r8[8];
+	be64(r8, e->rev);
+	int kl = mk_key(pk, e->unit, e->appendix, e->period, r8, 8);
+	MDB_val pv;
+	if (kl <= 0 || get(txn, ob->pending, pk, (size_t)kl, &pv) != TH_ENOTFOUND)
+		return 0;
+	e->state = TH_OB_PENDING;
+	e->resend = 1;
+	free(e->message);
+	e->message = strdup(why);
+	buf b = {0};
+	enc_entry(&b, e, e->report);
+	int rc = b.oom ? TH_ENOMEM : put(txn, ob->pending, pk, (size_t)kl, b.p, b.len);
+	free(b.p);
+	return rc ? rc : 1;
+}
+
 typedef struct store_ctx {
 	const uint8_t *store;
 	size_t n;
@@ -1245,26 +1267,14 @@ static int store_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 			continue;
 		if ((e.state == TH_OB_ACCEPTED || e.state == TH_OB_DUPLICATE) && e.report &&
 		    memcmp(e.store, x->store, TH_STORE_UUID_LEN) != 0) {
-			uint8_t pk[OB_KEY_MAX], r8[8];
-			be64(r8, e.rev);
-			int kl = mk_key(pk, e.unit, e.appendix, e.period, r8, 8);
-			MDB_val pv;
-			if (kl > 0 && get(txn, ob->pending, pk, (size_t)kl, &pv) == TH_ENOTFOUND) {
-				e.state = TH_OB_PENDING;
-				e.resend = 1;
-				free(e.message);
-				e.message = strdup("the collector's store changed (restored backup?): sent again");
-				buf b = {0};
-				enc_entry(&b, &e, e.report);
-				rc = b.oom ? TH_ENOMEM : put(txn, ob->pending, pk, (size_t)kl, b.p, b.len);
-				free(b.p);
-				if (rc) {
-					th_ob_entry_free(&e);
-					mdb_cursor_close(c);
-					return rc;
-				}
-				x->n++;
+			int q = requeue(ob, txn, &e,
+			                "the collector's store changed (restored backup?): sent again");
+			if (q < 0) {
+				th_ob_entry_free(&e);
+				mdb_cursor_close(c);
+				return q;
 			}
+			x->n += (size_t)q;
 		}
 		th_ob_entry_free(&e);
 	}
@@ -1315,27 +1325,15 @@ static int behind_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 			lost = have < e.rev;
 		}
 		if (lost) {
-			uint8_t pk[OB_KEY_MAX], r8[8];
-			be64(r8, e.rev);
-			int kl = mk_key(pk, e.unit, e.appendix, e.period, r8, 8);
-			MDB_val pv;
-			if (kl > 0 && get(txn, ob->pending, pk, (size_t)kl, &pv) == TH_ENOTFOUND) {
-				e.state = TH_OB_PENDING;
-				e.resend = 1;
-				free(e.message);
-				e.message = strdup("the collector no longer holds this acknowledged revision "
-				                   "(restored from a backup?): sent again");
-				buf b = {0};
-				enc_entry(&b, &e, e.report);
-				rc = b.oom ? TH_ENOMEM : put(txn, ob->pending, pk, (size_t)kl, b.p, b.len);
-				free(b.p);
-				if (rc) {
-					th_ob_entry_free(&e);
-					mdb_cursor_close(c);
-					return rc;
-				}
-				x->n++;
+			int q = requeue(ob, txn, &e,
+			                "the collector no longer holds this acknowledged revision "
+			                "(restored from a backup?): sent again");
+			if (q < 0) {
+				th_ob_entry_free(&e);
+				mdb_cursor_close(c);
+				return q;
 			}
+			x->n += (size_t)q;
 		}
 		th_ob_entry_free(&e);
 	}
