@@ -27,7 +27,7 @@ typedef struct {
 	int n_units;
 	const char *deadlines[MAX_DEADLINES];
 	int n_deadlines;
-	int insecure, check, group_max, allow_root;
+	int insecure, check, group_max, allow_root, max_inflight;
 	size_t map_size;
 } conf;
 
@@ -57,6 +57,7 @@ static void usage(FILE *f)
 	"  --log-level LEVEL    error, warn, info (default) or debug\n"
 	"  --metrics FILE       write Prometheus metrics to FILE every 10 s and at exit\n"
 	"  --config FILE        read options from FILE\n"
+	"  --max-inflight N     unacknowledged submits per connection in one commit group (default 64)\n"
 	"  --allow-root         allow running as root (refused otherwise; not recommended)\n"
 	"  -n, --check          check configuration, hierarchy, definitions and keys, then exit\n"
 	"  -h, --help           this text\n"
@@ -73,7 +74,7 @@ static const struct option long_opts[] = {
 	{"insecure", 0, 0, 'I'}, {"deadline", 1, 0, 'L'}, {"group-max", 1, 0, 'g'},
 	{"map-size", 1, 0, 'm'}, {"log-level", 1, 0, 'l'}, {"config", 1, 0, 'c'},
 	{"allow-root", 0, 0, 'R'}, {"metrics", 1, 0, 'M'}, {"check", 0, 0, 'n'}, {"help", 0, 0, 'h'},
-	{"version", 0, 0, 'V'},
+	{"version", 0, 0, 'V'}, {"max-inflight", 1, 0, 'F'},
 	{0, 0, 0, 0}};
 
 static int set_opt(conf *c, int ch, const char *arg, const char *where);
@@ -198,6 +199,11 @@ static int set_opt(conf *c, int ch, const char *arg, const char *where)
 		th_log_level = th_log_parse_level(arg);
 		break;
 	case 'R': c->allow_root = 1; break;
+	case 'F': c->max_inflight = atoi(arg); if (c->max_inflight < 1 || c->max_inflight > 100000) {
+			fprintf(stderr, "tonghop-collector: %s: --max-inflight must be 1..100000\n", where);
+			return 2;
+		}
+		break;
 	case 'M': c->metrics = arg; break;
 	case 'n': c->check = 1; break;
 	case 'c': return read_config(c, arg);
@@ -474,6 +480,8 @@ int main(int argc, char **argv)
 	sc.group_max = c.group_max;
 	sc.group_bytes = 64u << 20;
 	sc.limits = th_limits_default;
+	if (c.max_inflight > 0)
+		sc.limits.max_inflight = (uint32_t)c.max_inflight;
 	const th_units *cur = th_store_current_hierarchy(rt.store);
 	sc.root_unit = cur ? th_units_at(cur, th_units_root(cur))->code : "";
 	th_server *srv = NULL;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/time.h>
 #include <zmq.h>
 
@@ -389,7 +390,7 @@ static void publish_changes(th_server *s, th_changed_node *ch, size_t n)
 		KS("on_time"); msgpack_pack_uint32(&pk, node.on_time);
 		KS("late"); msgpack_pack_uint32(&pk, node.late);
 #undef KS
-		if (tl > 0 && zmq_send(s->pub, topic, (size_t)tl, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+		if (tl > 0 && s->pub && zmq_send(s->pub, topic, (size_t)tl, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
 		    zmq_send(s->pub, sb.data, sb.size, ZMQ_DONTWAIT) >= 0)
 			s->stats.published++;
 		msgpack_sbuffer_destroy(&sb);
@@ -507,6 +508,17 @@ static void pending_free(pending *p)
 	zmq_msg_close(&p->id);
 }
 
+/* How many submits of the group g[0..ng) came from routing id. */
+static uint32_t inflight(pending *g, size_t ng, zmq_msg_t *id)
+{
+	uint32_t n = 0;
+	for (size_t i = 0; i < ng; i++)
+		if (zmq_msg_size(&g[i].id) == zmq_msg_size(id) &&
+		    memcmp(zmq_msg_data(&g[i].id), zmq_msg_data(id), zmq_msg_size(id)) == 0)
+			n++;
+	return n;
+}
+
 /* Receives one message from the ingest socket; handles hello and errors at
  * once; a decoded submit is appended to the group. Returns 1 when a message
  * was read, 0 when none was waiting, -1 on a socket error. */
@@ -563,6 +575,13 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 		send_error(s, s->ingest, &id, 0, TH_EPROTO, why, 0);
 	} else if (t == TH_MSG_HELLO) {
 		on_hello(s, &id, buf, len, &key);
+	} else if (t == TH_MSG_SUBMIT && inflight(g, *ng, &id) >= s->conf.limits.max_inflight) {
+		uint64_t n = ++s->stats.inflight_refused;
+		if ((n & (n - 1)) == 0)   /* 1, 2, 4, 8...: a flood does not flood the log */
+			th_log(TH_LOG_WARN, "ingest", "%s has more than %u submits in flight; refused "
+			       "(retry later; %llu refused so far)", key.unit,
+			       (unsigned)s->conf.limits.max_inflight, (unsigned long long)n);
+		send_error(s, s->ingest, &id, 0, TH_EBUSY, "too many in flight", 1);
 	} else if (t == TH_MSG_SUBMIT) {
 		pending *p = &g[*ng];
 		memset(p, 0, sizeof *p);
@@ -631,6 +650,42 @@ static void serve_query(th_server *s)
 	}
 }
 
+/* Recreates the PUB socket on the same endpoint, so that every subscriber reconnects and
+ * passes ZAP again under the keys now in force: a revoked reader is cut off.  The old
+ * socket stays in use when the new one cannot be set up. */
+static void pub_rebind(th_server *s)
+{
+	if (!s->conf.pub)
+		return;
+	int zero = 0, hwm = 100000, linger = 2000, hb = 5000, hbt = 30000;
+	zmq_unbind(s->pub, s->conf.pub);
+	zmq_setsockopt(s->pub, ZMQ_LINGER, &zero, sizeof zero);
+	zmq_close(s->pub);
+	s->pub = NULL;
+	for (int attempt = 0; attempt < 100 && !s->pub; attempt++) {
+		void *p = zmq_socket(s->ctx, ZMQ_PUB);
+		if (!p)
+			break;
+		zmq_setsockopt(p, ZMQ_LINGER, &linger, sizeof linger);
+		zmq_setsockopt(p, ZMQ_SNDHWM, &hwm, sizeof hwm);
+		zmq_setsockopt(p, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
+		zmq_setsockopt(p, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt);
+		if (curve_server(p, &s->conf) == 0 && zmq_bind(p, s->conf.pub) == 0) {
+			s->pub = p;
+			break;
+		}
+		zmq_setsockopt(p, ZMQ_LINGER, &zero, sizeof zero);
+		zmq_close(p);
+		usleep(20000);   /* the old listener is closed asynchronously */
+	}
+	if (s->pub)
+		th_log(TH_LOG_INFO, "net", "PUB socket %s recreated: subscribers pass the new keys again",
+		       s->conf.pub);
+	else
+		th_log(TH_LOG_ERROR, "net", "cannot recreate the PUB socket on %s: %s; publishing stops",
+		       s->conf.pub, zmq_strerror(zmq_errno()));
+}
+
 int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 {
 	int gmax = s->conf.group_max > 0 ? s->conf.group_max : 256;
@@ -644,6 +699,7 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 			th_reload_flag = 0;
 			if (reload)
 				reload(ctx);
+			pub_rebind(s);
 		}
 		zmq_pollitem_t items[2] = {{s->ingest, 0, ZMQ_POLLIN, 0}, {s->query, 0, ZMQ_POLLIN, 0}};
 		int rc = zmq_poll(items, 2, 200);

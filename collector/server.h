@@ -18,6 +18,7 @@ typedef struct th_stats {
 	uint64_t commits, group_reports_max, group_reports_sum;
 	uint64_t commit_us_max, commit_us_sum;
 	uint64_t published;
+	uint64_t inflight_refused;    /* submits refused: too many in flight on one connection */
 } th_stats;
 
 typedef struct th_server_conf {
