@@ -853,12 +853,12 @@ static int recompute_extrema(th_store *s, MDB_txn *txn, const th_def *d, const t
 	if (!tmp)
 		return TH_ENOMEM;
 	th_rollup_zero(d, tmp);
-	th_rollup_add(d, tmp, own);
+	th_rollup_merge_extrema(d, tmp, own);
 	const th_unit *x = th_units_at(u, unit);
 	for (uint32_t i = 0; i < x->n_children; i++) {
 		size_t c = x->children[i];
 		if ((long)c == path_child) {
-			th_rollup_add(d, tmp, path_total);
+			th_rollup_merge_extrema(d, tmp, path_total);
 			continue;
 		}
 		node cn;
@@ -867,7 +867,7 @@ static int recompute_extrema(th_store *s, MDB_txn *txn, const th_def *d, const t
 			free(tmp);
 			return rc;
 		}
-		th_rollup_add(d, tmp, cn.total);
+		th_rollup_merge_extrema(d, tmp, cn.total);
 		node_release(&cn);
 	}
 	for (size_t c = 0; c < d->n_cols; c++)
@@ -929,20 +929,66 @@ static void result_reset(th_submission *sub)
 	r->rev = sub->report->rev;
 }
 
+/* The nodes a group changed, each once: a list in first-change order and an
+ * open-addressing index over it (a group of 1,000 reports changes ~4,000 path
+ * nodes; a linear search per note was most of the strcmp time of a commit). */
 typedef struct {
 	th_changed_node *v;
 	size_t n, cap;
+	uint32_t *slot;     /* index + 1 into v, 0 = empty; hcap entries */
+	size_t hcap;
 } changes;
+
+static uint64_t change_hash(const char *unit, const char *appendix, const char *period)
+{
+	uint64_t h = 1469598103934665603ull;   /* FNV-1a over the three strings */
+	for (const char *p[3] = {unit, appendix, period}, **q = p; q < p + 3; q++) {
+		for (const unsigned char *c = (const unsigned char *)*q; *c; c++)
+			h = (h ^ *c) * 1099511628211ull;
+		h = (h ^ 0x1f) * 1099511628211ull;
+	}
+	return h;
+}
+
+static int change_index_grow(changes *c)
+{
+	size_t hcap = c->hcap ? c->hcap * 2 : 128;
+	uint32_t *slot = calloc(hcap, sizeof *slot);
+	if (!slot)
+		return -1;
+	for (size_t i = 0; i < c->n; i++) {
+		const th_changed_node *x = &c->v[i];
+		size_t j = change_hash(x->unit, x->appendix, x->period) & (hcap - 1);
+		while (slot[j])
+			j = (j + 1) & (hcap - 1);
+		slot[j] = (uint32_t)i + 1;
+	}
+	free(c->slot);
+	c->slot = slot;
+	c->hcap = hcap;
+	return 0;
+}
+
+static void changes_free_index(changes *c)
+{
+	free(c->slot);
+	c->slot = NULL;
+	c->hcap = 0;
+}
 
 static void note_change(changes *c, const char *unit, const char *appendix, const char *period,
                         uint32_t level, uint64_t version)
 {
-	for (size_t i = 0; i < c->n; i++)
-		if (!strcmp(c->v[i].unit, unit) && !strcmp(c->v[i].appendix, appendix) &&
-		    !strcmp(c->v[i].period, period)) {
-			c->v[i].node_version = version;
+	if ((c->n + 1) * 2 > c->hcap && change_index_grow(c))
+		return;
+	size_t j = change_hash(unit, appendix, period) & (c->hcap - 1);
+	for (; c->slot[j]; j = (j + 1) & (c->hcap - 1)) {
+		th_changed_node *x = &c->v[c->slot[j] - 1];
+		if (!strcmp(x->unit, unit) && !strcmp(x->appendix, appendix) && !strcmp(x->period, period)) {
+			x->node_version = version;
 			return;
 		}
+	}
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 32;
 		th_changed_node *nv = realloc(c->v, cap * sizeof *nv);
@@ -951,12 +997,13 @@ static void note_change(changes *c, const char *unit, const char *appendix, cons
 		c->v = nv;
 		c->cap = cap;
 	}
-	th_changed_node *x = &c->v[c->n++];
+	th_changed_node *x = &c->v[c->n];
 	snprintf(x->unit, sizeof x->unit, "%s", unit);
 	snprintf(x->appendix, sizeof x->appendix, "%s", appendix);
 	snprintf(x->period, sizeof x->period, "%s", period);
 	x->level = level;
 	x->node_version = version;
+	c->slot[j] = (uint32_t)++c->n;
 }
 
 /* Applies one submission inside txn.  Returns TH_OK (result set, maybe a
@@ -1092,31 +1139,21 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		}
 	}
 	/* contributions */
-	int64_t *cnew = calloc(d->n_slots, sizeof *cnew), *cold = calloc(d->n_slots, sizeof *cold);
+	int64_t *cnew = calloc(d->n_slots, sizeof *cnew);
 	node *path = NULL;
 	size_t depth = th_units_at(u, (size_t)ui)->depth;
 	int ret = TH_OK;
-	if (!cnew || !cold) {
+	if (!cnew) {
 		ret = TH_ENOMEM;
 		goto out;
 	}
-	th_rollup_zero(d, cold);
 	if (th_rollup_contrib(d, r, cnew) != 0) {
 		result_set(res, TH_ACK_REJECTED, TH_EOVERFLOW, have_old ? old.rev : 0,
 		           "a sum of this report overflows 64 bits");
 		goto out;
 	}
-	if (have_old && !old.tombstone) {
-		th_report *or = NULL;
-		if (decode_canonical((uint8_t *)v.mv_data + sizeof old, v.mv_size - sizeof old,
-		                     th_defset_get(s->defs, r->appendix, old.version) ? th_defset_get(s->defs, r->appendix, old.version) : d,
-		                     r->unit, r->period, old.rev, &or) == 0) {
-			const th_def *od = th_defset_get(s->defs, r->appendix, old.version);
-			if (od == d)
-				th_rollup_contrib(d, or, cold);
-			th_report_destroy(&or);
-		}
-	}
+	/* the old revision's contribution is the unit node's own vector (the same
+	 * numbers th_rollup_contrib gave when it was applied): no need to decode it */
 	/* completeness deltas */
 	int was = have_old && !old.tombstone, is = !r->tombstone;
 	int64_t first = have_old ? old.first_time : now;
@@ -1140,12 +1177,12 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		node *n = &path[i];
 		int need = 0;
 		if (i == 0) {
-			memcpy(n->own, cnew, d->n_slots * sizeof *cnew);
-			if (th_rollup_sub(d, n->total, cold, &need) || th_rollup_add(d, n->total, cnew)) {
+			if (th_rollup_replace(d, n->total, n->own, cnew, &need)) {
 				result_set(res, TH_ACK_REJECTED, TH_EOVERFLOW, have_old ? old.rev : 0,
 				           "a rollup sum would overflow 64 bits");
 				goto out;
 			}
+			memcpy(n->own, cnew, d->n_slots * sizeof *cnew);
 		} else {
 			node prev_child;
 			if ((rc = node_read(s, txn, d, r->appendix, r->period, th_units_at(u, (size_t)child)->code,
@@ -1153,8 +1190,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 				ret = rc;
 				goto out;
 			}
-			int bad = th_rollup_sub(d, n->total, prev_child.total, &need) ||
-			          th_rollup_add(d, n->total, path[i - 1].total);
+			int bad = th_rollup_replace(d, n->total, prev_child.total, path[i - 1].total, &need);
 			node_release(&prev_child);
 			if (bad) {
 				result_set(res, TH_ACK_REJECTED, TH_EOVERFLOW, have_old ? old.rev : 0,
@@ -1162,7 +1198,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 				goto out;
 			}
 		}
-		if (need || i == 0) {
+		if (need) {
 			if ((rc = recompute_extrema(s, txn, d, u, (size_t)cur, r->appendix, r->period, n->own,
 			                            child, i ? path[i - 1].total : NULL, n->total))) {
 				ret = rc;
@@ -1234,7 +1270,6 @@ out:
 		node_release(&path[i]);
 	free(path);
 	free(cnew);
-	free(cold);
 	free(canon);
 	return ret;
 }
@@ -1306,6 +1341,7 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 			else
 				mdb_txn_abort(txn);
 			if (rc == 0) {
+				changes_free_index(&ch);
 				s->last_commit = commit;
 				*commit_id = commit;
 				*commit_time = now;
@@ -1324,6 +1360,7 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 			mdb_txn_abort(txn);
 		}
 		free(ch.v);
+		changes_free_index(&ch);
 		if (ret == TH_ESTORE && !reopened) {
 			/* MDB_PANIC: the environment must be reopened; replay the group once */
 			MDB_txn *probe;

@@ -207,17 +207,20 @@ static int check_cell(th_report *r, const th_def *d, size_t row, size_t c, th_di
 	case TH_T_TEXT: {
 		if (!v->s)
 			return th_diag_add(diag, TH_SEV_ERROR, TH_ETYPE, f, 0, rw, col->id, "text missing");
-		if (!th_utf8_valid(v->s, v->len))
+		int ok = th_utf8_check(v->s, v->len);
+		if (ok < 0)
 			return th_diag_add(diag, TH_SEV_ERROR, TH_EUTF8, f, 0, rw, col->id,
 			                   "invalid UTF-8 or control characters");
-		char *nfc;
-		size_t nlen;
-		int rc = th_utf8_nfc(v->s, v->len, &nfc, &nlen);
-		if (rc)
-			return th_diag_add(diag, TH_SEV_ERROR, rc, f, 0, rw, col->id, "%s", th_strerror(rc));
-		free(v->s);
-		v->s = nfc;
-		v->len = (uint32_t)nlen;
+		if (ok == 0) {   /* only text outside the NFC-stable ranges is normalised */
+			char *nfc;
+			size_t nlen;
+			int rc = th_utf8_nfc(v->s, v->len, &nfc, &nlen);
+			if (rc)
+				return th_diag_add(diag, TH_SEV_ERROR, rc, f, 0, rw, col->id, "%s", th_strerror(rc));
+			free(v->s);
+			v->s = nfc;
+			v->len = (uint32_t)nlen;
+		}
 		uint32_t max = col->max_len ? col->max_len : 2000;
 		if (v->len > max)
 			return th_diag_add(diag, TH_SEV_ERROR, TH_ETOOBIG, f, 0, rw, col->id,

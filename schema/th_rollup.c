@@ -216,6 +216,59 @@ int th_rollup_sub(const th_def *d, int64_t *acc, const int64_t *v, int *need_rec
 	return 0;
 }
 
+int th_rollup_replace(const th_def *d, int64_t *acc, const int64_t *vold, const int64_t *vnew,
+                      int *need_recompute)
+{
+	int64_t tmp;
+	int bad = 0, need = 0;
+	if (!d || !acc || !vold || !vnew)
+		return TH_EINVAL;
+	FOR_ADDITIVE(d, s, {
+		if (__builtin_sub_overflow(acc[s], vold[s], &tmp) ||
+		    __builtin_add_overflow(tmp, vnew[s], &tmp))
+			bad = TH_EOVERFLOW;
+		else if (!bad && acc[s] - vold[s] < 0 && is_count_slot(d, s))
+			bad = TH_ERANGE;
+	});
+	if (bad)
+		return bad;
+	for (size_t ci = 0; ci < d->n_cols; ci++) {
+		const th_column *c = &d->cols[ci];
+		if (!is_minmax(c->rollup))
+			continue;
+		size_t v = c->slot, n = c->slot + 1;
+		int64_t others = acc[n] - vold[n];
+		int held = vold[n] > 0 && !better(c->rollup, acc[v], vold[v]);
+		if (others == 0) {
+			acc[v] = vnew[n] > 0 ? vnew[v] : 0;
+		} else if (held) {
+			/* the extremum came from vold: vnew keeps it only if at least as good */
+			if (vnew[n] > 0 && !better(c->rollup, vold[v], vnew[v]))
+				acc[v] = vnew[v];
+			else
+				need = 1;
+		} else if (vnew[n] > 0 && better(c->rollup, vnew[v], acc[v])) {
+			acc[v] = vnew[v];
+		}
+	}
+	FOR_ADDITIVE(d, s, acc[s] = acc[s] - vold[s] + vnew[s]);
+	if (need_recompute)
+		*need_recompute = need;
+	return 0;
+}
+
+void th_rollup_merge_extrema(const th_def *d, int64_t *acc, const int64_t *v)
+{
+	for (size_t ci = 0; ci < d->n_cols; ci++) {
+		const th_column *c = &d->cols[ci];
+		if (!is_minmax(c->rollup) || v[c->slot + 1] <= 0)
+			continue;
+		if (acc[c->slot + 1] == 0 || better(c->rollup, v[c->slot], acc[c->slot]))
+			acc[c->slot] = v[c->slot];
+		acc[c->slot + 1] += v[c->slot + 1];
+	}
+}
+
 int th_rollup_equal(const th_def *d, const int64_t *a, const int64_t *b)
 {
 	if (!d || !a || !b)

@@ -27,6 +27,18 @@ int th_rollup_add(const th_def *d, int64_t *acc, const int64_t *v);
  * caller recomputes acc's min/max values from its parts).  Counts going
  * negative is TH_ERANGE (a bug). */
 int th_rollup_sub(const th_def *d, int64_t *acc, const int64_t *v, int *need_recompute);
+/* acc = acc - vold + vnew in one step (one part of acc, e.g. a child's total,
+ * changed from vold to vnew).  Checks everything first and changes nothing on
+ * error (TH_EOVERFLOW; TH_ERANGE when a count of acc - vold is negative).
+ * Sets *need_recompute only when a min/max value of acc came from vold and
+ * vnew does not reach it (acc's extremum may now be in another part): an
+ * improved or unchanged part, the common case, never needs the other parts. */
+int th_rollup_replace(const th_def *d, int64_t *acc, const int64_t *vold, const int64_t *vnew,
+                      int *need_recompute);
+/* Merges only the min/max columns of v into acc: where v has values, acc's
+ * value becomes the better of both and v's count is added to acc's.  Other
+ * slots are untouched (recomputing extrema from parts needs nothing else). */
+void th_rollup_merge_extrema(const th_def *d, int64_t *acc, const int64_t *v);
 /* 1 when a and b are equal slot by slot, treating min/max values as equal
  * when their counts are 0. */
 int th_rollup_equal(const th_def *d, const int64_t *a, const int64_t *b);

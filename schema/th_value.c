@@ -404,29 +404,95 @@ char *th_fmt_date(int32_t ymd, int iso, char *buf)
 	return buf;
 }
 
+/* One pass: strict UTF-8 (no overlong forms, surrogates or code points beyond
+ * U+10FFFF), no C0 control but TAB, LF, CR, no DEL; and whether every code
+ * point is NFC-stable (th_nfc_stable_cp).  Returns -1, 0 (valid) or 1 (valid
+ * and already NFC).  Replaces u8_check + a byte loop + a second decode: text
+ * cells cost this once at the door instead of three times. */
+int th_utf8_check(const char *str, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)str, *end = p + n;
+	int stable = 1;
+	while (p < end) {
+		/* eight plain ASCII bytes at a time: no high bit, none below 0x20, no DEL */
+		while (end - p >= 8) {
+			uint64_t w, hi = 0x8080808080808080ull, ones = 0x0101010101010101ull;
+			memcpy(&w, p, 8);
+			uint64_t del = w ^ (0x7f * ones);
+			if ((w & hi) || ((w - 0x20 * ones) & ~w & hi) || ((del - ones) & ~del & hi))
+				break;
+			p += 8;
+		}
+		if (p >= end)
+			break;
+		unsigned char b = *p;
+		if (b < 0x80) {
+			if ((b < 0x20 && b != '\t' && b != '\n' && b != '\r') || b == 0x7f)
+				return -1;
+			p++;
+			continue;
+		}
+		uint32_t c;
+		size_t k;
+		unsigned char lo = 0x80, hi = 0xBF;   /* bounds of the second byte */
+		if (b >= 0xC2 && b <= 0xDF) {
+			c = b & 0x1F, k = 1;
+		} else if (b >= 0xE0 && b <= 0xEF) {
+			c = b & 0x0F, k = 2;
+			if (b == 0xE0)
+				lo = 0xA0;        /* overlong */
+			else if (b == 0xED)
+				hi = 0x9F;        /* surrogates */
+		} else if (b >= 0xF0 && b <= 0xF4) {
+			c = b & 0x07, k = 3;
+			if (b == 0xF0)
+				lo = 0x90;        /* overlong */
+			else if (b == 0xF4)
+				hi = 0x8F;        /* beyond U+10FFFF */
+		} else {
+			return -1;            /* continuation byte, C0/C1 overlong lead, F5..FF */
+		}
+		if ((size_t)(end - p) <= k || p[1] < lo || p[1] > hi)
+			return -1;
+		c = c << 6 | (p[1] & 0x3F);
+		for (size_t i = 2; i <= k; i++) {
+			if ((p[i] & 0xC0) != 0x80)
+				return -1;
+			c = c << 6 | (p[i] & 0x3F);
+		}
+		if (stable && !th_nfc_stable_cp(c))
+			stable = 0;
+		p += k + 1;
+	}
+	return stable;
+}
+
 int th_utf8_valid(const char *s, size_t n)
 {
-	if (u8_check((const uint8_t *)s, n) != NULL)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-			return 0;
-		if (c == 0x7f)
-			return 0;
-	}
-	return 1;
+	return th_utf8_check(s, n) >= 0;
+}
+
+/* Code points that are NFC on their own and next to each other: starters
+ * (combining class 0) that have no canonical singleton decomposition and are
+ * never the second half of a canonical pair (NFC_Quick_Check = Yes).  The ranges
+ * cover Vietnamese text: ASCII, Latin-1, Latin Extended-A/B, IPA, spacing
+ * modifiers, the precomposed Latin Extended Additional block (U+1E00..U+1EFF:
+ * every Vietnamese vowel with its marks) and general punctuation (dashes,
+ * quotes, ellipsis, per mille).  tests/test_value.c checks the ranges against
+ * libunistring's decomposition tables, code point by code point. */
+int th_nfc_stable_cp(uint32_t c)
+{
+	return c < 0x300 || (c >= 0x1E00 && c <= 0x1EFF) || (c >= 0x2010 && c <= 0x2027) ||
+	       (c >= 0x2030 && c <= 0x205E);
 }
 
 int th_utf8_nfc(const char *s, size_t n, char **out, size_t *outlen)
 {
-	if (!th_utf8_valid(s, n))
+	int ok = th_utf8_check(s, n);
+	if (ok < 0)
 		return TH_EUTF8;
-	size_t ascii = 0;
-	while (ascii < n && (unsigned char)s[ascii] < 0x80)
-		ascii++;
-	if (ascii == n) {
-		/* ASCII is already NFC: skip the normaliser (a quarter of ingest CPU) */
+	if (ok == 1) {
+		/* already NFC: skip the normaliser (a quarter of ingest CPU) */
 		char *z = malloc(n + 1);
 		if (!z)
 			return TH_ENOMEM;

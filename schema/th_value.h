@@ -85,6 +85,13 @@ int32_t th_date_today(void);
 int th_utf8_valid(const char *s, size_t n);
 /* Normalise to NFC; *out is malloc'd and NUL-terminated. TH_EUTF8, TH_ENOMEM. */
 int th_utf8_nfc(const char *s, size_t n, char **out, size_t *outlen);
+/* th_utf8_valid's test and more, in one pass: -1 when invalid, 1 when valid
+ * and every code point is in a range that is stable under NFC whatever
+ * surrounds it (th_nfc_stable_cp: the string is NFC as it is), 0 when valid
+ * but only the normaliser can tell ("ask", not "not NFC"). */
+int th_utf8_check(const char *s, size_t n);
+/* 1 for a code point that NFC leaves alone in any context (see th_value.c). */
+int th_nfc_stable_cp(uint32_t c);
 /* Display width in terminal columns (combining marks are 0 wide). */
 size_t th_utf8_width(const char *s);
 

@@ -120,10 +120,8 @@ static int dup_str(th_mp *m, uint32_t max, char **out)
 		return rc;
 	if (n > max)
 		return TH_ETOOBIG;
-	if (!th_utf8_valid(s, n))
-		return TH_EUTF8;
 	size_t l;
-	return th_utf8_nfc(s, n, out, &l);
+	return th_utf8_nfc(s, n, out, &l);   /* TH_EUTF8 when invalid */
 }
 
 /* Reads the envelope map header and checks "v" and "t".  On success m is
@@ -593,12 +591,13 @@ static int decode_rows(th_mp *m, const th_def *d, const th_limits *lim, th_repor
 						           i + 1, col->id, sn, lim->max_text);
 						return TH_ETOOBIG;
 					}
-					if (!th_utf8_valid(s, sn)) {
+					size_t l;
+					int nrc = th_utf8_nfc(s, sn, &v->s, &l);
+					if (nrc == TH_EUTF8) {
 						*msg = fmt("row %u: column %s: invalid UTF-8", i + 1, col->id);
 						return TH_EUTF8;
 					}
-					size_t l;
-					if (th_utf8_nfc(s, sn, &v->s, &l))
+					if (nrc)
 						return TH_ENOMEM;
 					v->len = (uint32_t)l;
 				}

@@ -625,6 +625,106 @@ static void randomized_add_sub(void **state)
 	th_def_destroy(&d);
 }
 
+/* A random vector of up to 3 rows, or a tombstone's zero vector. */
+static void random_part(const th_def *d, int64_t *v)
+{
+	th_report *r = rep_new();
+	int nrows = (int)(rnd() % 4);
+	if (rnd() % 10 == 0)
+		r->tombstone = 1;
+	for (int k = 0; k < nrows && !r->tombstone; k++) {
+		int64_t date = rval(0, 364);
+		row(r, rval(-1000000, 1000000), rval(0, 1000), rval(-99999, 99999), rval(0, 1),
+		    rval(0, 2), rval(-50, 50), date == NUL ? NUL : 20210101 + (date % 12) * 100 + date % 28);
+	}
+	contrib_of(d, r, v);
+	th_report_destroy(&r);
+}
+
+/* th_rollup_replace against the sum of the parts, step by step: after every
+ * replacement (recomputing extrema from the parts when asked) the accumulator
+ * equals a from-scratch sum; a part that only gains rows never asks. */
+static void randomized_replace(void **state)
+{
+	(void)state;
+	th_def *d = def_new();
+	enum { N = 25, STEPS = 400 };
+	static int64_t part[N][NS];
+	int64_t acc[NS], want[NS], vnew[NS], extra[NS];
+	int asked = 0, grown = 0;
+	th_rollup_zero(d, acc);
+	for (int i = 0; i < N; i++) {
+		random_part(d, part[i]);
+		assert_int_equal(th_rollup_add(d, acc, part[i]), 0);
+	}
+	for (int step = 0; step < STEPS; step++) {
+		int i = (int)(rnd() % N), grow = rnd() % 2, need = -1;
+		if (grow) {
+			memcpy(vnew, part[i], sizeof vnew);
+			random_part(d, extra);
+			assert_int_equal(th_rollup_add(d, vnew, extra), 0);
+		} else {
+			random_part(d, vnew);
+		}
+		assert_int_equal(th_rollup_replace(d, acc, part[i], vnew, &need), 0);
+		assert_true(need == 0 || need == 1);
+		if (grow && need)
+			fail_msg("step %d: a part that only gained rows asked for a recompute", step);
+		memcpy(part[i], vnew, sizeof vnew);
+		grown += grow;
+		if (need) {
+			asked++;
+			int64_t tmp[NS];
+			th_rollup_zero(d, tmp);
+			for (int k = 0; k < N; k++)
+				th_rollup_merge_extrema(d, tmp, part[k]);
+			acc[12] = tmp[12];
+			acc[14] = tmp[14];
+			assert_int_equal(acc[13], tmp[13]);
+			assert_int_equal(acc[15], tmp[15]);
+		}
+		th_rollup_zero(d, want);
+		for (int k = 0; k < N; k++)
+			assert_int_equal(th_rollup_add(d, want, part[k]), 0);
+		if (!th_rollup_equal(d, acc, want))
+			fail_msg("step %d (part %d, %s): accumulator differs from the sum of the parts", step,
+			         i, grow ? "grown" : "replaced");
+	}
+	/* both paths were exercised */
+	assert_true(asked > 0);
+	assert_true(grown > 0);
+	th_def_destroy(&d);
+}
+
+static void replace_overflow_leaves_acc(void **state)
+{
+	(void)state;
+	th_def *d = def_new();
+	int64_t acc[NS], vold[NS], vnew[NS], before[NS];
+	int need = 0;
+	th_rollup_zero(d, acc);
+	th_rollup_zero(d, vold);
+	th_rollup_zero(d, vnew);
+	acc[0] = 2;
+	acc[3] = INT64_MAX - 1;   /* b */
+	acc[4] = 2;
+	vold[0] = 1;
+	vold[3] = 1;
+	vold[4] = 1;
+	vnew[0] = 1;
+	vnew[3] = 3;              /* INT64_MAX - 1 - 1 + 3 overflows */
+	vnew[4] = 1;
+	memcpy(before, acc, sizeof acc);
+	assert_int_equal(th_rollup_replace(d, acc, vold, vnew, &need), TH_EOVERFLOW);
+	assert_memory_equal(acc, before, sizeof acc);
+	/* removing more rows than acc holds is a bug, refused */
+	vold[0] = 3;
+	vnew[3] = 1;
+	assert_int_equal(th_rollup_replace(d, acc, vold, vnew, &need), TH_ERANGE);
+	assert_memory_equal(acc, before, sizeof acc);
+	th_def_destroy(&d);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -642,6 +742,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(ratio_pl2_on_time),
 		cmocka_unit_test(contrib_pl1_row),
 		cmocka_unit_test(randomized_add_sub),
+		cmocka_unit_test(randomized_replace),
+		cmocka_unit_test(replace_overflow_leaves_acc),
 	};
 	return TH_RUN_TESTS(tests, argc, argv);
 }

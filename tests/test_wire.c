@@ -536,6 +536,152 @@ static void mp_cursor_bounds(void **state)
 	assert_int_equal(th_mp_left(&m), 0);
 }
 
+/* The recursive descent th_mp_skip used to be, written with the typed readers:
+ * the reference the one-pass skip must agree with. */
+static int ref_skip(th_mp *m, int depth)
+{
+	if (depth <= 0)
+		return TH_EDEPTH;
+	int k = th_mp_peek(m);
+	if (k < 0)
+		return k;
+	uint32_t n;
+	const char *s;
+	const uint8_t *b;
+	int rc, x;
+	int64_t i;
+	uint64_t u;
+	switch (k) {
+	case TH_MP_NIL: return th_mp_nil(m);
+	case TH_MP_BOOL: return th_mp_bool(m, &x);
+	case TH_MP_INT:
+		rc = th_mp_int(m, &i);
+		return rc == TH_ERANGE ? th_mp_uint(m, &u) : rc;
+	case TH_MP_STR: return th_mp_str(m, &s, &n);
+	case TH_MP_BIN: return th_mp_bin(m, &b, &n);
+	case TH_MP_ARRAY:
+	case TH_MP_MAP:
+		if ((rc = k == TH_MP_ARRAY ? th_mp_array(m, &n) : th_mp_map(m, &n)))
+			return rc;
+		for (uint64_t j = 0; j < (uint64_t)n * (k == TH_MP_MAP ? 2 : 1); j++)
+			if ((rc = ref_skip(m, depth - 1)))
+				return rc;
+		return 0;
+	default: {
+		/* float and ext: fixed or explicit lengths */
+		static const struct { uint8_t b; int hl, lb, fixed; } t[] = {
+			{0xca, 0, 0, 5}, {0xcb, 0, 0, 9}, {0xd4, 0, 0, 3}, {0xd5, 0, 0, 4}, {0xd6, 0, 0, 6},
+			{0xd7, 0, 0, 10}, {0xd8, 0, 0, 18}, {0xc7, 3, 1, 0}, {0xc8, 4, 2, 0}, {0xc9, 6, 4, 0}};
+		for (size_t j = 0; j < sizeof t / sizeof *t; j++) {
+			if (*m->p != t[j].b)
+				continue;
+			uint64_t need = (uint64_t)t[j].fixed;
+			if (!need) {
+				if (th_mp_left(m) < (size_t)t[j].hl)
+					return TH_ETRUNC;
+				uint64_t len = 0;
+				for (int q = 0; q < t[j].lb; q++)
+					len = len << 8 | m->p[1 + q];
+				need = (uint64_t)t[j].hl + len;
+			}
+			if (th_mp_left(m) < need)
+				return TH_ETRUNC;
+			m->p += need;
+			return 0;
+		}
+		return TH_ETYPE;
+	}
+	}
+}
+
+/* Random msgpack of every kind, nested up to `nest` deep. */
+static void random_item(msgpack_packer *pk, int nest)
+{
+	static const char bytes[40] = "0123456789abcdefghijklmnopqrstuvwxyzABCD";
+	switch (rand() % (nest > 0 ? 12 : 10)) {
+	case 0: msgpack_pack_nil(pk); break;
+	case 1: rand() % 2 ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+	case 2: msgpack_pack_int64(pk, (int64_t)rand() - RAND_MAX / 2); break;
+	case 3: msgpack_pack_uint64(pk, (uint64_t)rand() << 40 | (uint64_t)rand()); break;
+	case 4: msgpack_pack_double(pk, rand() / 7.0); break;
+	case 5: msgpack_pack_float(pk, (float)rand()); break;
+	case 6: {
+		size_t n = (size_t)(rand() % 3 == 0 ? rand() % 300 : rand() % 40);
+		char buf[300];
+		for (size_t j = 0; j < n; j++)
+			buf[j] = bytes[j % sizeof bytes];
+		msgpack_pack_str_with_body(pk, buf, n);
+		break;
+	}
+	case 7: msgpack_pack_bin_with_body(pk, bytes, (size_t)(rand() % 40)); break;
+	case 8: {
+		static const size_t ext[] = {1, 2, 4, 8, 16, 3, 20, 300};
+		size_t n = ext[rand() % 8];
+		char buf[300] = {0};
+		msgpack_pack_ext_with_body(pk, buf, n, 7);
+		break;
+	}
+	case 9: msgpack_pack_int8(pk, (int8_t)rand()); break;
+	case 10: {
+		uint32_t n = (uint32_t)(rand() % (rand() % 5 == 0 ? 40 : 5));
+		msgpack_pack_array(pk, n);
+		for (uint32_t j = 0; j < n; j++)
+			random_item(pk, nest - 1);
+		break;
+	}
+	default: {
+		uint32_t n = (uint32_t)(rand() % (rand() % 5 == 0 ? 20 : 4));
+		msgpack_pack_map(pk, n);
+		for (uint32_t j = 0; j < 2 * n; j++)
+			random_item(pk, nest - 1);
+		break;
+	}
+	}
+}
+
+/* th_mp_skip gives the reference's answer (error code, or the end position) on
+ * random well-formed items and on their truncations and byte mutations, at
+ * every depth bound. */
+static void mp_skip_matches_reference(void **state)
+{
+	(void)state;
+	srand(20261127);
+	size_t agreed_ok = 0, agreed_err = 0;
+	for (int iter = 0; iter < 3000; iter++) {
+		msgpack_sbuffer sb;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer pk;
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		random_item(&pk, 1 + rand() % 6);
+		uint8_t *buf = (uint8_t *)sb.data;
+		size_t len = sb.size;
+		for (int variant = 0; variant < 6; variant++) {
+			size_t l = len;
+			if (variant == 1)
+				l = len ? (size_t)rand() % len : 0;           /* truncated */
+			if (variant >= 2 && len)
+				buf[(size_t)rand() % len] = (uint8_t)rand();  /* mutated */
+			for (int depth = 0; depth <= 9; depth += 1 + (variant > 1)) {
+				th_mp a, b;
+				th_mp_init(&a, buf, l);
+				th_mp_init(&b, buf, l);
+				int ra = th_mp_skip(&a, depth), rb = ref_skip(&b, depth);
+				if (ra != rb)
+					fail_msg("iter %d variant %d depth %d: skip %d, reference %d", iter, variant,
+					         depth, ra, rb);
+				if (ra == 0 && a.p != b.p)
+					fail_msg("iter %d variant %d depth %d: ends at %td, reference at %td", iter,
+					         variant, depth, a.p - buf, b.p - buf);
+				ra ? agreed_err++ : agreed_ok++;
+			}
+		}
+		msgpack_sbuffer_destroy(&sb);
+	}
+	/* both outcomes were exercised plenty */
+	assert_true(agreed_ok > 5000);
+	assert_true(agreed_err > 5000);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -556,6 +702,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(too_many_rows),
 		cmocka_unit_test(hello_round_trip),
 		cmocka_unit_test(mp_cursor_bounds),
+		cmocka_unit_test(mp_skip_matches_reference),
 	};
 	def("PL1");
 	int rc = TH_RUN_TESTS(tests, argc, argv);
