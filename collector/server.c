@@ -22,7 +22,13 @@ struct th_server {
 	void *ctx;
 	void *ingest, *pub, *query;
 	th_stats stats;
+	/* prefixes subscribed on the XPUB socket (libzmq passes each topic's first
+	 * subscribe and last unsubscribe): publish builds only what someone wants */
+	char **subs;
+	size_t *sublen, nsubs, capsubs;
 };
+
+static void subs_clear(th_server *s);
 
 static int64_t now_us(void)
 {
@@ -55,7 +61,7 @@ int th_server_new(const th_server_conf *conf, th_store *store, const th_defset *
 	s->zap = zap;
 	s->ctx = zmq_ctx;
 	s->ingest = zmq_socket(s->ctx, ZMQ_ROUTER);
-	s->pub = zmq_socket(s->ctx, ZMQ_PUB);
+	s->pub = zmq_socket(s->ctx, ZMQ_XPUB);
 	s->query = zmq_socket(s->ctx, ZMQ_ROUTER);
 	if (!s->ingest || !s->pub || !s->query)
 		goto fail;
@@ -108,6 +114,7 @@ void th_server_destroy(th_server **ps)
 		zmq_setsockopt(s->query, ZMQ_LINGER, &zero, sizeof zero);
 		zmq_close(s->query);
 	}
+	subs_clear(s);
 	free(s);
 	*ps = NULL;
 }
@@ -355,19 +362,88 @@ static void fill_identity(th_ack_result *res, const pending *p, size_t i)
 		res->rev = p->dec.rev[i];
 }
 
+static void subs_clear(th_server *s)
+{
+	for (size_t i = 0; i < s->nsubs; i++)
+		free(s->subs[i]);
+	free(s->subs);
+	free(s->sublen);
+	s->subs = NULL;
+	s->sublen = NULL;
+	s->nsubs = s->capsubs = 0;
+}
+
+/* Reads the (un)subscriptions waiting on the XPUB socket into s->subs. */
+static void subs_read(th_server *s)
+{
+	if (!s->pub)
+		return;
+	for (;;) {
+		zmq_msg_t m;
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, s->pub, ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(&m);
+			return;
+		}
+		const uint8_t *d = zmq_msg_data(&m);
+		size_t n = zmq_msg_size(&m);
+		if (n >= 1 && (d[0] == 0 || d[0] == 1)) {
+			size_t i = 0;
+			while (i < s->nsubs && !(s->sublen[i] == n - 1 && !memcmp(s->subs[i], d + 1, n - 1)))
+				i++;
+			if (d[0] == 0 && i < s->nsubs) {
+				free(s->subs[i]);
+				s->subs[i] = s->subs[s->nsubs - 1];
+				s->sublen[i] = s->sublen[s->nsubs - 1];
+				s->nsubs--;
+			} else if (d[0] == 1 && i == s->nsubs) {
+				if (s->nsubs == s->capsubs) {
+					size_t cap = s->capsubs ? s->capsubs * 2 : 8;
+					char **ns = realloc(s->subs, cap * sizeof *ns);
+					if (ns)
+						s->subs = ns;
+					size_t *nl = realloc(s->sublen, cap * sizeof *nl);
+					if (nl)
+						s->sublen = nl;
+					if (ns && nl)
+						s->capsubs = cap;
+				}
+				char *copy = s->nsubs < s->capsubs ? malloc(n) : NULL;
+				if (copy) {
+					memcpy(copy, d + 1, n - 1);
+					s->subs[s->nsubs] = copy;
+					s->sublen[s->nsubs++] = n - 1;
+				}
+			}
+		}
+		zmq_msg_close(&m);
+	}
+}
+
+static int subs_want(const th_server *s, const char *topic, size_t tl)
+{
+	for (size_t i = 0; i < s->nsubs; i++)
+		if (s->sublen[i] <= tl && !memcmp(s->subs[i], topic, s->sublen[i]))
+			return 1;
+	return 0;
+}
+
 static void publish_changes(th_server *s, th_changed_node *ch, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	subs_read(s);
+	for (size_t i = 0; i < n && s->nsubs; i++) {
 		const th_def *d = th_defset_latest(s->defs, ch[i].appendix);
 		if (!d)
-			continue;
-		th_node node;
-		memset(&node, 0, sizeof node);
-		if (th_store_get_node(s->store, ch[i].appendix, ch[i].period, ch[i].unit, &node) != 0)
 			continue;
 		char topic[256];
 		int tl = snprintf(topic, sizeof topic, "L%u\x1f%s\x1f%s\x1f%s\x1f", ch[i].level, ch[i].unit,
 		                  ch[i].appendix, ch[i].period);
+		if (tl <= 0 || (size_t)tl >= sizeof topic || !subs_want(s, topic, (size_t)tl))
+			continue;   /* nobody listens to this node: not even read */
+		th_node node;
+		memset(&node, 0, sizeof node);
+		if (th_store_get_node(s->store, ch[i].appendix, ch[i].period, ch[i].unit, &node) != 0)
+			continue;
 		msgpack_sbuffer sb;
 		msgpack_sbuffer_init(&sb);
 		msgpack_packer pk;
@@ -665,8 +741,9 @@ static void pub_rebind(th_server *s)
 	zmq_setsockopt(s->pub, ZMQ_LINGER, &zero, sizeof zero);
 	zmq_close(s->pub);
 	s->pub = NULL;
+	subs_clear(s);   /* the subscribers reconnect and subscribe again */
 	for (int attempt = 0; attempt < 100 && !s->pub; attempt++) {
-		void *p = zmq_socket(s->ctx, ZMQ_PUB);
+		void *p = zmq_socket(s->ctx, ZMQ_XPUB);
 		if (!p)
 			break;
 		zmq_setsockopt(p, ZMQ_LINGER, &linger, sizeof linger);

@@ -621,6 +621,68 @@ static void pub_level_prefix(void **state)
 	zmq_close(l2);
 }
 
+/* One counter of the query socket's stats answer. */
+static uint64_t query_stat(fixture *f, const char *name)
+{
+	void *q = dealer(f, f->query, &f->reader);
+	static const uint8_t req[] = {0x84, 0xa1, 'v', 0x01, 0xa1, 't', 0xa5, 'q', 'u', 'e', 'r', 'y',
+	                              0xa2, 'i', 'd', 0x09, 0xa1, 'q', 0xa5, 's', 't', 'a', 't', 's'};
+	size_t rlen;
+	uint8_t *rep = request(q, req, sizeof req, 5000, &rlen);
+	zmq_close(q);
+	assert_non_null(rep);
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	assert_int_equal(msgpack_unpack_next(&u, (const char *)rep, rlen, NULL), MSGPACK_UNPACK_SUCCESS);
+	int64_t v = -1;
+	const msgpack_object_map *m = &u.data.via.map;
+	for (uint32_t i = 0; i < m->size; i++) {
+		if (m->ptr[i].key.via.str.size != 5 || memcmp(m->ptr[i].key.via.str.ptr, "stats", 5))
+			continue;
+		const msgpack_object_map *st = &m->ptr[i].val.via.map;
+		for (uint32_t k = 0; k < st->size; k++)
+			if (st->ptr[k].key.via.str.size == strlen(name) &&
+			    !memcmp(st->ptr[k].key.via.str.ptr, name, strlen(name)))
+				v = (int64_t)st->ptr[k].val.via.u64;
+	}
+	msgpack_unpacked_destroy(&u);
+	free(rep);
+	if (v < 0)
+		fail_msg("stats has no %s", name);
+	return (uint64_t)v;
+}
+
+/* The XPUB socket knows what is subscribed: with no subscriber nothing is
+ * published; with one level's subscriber, exactly that level's node per report
+ * (before, every changed node was read and encoded for nobody). */
+static void pub_builds_only_what_is_subscribed(void **state)
+{
+	fixture *f = *state;
+	void *d1 = dealer(f, f->ingest, &f->d1);
+	th_report *r = pl3(f, "C1", 7, 2, 0, 0);
+	assert_int_equal(submit_status(f, d1, r, NULL), TH_ACK_ACCEPTED);
+	th_report_destroy(&r);
+	assert_int_equal(query_stat(f, "published"), 0);
+	void *l2 = level_sub(f, "L2\x1f");
+	usleep(300000);
+	r = pl3(f, "C1", 8, 3, 0, 0);
+	assert_int_equal(submit_status(f, d1, r, NULL), TH_ACK_ACCEPTED);
+	th_report_destroy(&r);
+	int same = 0, other = 0;
+	drain_topics(l2, "L2\x1f" "D1\x1fPL3\x1f" "2021\x1f", &same, &other);
+	assert_int_equal(same, 1);
+	assert_int_equal(other, 0);
+	assert_int_equal(query_stat(f, "published"), 1);
+	/* the subscriber leaves: publishing stops again */
+	zmq_close(l2);
+	usleep(300000);
+	r = pl3(f, "C1", 9, 4, 0, 0);
+	assert_int_equal(submit_status(f, d1, r, NULL), TH_ACK_ACCEPTED);
+	th_report_destroy(&r);
+	assert_int_equal(query_stat(f, "published"), 1);
+	zmq_close(d1);
+}
+
 static void acked_survives_sigkill(void **state)
 {
 	fixture *f = *state;
@@ -697,6 +759,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(hostile_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(pub_prefix_terminated, setup, teardown),
 		cmocka_unit_test_setup_teardown(pub_level_prefix, setup, teardown),
+		cmocka_unit_test_setup_teardown(pub_builds_only_what_is_subscribed, setup, teardown),
 		cmocka_unit_test_setup_teardown(acked_survives_sigkill, setup, teardown),
 		cmocka_unit_test_setup_teardown(sigterm_exits_cleanly, setup, teardown),
 		cmocka_unit_test_setup_teardown(keygen_and_check, setup, teardown),
