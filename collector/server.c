@@ -516,6 +516,8 @@ static void process_group(th_server *s, pending *g, size_t ng)
 				subs[ns].report = g[i].dec.reports[k];
 				subs[ns].sender = g[i].key.comment[0] ? g[i].key.comment : g[i].key.unit;
 				subs[ns].result = &g[i].results[k];
+				/* check_report validated it against the version in force */
+				subs[ns].validated = th_defset_latest(s->defs, subs[ns].report->appendix);
 				ns++;
 			}
 	uint64_t commit = 0;

@@ -1054,8 +1054,8 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		result_set(res, TH_ACK_REJECTED, TH_EINVAL, cur_rev, "report does not match its definition");
 		return TH_OK;
 	}
-	{
-		/* the store checks again what the collector checked: garbage never gets in */
+	if (sub->validated != d) {
+		/* the store checks again what the caller did not: garbage never gets in */
 		th_diag *vd = th_diag_new();
 		int vrc = vd ? th_report_validate(r, d, vd) : TH_ENOMEM;
 		if (vrc == TH_ENOMEM) {
@@ -1139,7 +1139,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		}
 	}
 	/* contributions */
-	int64_t *cnew = calloc(d->n_slots, sizeof *cnew);
+	int64_t *cnew = calloc(d->n_slots, sizeof *cnew), *oldtot = NULL;
 	node *path = NULL;
 	size_t depth = th_units_at(u, (size_t)ui)->depth;
 	int ret = TH_OK;
@@ -1168,6 +1168,14 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		goto out;
 	}
 	long cur = ui, child = -1;
+	/* each level replaces the child's total as it was before this report (kept
+	 * from the level below: nothing is written until the whole path is done) */
+	oldtot = malloc(2 * d->n_slots * sizeof *oldtot);
+	if (!oldtot) {
+		ret = TH_ENOMEM;
+		goto out;
+	}
+	int64_t *was_child = oldtot, *was_this = oldtot + d->n_slots;
 	for (size_t i = 0; i < depth && cur >= 0; i++) {
 		const th_unit *x = th_units_at(u, (size_t)cur);
 		if ((rc = node_read(s, txn, d, r->appendix, r->period, x->code, &path[i]))) {
@@ -1176,6 +1184,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		}
 		node *n = &path[i];
 		int need = 0;
+		memcpy(was_this, n->total, d->n_slots * sizeof *was_this);
 		if (i == 0) {
 			if (th_rollup_replace(d, n->total, n->own, cnew, &need)) {
 				result_set(res, TH_ACK_REJECTED, TH_EOVERFLOW, have_old ? old.rev : 0,
@@ -1184,14 +1193,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 			}
 			memcpy(n->own, cnew, d->n_slots * sizeof *cnew);
 		} else {
-			node prev_child;
-			if ((rc = node_read(s, txn, d, r->appendix, r->period, th_units_at(u, (size_t)child)->code,
-			                    &prev_child))) {
-				ret = rc;
-				goto out;
-			}
-			int bad = th_rollup_replace(d, n->total, prev_child.total, path[i - 1].total, &need);
-			node_release(&prev_child);
+			int bad = th_rollup_replace(d, n->total, was_child, path[i - 1].total, &need);
 			if (bad) {
 				result_set(res, TH_ACK_REJECTED, TH_EOVERFLOW, have_old ? old.rev : 0,
 				           "a rollup sum would overflow 64 bits");
@@ -1216,6 +1218,9 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		n->h.version++;
 		n->h.commit = commit;
 		n->h.n_slots = (uint32_t)d->n_slots;
+		int64_t *t = was_child;   /* this level's old total is the next level's child's */
+		was_child = was_this;
+		was_this = t;
 		child = cur;
 		cur = x->parent;
 	}
@@ -1270,6 +1275,7 @@ out:
 		node_release(&path[i]);
 	free(path);
 	free(cnew);
+	free(oldtot);
 	free(canon);
 	return ret;
 }

@@ -81,6 +81,9 @@ typedef struct th_submission {
 	th_ack_result *result;     /* filled by th_store_apply (strings malloc'd); must be
 	                            * zeroed or hold an earlier result; its warnings
 	                            * (the caller's) are kept, every other field is set */
+	const th_def *validated;   /* the definition the caller ran th_report_validate with
+	                            * (without errors, report unchanged since), or NULL; the
+	                            * store validates again unless it is the one in force */
 } th_submission;
 
 /* A node whose rollup changed in the last apply, for publishing. */

@@ -344,7 +344,7 @@ static void caller_warnings_kept(void **state)
 	res.warnings[0] = strdup("status derived");
 	res.n_warnings = 1;
 	res.message = strdup("left over");
-	th_submission sub = {r, "t", &res};
+	th_submission sub = {r, "t", &res, NULL};
 	uint64_t cid;
 	int64_t ct;
 	assert_int_equal(th_store_apply(f->s, &sub, 1, &cid, &ct, NULL, NULL), 0);
@@ -1022,7 +1022,7 @@ static int ro_child(fx *f, int64_t want_total)
 		th_report *x = mk1("X3", 1, 1);
 		th_ack_result res;
 		memset(&res, 0, sizeof res);
-		th_submission sub = {x, "t", &res};
+		th_submission sub = {x, "t", &res, NULL};
 		uint64_t cid;
 		int64_t ct;
 		if (th_store_apply(r, &sub, 1, &cid, &ct, NULL, NULL) != TH_EINVAL)
