@@ -234,6 +234,7 @@ static void on_hello(th_server *s, zmq_msg_t *id, const uint8_t *buf, size_t len
 
 typedef struct {
 	zmq_msg_t id;
+	uint64_t idhash;     /* of the routing id: counting in-flight submits compares these */
 	uint64_t msg_id;
 	th_submit_decoded dec;
 	th_ack_result *results;
@@ -589,12 +590,21 @@ static void pending_free(pending *p)
 	zmq_msg_close(&p->id);
 }
 
-/* How many submits of the group g[0..ng) came from routing id. */
-static uint32_t inflight(pending *g, size_t ng, zmq_msg_t *id)
+static uint64_t id_hash(zmq_msg_t *id)
+{
+	const unsigned char *p = zmq_msg_data(id);
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0, n = zmq_msg_size(id); i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+/* How many submits of the group g[0..ng) came from routing id (hash h). */
+static uint32_t inflight(pending *g, size_t ng, zmq_msg_t *id, uint64_t h)
 {
 	uint32_t n = 0;
 	for (size_t i = 0; i < ng; i++)
-		if (zmq_msg_size(&g[i].id) == zmq_msg_size(id) &&
+		if (g[i].idhash == h && zmq_msg_size(&g[i].id) == zmq_msg_size(id) &&
 		    memcmp(zmq_msg_data(&g[i].id), zmq_msg_data(id), zmq_msg_size(id)) == 0)
 			n++;
 	return n;
@@ -606,6 +616,7 @@ static uint32_t inflight(pending *g, size_t ng, zmq_msg_t *id)
 static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 {
 	zmq_msg_t id, body;
+	uint64_t idh = 0;
 	zmq_msg_init(&id);
 	if (zmq_msg_recv(&id, s->ingest, ZMQ_DONTWAIT) < 0) {
 		zmq_msg_close(&id);
@@ -656,7 +667,7 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 		send_error(s, s->ingest, &id, 0, TH_EPROTO, why, 0);
 	} else if (t == TH_MSG_HELLO) {
 		on_hello(s, &id, buf, len, &key);
-	} else if (t == TH_MSG_SUBMIT && inflight(g, *ng, &id) >= s->conf.limits.max_inflight) {
+	} else if (t == TH_MSG_SUBMIT && inflight(g, *ng, &id, idh = id_hash(&id)) >= s->conf.limits.max_inflight) {
 		uint64_t n = ++s->stats.inflight_refused;
 		if ((n & (n - 1)) == 0)   /* 1, 2, 4, 8...: a flood does not flood the log */
 			th_log(TH_LOG_WARN, "ingest", "%s has more than %u submits in flight; refused "
@@ -682,6 +693,7 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 			} else {
 				zmq_msg_init(&p->id);
 				zmq_msg_move(&p->id, &id);
+				p->idhash = idh;
 				(*ng)++;
 				*bytes += len;
 			}

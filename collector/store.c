@@ -939,6 +939,13 @@ typedef struct {
 	size_t hcap;
 } changes;
 
+static void copy_bounded(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+
 static uint64_t change_hash(const char *unit, const char *appendix, const char *period)
 {
 	uint64_t h = 1469598103934665603ull;   /* FNV-1a over the three strings */
@@ -998,9 +1005,9 @@ static void note_change(changes *c, const char *unit, const char *appendix, cons
 		c->cap = cap;
 	}
 	th_changed_node *x = &c->v[c->n];
-	snprintf(x->unit, sizeof x->unit, "%s", unit);
-	snprintf(x->appendix, sizeof x->appendix, "%s", appendix);
-	snprintf(x->period, sizeof x->period, "%s", period);
+	copy_bounded(x->unit, sizeof x->unit, unit);
+	copy_bounded(x->appendix, sizeof x->appendix, appendix);
+	copy_bounded(x->period, sizeof x->period, period);
 	x->level = level;
 	x->node_version = version;
 	c->slot[j] = (uint32_t)++c->n;

@@ -1235,6 +1235,25 @@ static void finish_file(struct parser *p, long last_line)
 		s += 3;
 	}
 	d->n_slots = s;
+	/* what each slot holds, for the rollup arithmetic's flat loops (left NULL
+	 * when out of memory: th_rollup.c then walks the columns) */
+	d->slot_kind = calloc(s, 1);
+	if (d->slot_kind) {
+		d->slot_kind[0] = TH_SLOT_COUNT;
+		for (size_t i = 0; i < d->n_cols; i++) {
+			const th_column *c = &d->cols[i];
+			for (size_t k = 0; k < c->n_slots; k++)
+				d->slot_kind[c->slot + k] =
+				    (c->rollup == TH_ROLL_MIN || c->rollup == TH_ROLL_MAX) && k == 0 ? TH_SLOT_EXTREMUM
+				    : c->rollup == TH_ROLL_SUM && k == 0                              ? TH_SLOT_SUM
+				                                                                      : TH_SLOT_COUNT;
+		}
+		for (size_t i = 0; i < d->n_ratios; i++) {
+			d->slot_kind[d->ratios[i].slot] = TH_SLOT_SUM;
+			d->slot_kind[d->ratios[i].slot + 1] = TH_SLOT_SUM;
+			d->slot_kind[d->ratios[i].slot + 2] = TH_SLOT_COUNT;
+		}
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1266,6 +1285,7 @@ void th_def_destroy(th_def **dp)
 		free(c->values);
 	}
 	free(d->cols);
+	free(d->slot_kind);
 	free(d->key_cols);
 	for (size_t i = 0; i < d->n_ratios; i++) {
 		th_ratio *q = &d->ratios[i];

@@ -123,10 +123,15 @@ typedef struct th_def {
 	size_t n_rules;
 	th_derive *derive;   /* NULL when no status is derived */
 	size_t n_slots;      /* rollup vector width (slot 0 = row count) */
+	uint8_t *slot_kind;  /* n_slots entries, TH_SLOT_*; NULL for a hand-built def */
 	char *file;          /* path or name it was loaded from */
 	char *source;        /* the file's text, NUL-terminated (sent to agents) */
 	size_t source_len;
 } th_def;
+
+/* What a rollup slot holds: a count (never negative), a sum (any sign), or
+ * the value of a min/max column (merged, not added). */
+enum { TH_SLOT_COUNT = 1, TH_SLOT_SUM = 2, TH_SLOT_EXTREMUM = 3 };
 
 /* Parses a definition from text.  name is used in diagnostics ("name:line").
  * On failure every problem found is added to diag (may be NULL) and a

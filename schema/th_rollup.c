@@ -133,6 +133,13 @@ int th_rollup_contrib(const th_def *d, const th_report *r, int64_t *v)
 /* Calls f on every additive slot index; min/max value slots are skipped. */
 #define FOR_ADDITIVE(d, s, body)                                                   \
 	do {                                                                       \
+		if ((d)->slot_kind) {                                              \
+			for (size_t s = 0; s < (d)->n_slots; s++)                  \
+				if ((d)->slot_kind[s] != TH_SLOT_EXTREMUM) {       \
+					body;                                      \
+				}                                                  \
+			break;                                                     \
+		}                                                                  \
 		size_t s = 0;                                                      \
 		body;                                                              \
 		for (size_t ci_ = 0; ci_ < (d)->n_cols; ci_++) {                   \
@@ -173,6 +180,8 @@ int th_rollup_add(const th_def *d, int64_t *acc, const int64_t *v)
 /* 1 when slot s holds a count (may not go negative), 0 for sums. */
 static int is_count_slot(const th_def *d, size_t s)
 {
+	if (d->slot_kind)
+		return d->slot_kind[s] == TH_SLOT_COUNT;
 	if (s == 0)
 		return 1;
 	for (size_t ci = 0; ci < d->n_cols; ci++) {

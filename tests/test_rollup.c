@@ -696,6 +696,40 @@ static void randomized_replace(void **state)
 	th_def_destroy(&d);
 }
 
+/* The flat slot loops (slot_kind from th_def_parse) and the column walk used
+ * for a definition without slot_kind give the same results and errors. */
+static void slot_kinds_match_column_walk(void **state)
+{
+	(void)state;
+	th_def *d = def_new();
+	assert_non_null(d->slot_kind);
+	assert_int_equal(d->slot_kind[0], TH_SLOT_COUNT);
+	assert_int_equal(d->slot_kind[12], TH_SLOT_EXTREMUM);   /* lo's value */
+	assert_int_equal(d->slot_kind[13], TH_SLOT_COUNT);      /* lo's count */
+	assert_int_equal(d->slot_kind[1], TH_SLOT_SUM);         /* a's sum */
+	uint8_t *kinds = d->slot_kind;
+	for (int i = 0; i < 2000; i++) {
+		int64_t acc[2][NS], a[NS], b[NS];
+		int rc[2], need[2];
+		random_part(d, a);
+		random_part(d, b);
+		for (int walk = 0; walk < 2; walk++) {
+			d->slot_kind = walk ? NULL : kinds;
+			memcpy(acc[walk], a, sizeof a);
+			th_rollup_add(d, acc[walk], a);
+			need[walk] = -1;
+			rc[walk] = i % 3 == 0 ? th_rollup_sub(d, acc[walk], b, &need[walk])
+			           : i % 3 == 1 ? th_rollup_replace(d, acc[walk], a, b, &need[walk])
+			                        : th_rollup_add(d, acc[walk], b);
+		}
+		d->slot_kind = kinds;
+		assert_int_equal(rc[0], rc[1]);
+		assert_int_equal(need[0], need[1]);
+		assert_memory_equal(acc[0], acc[1], sizeof acc[0]);
+	}
+	th_def_destroy(&d);
+}
+
 static void replace_overflow_leaves_acc(void **state)
 {
 	(void)state;
@@ -744,6 +778,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(randomized_add_sub),
 		cmocka_unit_test(randomized_replace),
 		cmocka_unit_test(replace_overflow_leaves_acc),
+		cmocka_unit_test(slot_kinds_match_column_walk),
 	};
 	return TH_RUN_TESTS(tests, argc, argv);
 }
