@@ -1,5 +1,6 @@
 /* main.c -- tonghop-publish: a unit's agent (send, run, status). */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,7 +31,11 @@ typedef struct conf {
 	char *outbox, *collector, *unit, *key, *server_key, *defs, *drop, *format;
 	int insecure, keep, poll_s, quiet_ms, force_poll, force, verbose;
 	double timeout;
+	long history_days, history_revs;   /* retention (OUTBOX.md); -1: the default */
 } conf;
+
+/* run: the history retention at start and then this often */
+#define PRUNE_EVERY_MS (24LL * 3600 * 1000)
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { (void)sig; g_stop = 1; }
@@ -52,11 +57,13 @@ static void usage(FILE *f)
 "usage: tonghop-publish send [options] FILE...\n"
 "       tonghop-publish run [options] --drop DIR\n"
 "       tonghop-publish status [options] [--format text|json]\n"
+"       tonghop-publish prune [options]\n"
 "\n"
 "send    validates each appendix file, stamps a revision, stores it durably in the\n"
 "        outbox, delivers everything pending and waits for the acknowledgements.\n"
 "run     service mode: watches the drop folder, delivers, reconnects forever.\n"
 "status  shows the outbox: pending, acknowledged (receipts), rejected, last contact.\n"
+"prune   applies the history retention now (run does it at start and daily).\n"
 "\n"
 "options (also as `key = value` lines of a --config file, without the dashes):\n"
 "  --config FILE       read options from FILE (command-line options win)\n"
@@ -76,6 +83,9 @@ static void usage(FILE *f)
 "  --polling           run: do not use inotify, only scan\n"
 "  --quiet-ms MS       run: quiet period after a file is closed (default 500)\n"
 "  --format FMT        status: text (default) or json\n"
+"  --history-days N    keep the history of sent contents at least N days (default 400)\n"
+"  --history-revs K    and the last K contents of every report key (default 10); the\n"
+"                      latest acknowledged, pending and rejected reports are always kept\n"
 "  -v, --verbose       more messages\n"
 "  -h, --help          this text;  -V, --version  the version\n"
 "\n"
@@ -124,6 +134,16 @@ static int set_opt(conf *c, const char *k, const char *v)
 		if (end == v || *end || p < 1 || p > 3600)
 			return -1;
 		c->poll_s = (int)p;
+	} else if (!strcmp(k, "history-days") || !strcmp(k, "history_days")) {
+		long d = strtol(v, &end, 10);
+		if (end == v || *end || d < 0 || d > 100000)
+			return -1;
+		c->history_days = d;
+	} else if (!strcmp(k, "history-revs") || !strcmp(k, "history_revs")) {
+		long r = strtol(v, &end, 10);
+		if (end == v || *end || r < 0 || r > 1000000)
+			return -1;
+		c->history_revs = r;
 	} else if (!strcmp(k, "quiet-ms") || !strcmp(k, "quiet_ms")) {
 		long q = strtol(v, &end, 10);
 		if (end == v || *end || q < 0 || q > 600000)
@@ -461,6 +481,8 @@ static int fetch_defs(conf *c, th_outbox *ob, th_agent *ag, double deadline_ms)
 	return th_agent_welcomed(ag) ? 0 : EX_UNDELIVERED;
 }
 
+static int prune_outbox(const conf *c, th_outbox *ob, th_ob_prune_stats *st);
+
 static int cmd_send(conf *c, int nfiles, char **files)
 {
 	if (nfiles < 1) {
@@ -533,51 +555,75 @@ static int cmd_send(conf *c, int nfiles, char **files)
 		ex = EX_INVALID;
 		goto done;
 	}
-	int refused = 0;
+	/* every report in one durable transaction (one fsync), before any send */
+	int refused = 0, unqueued = 0;
+	th_ob_item *items = calloc((size_t)nfiles, sizeof *items);
+	char **fpaths = calloc((size_t)nfiles, sizeof *fpaths);
+	if (!items || !fpaths) {
+		free(items);
+		free(fpaths);
+		ex = EX_UNDELIVERED;
+		goto done;
+	}
+	for (int i = 0; i < nfiles; i++) {
+		items[i].r = reps[i];
+		items[i].hash = hashes[i];
+		fpaths[i] = realpath(files[i], NULL);
+		items[i].file = fpaths[i] ? fpaths[i] : files[i];
+	}
+	rc = th_outbox_enqueue_many(ob, items, (size_t)nfiles, c->force, th_agent_now_us());
+	if (rc)
+		say("error", "cannot write to the outbox %s: %s", c->outbox, th_strerror(rc));
 	for (int i = 0; i < nfiles; i++) {
 		th_report *r = reps[i];
-		th_ob_enqueued res;
-		char apath[4096];
-		const char *fpath = realpath(files[i], apath) ? apath : files[i];
-		rc = th_outbox_enqueue(ob, r, hashes[i], fpath, c->force, th_agent_now_us(), &res);
-		if (rc) {
-			say("error", "%s: cannot write to the outbox: %s", files[i], th_strerror(rc));
-			ex = EX_UNDELIVERED;
-			goto done;
+		const th_ob_enqueued *res = &items[i].res;
+		if (items[i].rc) {
+			say("error", "%s: %s %s %s: cannot write to the outbox: %s; not queued", files[i],
+			    r->unit, r->appendix, r->period, th_strerror(items[i].rc));
+			unqueued++;
+			continue;
 		}
 		char when[32];
-		fmt_time(res.when, when);
-		switch (res.outcome) {
+		fmt_time(res->when, when);
+		switch (res->outcome) {
 		case TH_OB_NEW:
 			printf("%s: %s %s %s queued as rev %llu\n", files[i], r->unit, r->appendix,
-			       r->period, (unsigned long long)res.rev);
-			track_add(&s, files[i], r, res.rev);
+			       r->period, (unsigned long long)res->rev);
+			track_add(&s, files[i], r, res->rev);
 			break;
 		case TH_OB_SAME_PENDING:
 			printf("%s: %s %s %s: the same content is already queued as rev %llu\n",
-			       files[i], r->unit, r->appendix, r->period, (unsigned long long)res.rev);
-			track_add(&s, files[i], r, res.rev);
+			       files[i], r->unit, r->appendix, r->period, (unsigned long long)res->rev);
+			track_add(&s, files[i], r, res->rev);
 			break;
 		case TH_OB_SAME_DELIVERED:
 			printf("%s: %s %s %s: already delivered (rev %llu, %s)\n", files[i], r->unit,
-			       r->appendix, r->period, (unsigned long long)res.rev,
-			       th_ob_state_name(res.state));
+			       r->appendix, r->period, (unsigned long long)res->rev,
+			       th_ob_state_name(res->state));
 			break;
 		case TH_OB_SAME_STALE:
 			printf("%s: %s %s %s: this content was answered stale (rev %llu): a newer "
 			       "revision is already stored; not sent\n",
-			       files[i], r->unit, r->appendix, r->period, (unsigned long long)res.rev);
+			       files[i], r->unit, r->appendix, r->period, (unsigned long long)res->rev);
 			refused++;
 			break;
 		case TH_OB_OLD_CONTENT:
 			printf("%s: %s %s %s: this content was sent before as rev %llu (%s) and has been "
 			       "superseded since by rev %llu; not sent (use --force to make it current "
 			       "again)\n",
-			       files[i], r->unit, r->appendix, r->period, (unsigned long long)res.rev, when,
-			       (unsigned long long)res.latest_rev);
+			       files[i], r->unit, r->appendix, r->period, (unsigned long long)res->rev, when,
+			       (unsigned long long)res->latest_rev);
 			refused++;
 			break;
 		}
+	}
+	for (int i = 0; i < nfiles; i++)
+		free(fpaths[i]);
+	free(fpaths);
+	free(items);
+	if (rc) {
+		ex = EX_UNDELIVERED;
+		goto done;
 	}
 	fflush(stdout);
 
@@ -636,8 +682,17 @@ static int cmd_send(conf *c, int nfiles, char **files)
 		printf("%zu report(s) not acknowledged before the deadline: they stay in the outbox "
 		       "%s and will be sent next time\n", undelivered, c->outbox);
 		ex = EX_UNDELIVERED;
+	} else if (unqueued) {
+		printf("%d report(s) could not be queued (see the errors above): send them again\n",
+		       unqueued);
+		ex = EX_UNDELIVERED;
 	} else if (bad || refused) {
 		ex = EX_REJECTED;
+	}
+	{
+		/* the retention, as `run` does daily (cheap when nothing is due) */
+		th_ob_prune_stats pst;
+		prune_outbox(c, ob, &pst);
 	}
 done:
 	for (int i = 0; reps && i < nfiles; i++)
@@ -686,19 +741,64 @@ static int write_errors(const char *path, th_diag *d)
 	return 0;
 }
 
-/* Handles one complete file of the drop folder. */
-static void process_drop(conf *c, th_outbox *ob, th_agent *ag, th_watch *w,
-                         const th_defset *defs, const char *name)
+/* One valid file of a scan batch, read and waiting for the outbox. */
+typedef struct drop_item {
+	char *name, *src, *work, *done_, *errs;   /* malloc'd */
+	th_report *r;
+	uint8_t hash[TH_HASH_LEN];
+} drop_item;
+
+/* At most this many files of a scan share one transaction (bounds the
+ * memory of a mass drop; still one fsync per this many files). */
+#define DROP_BATCH 256
+
+static char *fmtdup(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fmtdup(const char *fmt, ...)
 {
-	char src[4096], work[4200], done_[4200], errs[4200];
-	if ((size_t)snprintf(src, sizeof src, "%s/%s", c->drop, name) >= sizeof src ||
-	    (size_t)snprintf(errs, sizeof errs, "%s/%s.errors.txt", c->drop, name) >= sizeof errs ||
-	    (size_t)snprintf(done_, sizeof done_, "%s/.done/%s", c->drop, name) >= sizeof done_ ||
-	    (size_t)snprintf(work, sizeof work, "%s/.work/%s", c->drop, name) >= sizeof work) {
-		say("error", "%s/%s: path too long", c->drop, name);
-		return;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n >= 4096)
+		return NULL;
+	char *p = malloc((size_t)n + 1);
+	if (!p)
+		return NULL;
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+static void drop_item_free(drop_item *it)
+{
+	free(it->name);
+	free(it->src);
+	free(it->work);
+	free(it->done_);
+	free(it->errs);
+	th_report_destroy(&it->r);
+	memset(it, 0, sizeof *it);
+}
+
+/* Takes one complete file of the drop folder and reads it.  An invalid one
+ * is handled here (sidecar, back in place); a valid one fills *it and
+ * returns 1 (to be queued with the rest of the batch); 0 otherwise. */
+static int drop_prepare(conf *c, th_watch *w, const th_defset *defs, const char *name,
+                        drop_item *it)
+{
+	memset(it, 0, sizeof *it);
+	it->name = strdup(name);
+	it->src = fmtdup("%s/%s", c->drop, name);
+	it->errs = fmtdup("%s/%s.errors.txt", c->drop, name);
+	it->done_ = fmtdup("%s/.done/%s", c->drop, name);
+	it->work = fmtdup("%s/.work/%s", c->drop, name);
+	if (!it->name || !it->src || !it->errs || !it->done_ || !it->work) {
+		say("error", "%s/%s: path too long (or out of memory)", c->drop, name);
+		drop_item_free(it);
+		return 0;
 	}
-	const char *path = src;
+	const char *path = it->src;
 	if (!c->keep) {
 		/* take the file out of the folder first: a newer file dropped under
 		 * the same name while we read this one is a new event */
@@ -707,88 +807,188 @@ static void process_drop(conf *c, th_outbox *ob, th_agent *ag, th_watch *w,
 			mkdir(d1, 0750);
 		if ((size_t)snprintf(d1, sizeof d1, "%s/.done", c->drop) < sizeof d1)
 			mkdir(d1, 0750);
-		if (rename(src, work) != 0)
-			return;   /* gone already */
-		path = work;
+		if (rename(it->src, it->work) != 0) {
+			drop_item_free(it);
+			return 0;   /* gone already */
+		}
+		path = it->work;
 	}
 	th_diag *d = th_diag_new();
-	th_report *r = NULL;
-	uint8_t hash[TH_HASH_LEN];
-	if (!d)
-		return;
-	if (read_file(path, defs, &r, hash, d) != 0) {
+	if (!d) {
+		if (!c->keep && link(it->work, it->src) == 0)
+			unlink(it->work);
+		drop_item_free(it);
+		return 0;
+	}
+	if (read_file(path, defs, &it->r, it->hash, d) != 0) {
 		/* rename the diagnostics' file name back to the drop path */
 		th_diag *d2 = th_diag_new();
 		for (size_t i = 0; d2 && i < th_diag_count(d); i++) {
 			const th_diag_entry *e = th_diag_at(d, i);
-			th_diag_add(d2, e->sev, e->code, e->file ? src : NULL, e->line, e->row,
+			th_diag_add(d2, e->sev, e->code, e->file ? it->src : NULL, e->line, e->row,
 			            e->column, "%s", e->msg);
 		}
 		if (d2) {
 			th_diag_destroy(&d);
 			d = d2;
 		}
-		write_errors(errs, d);
-		say("error", "%s: invalid, not sent (%zu problem(s), see %s)", src, th_diag_errors(d),
-		    errs);
+		write_errors(it->errs, d);
+		say("error", "%s: invalid, not sent (%zu problem(s), see %s)", it->src,
+		    th_diag_errors(d), it->errs);
 		print_diag(d, stderr);
 		if (!c->keep) {
 			/* back into place unless a newer file took the name meanwhile */
-			if (link(work, src) == 0) {
-				unlink(work);
+			if (link(it->work, it->src) == 0) {
+				unlink(it->work);
 			} else {
-				char inval[4300];
-				if ((size_t)snprintf(inval, sizeof inval, "%s/.done/%s.invalid", c->drop,
-				                     name) < sizeof inval)
-					rename(work, inval);
+				char *inval = fmtdup("%s/.done/%s.invalid", c->drop, name);
+				if (inval)
+					rename(it->work, inval);
+				free(inval);
 			}
 		}
 		th_watch_done(w, name);
 		th_diag_destroy(&d);
-		return;
+		drop_item_free(it);
+		return 0;
 	}
 	print_diag(d, stderr);   /* warnings */
-	th_ob_enqueued res;
-	int rc = th_outbox_enqueue(ob, r, hash, c->keep ? src : done_, c->force,
-	                           th_agent_now_us(), &res);
+	th_diag_destroy(&d);
+	return 1;
+}
+
+/* After the batch's transaction: says what happened to one file and moves
+ * it to .done (or back in place when it could not be queued). */
+static void drop_finish(conf *c, th_watch *w, drop_item *it, int rc, const th_ob_enqueued *res)
+{
+	const th_report *r = it->r;
+	const char *src = it->src;
 	if (rc) {
 		say("error", "%s: cannot write to the outbox: %s; will try again", src, th_strerror(rc));
-		if (!c->keep && link(work, src) == 0)
-			unlink(work);
-		th_report_destroy(&r);
-		th_diag_destroy(&d);
+		if (!c->keep && link(it->work, src) == 0)
+			unlink(it->work);
 		return;
 	}
-	switch (res.outcome) {
+	switch (res->outcome) {
 	case TH_OB_NEW:
 		say("info", "%s: %s %s %s queued as rev %llu", src, r->unit, r->appendix, r->period,
-		    (unsigned long long)res.rev);
+		    (unsigned long long)res->rev);
 		break;
 	case TH_OB_SAME_PENDING:
 		say("info", "%s: %s %s %s: the same content is already queued (rev %llu)", src,
-		    r->unit, r->appendix, r->period, (unsigned long long)res.rev);
+		    r->unit, r->appendix, r->period, (unsigned long long)res->rev);
 		break;
 	case TH_OB_SAME_DELIVERED:
 		say("info", "%s: %s %s %s: already delivered (rev %llu)", src, r->unit, r->appendix,
-		    r->period, (unsigned long long)res.rev);
+		    r->period, (unsigned long long)res->rev);
 		break;
 	case TH_OB_SAME_STALE:
 	case TH_OB_OLD_CONTENT:
 		say("warning", "%s: %s %s %s: this content was sent before as rev %llu and has been "
 		               "superseded since%s; not sent (send it with --force to make it current "
 		               "again)",
-		    src, r->unit, r->appendix, r->period, (unsigned long long)res.rev,
-		    res.outcome == TH_OB_SAME_STALE ? " (answered stale)" : "");
+		    src, r->unit, r->appendix, r->period, (unsigned long long)res->rev,
+		    res->outcome == TH_OB_SAME_STALE ? " (answered stale)" : "");
 		break;
 	}
-	unlink(errs);
+	unlink(it->errs);
 	if (!c->keep)
-		rename(work, done_);
+		rename(it->work, it->done_);
 	else
-		th_watch_done(w, name);
-	th_agent_kick(ag);
-	th_report_destroy(&r);
-	th_diag_destroy(&d);
+		th_watch_done(w, it->name);
+}
+
+/* Handles the complete files of one scan: each is read and validated on its
+ * own (an invalid one holds back nothing), then every valid one is queued in
+ * one durable transaction, then they move to .done. */
+static void process_drops(conf *c, th_outbox *ob, th_agent *ag, th_watch *w,
+                          const th_defset *defs, char **names, size_t n)
+{
+	drop_item *items = calloc(DROP_BATCH, sizeof *items);
+	th_ob_item *q = calloc(DROP_BATCH, sizeof *q);
+	if (!items || !q) {
+		free(items);
+		free(q);
+		return;   /* the files stay where they are and come back at the next scan */
+	}
+	size_t i = 0;
+	while (i < n && !g_stop) {
+		size_t k = 0;
+		for (; i < n && k < DROP_BATCH && !g_stop; i++)
+			if (drop_prepare(c, w, defs, names[i], &items[k])) {
+				memset(&q[k], 0, sizeof q[k]);
+				q[k].r = items[k].r;
+				q[k].hash = items[k].hash;
+				q[k].file = c->keep ? items[k].src : items[k].done_;
+				k++;
+			}
+		if (!k)
+			continue;
+		int rc = th_outbox_enqueue_many(ob, q, k, c->force, th_agent_now_us());
+		if (rc)
+			say("error", "cannot write to the outbox %s: %s", c->outbox, th_strerror(rc));
+		for (size_t j = 0; j < k; j++) {
+			drop_finish(c, w, &items[j], q[j].rc, &q[j].res);
+			drop_item_free(&items[j]);
+		}
+		th_agent_kick(ag);
+	}
+	free(items);
+	free(q);
+}
+
+/* Files left in DIR/.work by an agent killed while handling them go back
+ * into the drop folder (read again: if they were queued already, the same
+ * content is recognised); when a newer file took the name meanwhile, the
+ * older one is kept aside as DIR/.done/NAME.interrupted. */
+static void recover_work(const conf *c)
+{
+	if (c->keep)
+		return;
+	char wd[4200];
+	if ((size_t)snprintf(wd, sizeof wd, "%s/.work", c->drop) >= sizeof wd)
+		return;
+	DIR *d = opendir(wd);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char from[4500], to[4500];
+		if ((size_t)snprintf(from, sizeof from, "%s/%s", wd, de->d_name) >= sizeof from ||
+		    (size_t)snprintf(to, sizeof to, "%s/%s", c->drop, de->d_name) >= sizeof to)
+			continue;
+		if (link(from, to) == 0) {
+			unlink(from);
+			say("info", "%s: taken back from an interrupted run", to);
+		} else if (errno == EEXIST &&
+		           (size_t)snprintf(to, sizeof to, "%s/.done/%s.interrupted", c->drop,
+		                            de->d_name) < sizeof to) {
+			rename(from, to);
+			say("warning", "%s/%s: a newer file has the name; the one an interrupted run was "
+			               "handling is kept as %s", c->drop, de->d_name, to);
+		}
+	}
+	closedir(d);
+}
+
+/* The retention of OUTBOX.md with the configured bounds. */
+static int prune_outbox(const conf *c, th_outbox *ob, th_ob_prune_stats *st)
+{
+	th_ob_retention rt;
+	memset(&rt, 0, sizeof rt);
+	rt.days = c->history_days >= 0 ? c->history_days : TH_OB_HISTORY_DAYS;
+	rt.revs = c->history_revs >= 0 ? (uint32_t)c->history_revs : TH_OB_HISTORY_REVS;
+	int rc = th_outbox_prune(ob, &rt, th_agent_now_us(), st);
+	if (rc)
+		say("warning", "%s: pruning the history failed: %s (nothing needed was removed; "
+		               "tried again later)", c->outbox, th_strerror(rc));
+	else if (st->pruned)
+		say("info", "%s: history pruned: %zu old content record(s) of %zu report key(s) "
+		            "removed (older than %lld days and beyond the last %u of their key)",
+		    c->outbox, st->pruned, st->keys, (long long)rt.days, rt.revs);
+	return rc;
 }
 
 static int cmd_run(conf *c)
@@ -813,6 +1013,7 @@ static int cmd_run(conf *c)
 	if (open_outbox(c, &ob) != 0)
 		return EX_UNDELIVERED;
 	const char *why = NULL;
+	recover_work(c);   /* before the watch: they count as present at start */
 	th_watch_opts wo = {c->drop, c->quiet_ms, c->poll_s, c->force_poll};
 	if (th_watch_open(&wo, &w, &why) != 0) {
 		say("error", "%s: %s", c->drop, why ? why : "cannot watch");
@@ -829,6 +1030,9 @@ static int cmd_run(conf *c)
 	}
 	say("info", "watching %s (%s), delivering to %s, outbox %s", c->drop, th_watch_backend(w),
 	    c->collector, c->outbox);
+	th_ob_prune_stats pst;
+	prune_outbox(c, ob, &pst);
+	int64_t next_prune = th_agent_mono_ms() + PRUNE_EVERY_MS;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
@@ -853,13 +1057,17 @@ static int cmd_run(conf *c)
 			}
 		}
 		welcomed_before = th_agent_welcomed(ag);
+		if (th_agent_mono_ms() >= next_prune) {
+			prune_outbox(c, ob, &pst);
+			next_prune = th_agent_mono_ms() + PRUNE_EVERY_MS;
+		}
 		if (!defs)
 			continue;   /* files wait until the collector sends the definitions */
 		char **names = NULL;
 		size_t n = 0;
 		th_watch_ready(w, th_agent_mono_ms(), &names, &n);
-		for (size_t i = 0; i < n && !g_stop; i++)
-			process_drop(c, ob, ag, w, defs, names[i]);
+		if (n)
+			process_drops(c, ob, ag, w, defs, names, n);
 		th_watch_names_free(names, n);
 	}
 	say("info", "stopping: %zu report(s) pending in the outbox", th_outbox_count(ob, TH_OB_TPENDING));
@@ -1002,6 +1210,7 @@ static int cmd_status(conf *c)
 			printf("null");
 		printf(",\n  \"last_error\": ");
 		json_str(stdout, m.last_error);
+		printf(",\n  \"history\": %zu", th_outbox_history_count(ob));
 		for (int t = 0; t < 3; t++) {
 			printf(",\n  \"%s\": [", names[t]);
 			status_ctx s = {1, 1, (th_ob_table)t};
@@ -1020,9 +1229,34 @@ static int cmd_status(conf *c)
 			status_ctx s = {0, 1, (th_ob_table)t};
 			th_outbox_list(ob, (th_ob_table)t, 0, status_row, &s);
 		}
+		printf("history: %zu content record(s) (to refuse superseded content; see prune)\n",
+		       th_outbox_history_count(ob));
 	}
 	th_outbox_close(&ob);
 	return 0;
+}
+
+/* --- prune ------------------------------------------------------------------------------- */
+static int cmd_prune(conf *c)
+{
+	struct stat st;
+	if (stat(c->outbox, &st) != 0) {
+		say("error", "%s: no outbox here (--outbox DIR?)", c->outbox);
+		return EX_REJECTED;
+	}
+	th_outbox *ob = NULL;
+	if (open_outbox(c, &ob) != 0)
+		return EX_UNDELIVERED;
+	size_t before = th_outbox_history_count(ob);
+	th_ob_prune_stats ps;
+	memset(&ps, 0, sizeof ps);
+	int rc = prune_outbox(c, ob, &ps);
+	if (rc == 0)
+		printf("history: %zu of %zu content record(s) removed (%zu report key(s) looked at, "
+		       "%zu transaction(s)); %zu kept\n",
+		       ps.pruned, before, ps.keys, ps.txns, th_outbox_history_count(ob));
+	th_outbox_close(&ob);
+	return rc ? EX_UNDELIVERED : EX_OK;
 }
 
 /* --- main -------------------------------------------------------------------------------- */
@@ -1031,6 +1265,8 @@ int main(int argc, char **argv)
 	conf c;
 	memset(&c, 0, sizeof c);
 	c.timeout = 60;
+	c.history_days = -1;
+	c.history_revs = -1;
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"outbox", required_argument, NULL, 'o'},
@@ -1048,6 +1284,8 @@ int main(int argc, char **argv)
 		{"polling", no_argument, NULL, 'L'},
 		{"quiet-ms", required_argument, NULL, 'Q'},
 		{"format", required_argument, NULL, 'f'},
+		{"history-days", required_argument, NULL, 'H'},
+		{"history-revs", required_argument, NULL, 'R'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -1174,6 +1412,10 @@ int main(int argc, char **argv)
 		ex = nfiles ? EX_USAGE : cmd_run(&c);
 		if (nfiles)
 			fprintf(stderr, "tonghop-publish run: unexpected argument %s\n", files[0]);
+	} else if (!strcmp(cmd, "prune")) {
+		ex = nfiles ? EX_USAGE : cmd_prune(&c);
+		if (nfiles)
+			fprintf(stderr, "tonghop-publish prune: unexpected argument %s\n", files[0]);
 	} else if (!strcmp(cmd, "status")) {
 		ex = nfiles ? EX_USAGE : cmd_status(&c);
 		if (nfiles)

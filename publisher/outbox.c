@@ -714,6 +714,73 @@ int th_outbox_enqueue(th_outbox *ob, const th_report *r, const uint8_t hash[TH_H
 	return rc;
 }
 
+/* --- enqueue many ------------------------------------------------------------------- */
+typedef struct many_ctx {
+	th_ob_item *items;
+	size_t n;
+	int force;
+	int64_t now;
+} many_ctx;
+
+/* Every item in the one transaction.  An item whose key cannot be built
+ * fails alone (nothing of it was written); any other failure aborts the
+ * whole transaction.  1 when nothing was written. */
+static int many_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
+{
+	many_ctx *x = vctx;
+	int wrote = 0;
+	for (size_t i = 0; i < x->n; i++) {
+		th_ob_item *it = &x->items[i];
+		memset(&it->res, 0, sizeof it->res);
+		it->rc = 0;
+		if (!it->r || !it->hash) {
+			it->rc = TH_EINVAL;
+			continue;
+		}
+		uint8_t pk[OB_KEY_MAX];
+		int pl = mk_key(pk, it->r->unit, it->r->appendix, it->r->period, NULL, 0);
+		if (pl < 0) {
+			it->rc = pl;
+			continue;
+		}
+		enq_ctx e = {it->r, it->hash, it->file, x->force, x->now, &it->res};
+		int rc = enq_fn(ob, txn, &e);
+		if (rc < 0)
+			return rc;
+		wrote |= rc == 0;
+	}
+	return wrote ? 0 : 1;
+}
+
+int th_outbox_enqueue_many(th_outbox *ob, th_ob_item *items, size_t n, int force,
+                           int64_t now_us)
+{
+	if (!ob || (!items && n))
+		return TH_EINVAL;
+	if (!n)
+		return 0;
+	many_ctx x = {items, n, force, now_us};
+	int rc = ob_write(ob, many_fn, &x);
+	if (rc == 1)
+		rc = 0;
+	if (rc == 0)
+		return 0;
+	/* the shared transaction failed: nothing of it was written.  Each item
+	 * in a transaction of its own, so that one that cannot be written does
+	 * not hold back the others (slow, but only on this error path). */
+	int any = 0;
+	for (size_t i = 0; i < n; i++) {
+		th_ob_item *it = &items[i];
+		if (!it->r || !it->hash) {
+			it->rc = TH_EINVAL;
+			continue;
+		}
+		it->rc = th_outbox_enqueue(ob, it->r, it->hash, it->file, force, now_us, &it->res);
+		any |= it->rc == 0;
+	}
+	return any ? 0 : rc;
+}
+
 /* --- listing ------------------------------------------------------------------------ */
 static MDB_dbi table_dbi(th_outbox *ob, th_ob_table t)
 {
@@ -1411,4 +1478,305 @@ int th_outbox_set_contact(th_outbox *ob, const char *collector, int64_t when, co
 {
 	contact_ctx x = {collector, when, error};
 	return ob_write(ob, contact_fn, &x);
+}
+
+/* --- retention: pruning the history ---------------------------------------------------- */
+#define OB_PRUNE_BATCH 1000
+#define OB_PRUNE_SCAN 20000
+
+typedef struct hent {
+	uint8_t hash[TH_HASH_LEN];
+	uint64_t rev;
+	int64_t created;
+	int ok;                     /* the value was readable */
+} hent;
+
+typedef struct prune_ctx {
+	const th_ob_retention *rt;
+	int64_t cutoff;             /* entries stamped before this may go */
+	size_t batch, scan;
+	/* where the next transaction starts (len 0: the first key) and what
+	 * is done, as of the last commit */
+	uint8_t resume[512];
+	size_t resume_len;
+	int done;
+	th_ob_prune_stats st;
+	/* the same during a transaction (copied back after its commit) */
+	uint8_t t_resume[512];
+	size_t t_resume_len;
+	int t_done;
+	th_ob_prune_stats t_st;
+	/* scratch */
+	hent *h;
+	size_t h_cap;
+	uint64_t *keep;
+	size_t keep_cap;
+} prune_ctx;
+
+static int cmp_u64_desc(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static int keep_add(prune_ctx *x, size_t *n, uint64_t rev)
+{
+	if (*n == x->keep_cap) {
+		size_t nc = x->keep_cap ? x->keep_cap * 2 : 16;
+		uint64_t *nk = realloc(x->keep, nc * sizeof *nk);
+		if (!nk)
+			return TH_ENOMEM;
+		x->keep = nk;
+		x->keep_cap = nc;
+	}
+	x->keep[(*n)++] = rev;
+	return 0;
+}
+
+/* The revs of a key held in pending or rejected (key RK be64(rev)). */
+static int table_revs(prune_ctx *x, MDB_txn *txn, MDB_dbi dbi, const uint8_t *pk, size_t pl,
+                      size_t *n)
+{
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, dbi, &c);
+	if (rc)
+		return ob_err(rc);
+	MDB_val k = {pl, (void *)pk}, v;
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size >= pl && memcmp(k.mv_data, pk, pl) == 0) {
+		if (k.mv_size == pl + 8) {
+			uint64_t r = 0;
+			for (int i = 0; i < 8; i++)
+				r = (r << 8) | ((const uint8_t *)k.mv_data)[pl + (size_t)i];
+			int arc = keep_add(x, n, r);
+			if (arc) {
+				mdb_cursor_close(c);
+				return arc;
+			}
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : ob_err(rc);
+}
+
+/* One bounded transaction: whole keys (their history entries) from
+ * t_resume on, until batch deletions or scan entries looked at. */
+static int prune_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
+{
+	prune_ctx *x = vctx;
+	memcpy(x->t_resume, x->resume, x->resume_len);
+	x->t_resume_len = x->resume_len;
+	x->t_done = 0;
+	x->t_st = x->st;
+	size_t deleted = 0, scanned = 0;
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, ob->history, &c);
+	if (rc)
+		return ob_err(rc);
+	while (deleted < x->batch && scanned < x->scan) {
+		MDB_val k = {x->t_resume_len, x->t_resume}, v;
+		int mrc = x->t_resume_len ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)
+		                          : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		if (mrc == MDB_NOTFOUND) {
+			x->t_done = 1;
+			break;
+		}
+		if (mrc) {
+			rc = ob_err(mrc);
+			goto out;
+		}
+		/* the key's prefix [u8 n][n bytes] */
+		uint8_t pk[OB_KEY_MAX];
+		const uint8_t *kd = k.mv_data;
+		size_t pl = k.mv_size ? 1 + (size_t)kd[0] : 0;
+		if (!pl || pl > k.mv_size || pl > sizeof pk)
+			goto skip;
+		memcpy(pk, kd, pl);
+		size_t nh = 0;
+		while (mrc == 0 && k.mv_size >= pl && memcmp(k.mv_data, pk, pl) == 0) {
+			if (nh == x->h_cap) {
+				size_t nc = x->h_cap ? x->h_cap * 2 : 64;
+				hent *nhp = realloc(x->h, nc * sizeof *nhp);
+				if (!nhp) {
+					rc = TH_ENOMEM;
+					goto out;
+				}
+				x->h = nhp;
+				x->h_cap = nc;
+			}
+			hent *h = &x->h[nh];
+			memset(h, 0, sizeof *h);
+			if (k.mv_size == pl + TH_HASH_LEN && v.mv_size >= 17) {
+				memcpy(h->hash, (const uint8_t *)k.mv_data + pl, TH_HASH_LEN);
+				rd hr = {v.mv_data, v.mv_size, 0, 0};
+				h->rev = r_u64(&hr);
+				r_u8(&hr);
+				h->created = (int64_t)r_u64(&hr);
+				h->ok = !hr.bad;
+			}
+			nh++;
+			mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+		scanned += nh;
+		x->t_st.scanned += nh;
+		x->t_st.keys++;
+		/* the next key, copied before any deletion moves page contents */
+		uint8_t nextk[512];
+		size_t nextl = 0;
+		if (mrc == 0) {
+			if (k.mv_size > sizeof nextk) {
+				rc = TH_ESTORE;
+				goto out;
+			}
+			memcpy(nextk, k.mv_data, k.mv_size);
+			nextl = k.mv_size;
+		} else if (mrc != MDB_NOTFOUND) {
+			rc = ob_err(mrc);
+			goto out;
+		}
+		/* what the agent needs: the acknowledged, pending and rejected
+		 * revisions of the key, and the `revs` most recent contents */
+		size_t nk = 0;
+		MDB_val av;
+		int grc = get(txn, ob->acked, pk, pl, &av);
+		if (grc == 0) {
+			th_ob_entry e;
+			if (dec_entry(&av, 0, &e, NULL, NULL) == 0) {
+				grc = keep_add(x, &nk, e.rev);
+				th_ob_entry_free(&e);
+			}
+		}
+		if (grc && grc != TH_ENOTFOUND) {
+			rc = grc;
+			goto out;
+		}
+		if ((rc = table_revs(x, txn, ob->pending, pk, pl, &nk)) != 0 ||
+		    (rc = table_revs(x, txn, ob->rejected, pk, pl, &nk)) != 0)
+			goto out;
+		uint64_t top = 0;   /* contents with rev >= top are among the most recent */
+		int any_top = 0;
+		if (x->rt->revs > 0) {
+			uint64_t *rs = malloc((nh ? nh : 1) * sizeof *rs);
+			if (!rs) {
+				rc = TH_ENOMEM;
+				goto out;
+			}
+			size_t nr = 0;
+			for (size_t i = 0; i < nh; i++)
+				if (x->h[i].ok)
+					rs[nr++] = x->h[i].rev;
+			qsort(rs, nr, sizeof *rs, cmp_u64_desc);
+			any_top = 1;
+			top = nr > x->rt->revs ? rs[x->rt->revs - 1] : 0;
+			free(rs);
+		}
+		int partial = 0;
+		for (size_t i = 0; i < nh; i++) {
+			const hent *h = &x->h[i];
+			if (!h->ok || (any_top && h->rev >= top) || h->created >= x->cutoff)
+				continue;
+			int needed = 0;
+			for (size_t j = 0; j < nk && !needed; j++)
+				needed = x->keep[j] == h->rev;
+			if (needed)
+				continue;
+			if (deleted == x->batch) {
+				partial = 1;   /* the rest of this key in the next transaction */
+				break;
+			}
+			uint8_t hk[OB_KEY_MAX];
+			memcpy(hk, pk, pl);
+			memcpy(hk + pl, h->hash, TH_HASH_LEN);
+			if ((rc = del(txn, ob->history, hk, pl + TH_HASH_LEN)) != 0)
+				goto out;
+			deleted++;
+			x->t_st.pruned++;
+		}
+		if (partial) {
+			memcpy(x->t_resume, pk, pl);
+			x->t_resume_len = pl;
+			x->t_st.keys--;   /* visited again */
+			break;
+		}
+		if (mrc == MDB_NOTFOUND) {
+			x->t_done = 1;
+			break;
+		}
+		memcpy(x->t_resume, nextk, nextl);
+		x->t_resume_len = nextl;
+		continue;
+skip:
+		/* a key this agent does not write: kept, stepped over */
+		scanned++;
+		x->t_st.scanned++;
+		mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		if (mrc == MDB_NOTFOUND) {
+			x->t_done = 1;
+			break;
+		}
+		if (mrc || k.mv_size > sizeof x->t_resume) {
+			rc = mrc ? ob_err(mrc) : TH_ESTORE;
+			goto out;
+		}
+		memcpy(x->t_resume, k.mv_data, k.mv_size);
+		x->t_resume_len = k.mv_size;
+	}
+out:
+	mdb_cursor_close(c);
+	if (rc)
+		return rc;
+	return deleted ? 0 : 1;
+}
+
+int th_outbox_prune(th_outbox *ob, const th_ob_retention *rt, int64_t now_us,
+                    th_ob_prune_stats *stats)
+{
+	if (!ob || !rt || rt->days < 0)
+		return TH_EINVAL;
+	prune_ctx *x = calloc(1, sizeof *x);
+	if (!x)
+		return TH_ENOMEM;
+	x->rt = rt;
+	int64_t span = rt->days > INT64_MAX / 86400000000LL ? INT64_MAX : rt->days * 86400000000LL;
+	x->cutoff = now_us > INT64_MIN + span ? now_us - span : INT64_MIN;
+	x->batch = rt->batch ? rt->batch : OB_PRUNE_BATCH;
+	x->scan = rt->scan ? rt->scan : OB_PRUNE_SCAN;
+	int rc = 0;
+	while (!x->done) {
+		rc = ob_write(ob, prune_fn, x);
+		if (rc < 0)
+			break;
+		/* committed (0) or nothing to delete (1): either way this stretch
+		 * of keys is done */
+		memcpy(x->resume, x->t_resume, x->t_resume_len);
+		x->resume_len = x->t_resume_len;
+		x->done = x->t_done;
+		x->st = x->t_st;
+		if (rc == 0) {
+			x->st.txns++;
+			if (rt->progress && rt->progress(rt->ctx, &x->st)) {
+				rc = 0;
+				break;
+			}
+		}
+		rc = 0;
+	}
+	if (stats)
+		*stats = x->st;
+	free(x->h);
+	free(x->keep);
+	free(x);
+	return rc;
+}
+
+size_t th_outbox_history_count(th_outbox *ob)
+{
+	MDB_txn *txn;
+	if (mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn))
+		return 0;
+	MDB_stat st;
+	size_t n = mdb_stat(txn, ob->history, &st) == 0 ? st.ms_entries : 0;
+	mdb_txn_abort(txn);
+	return n;
 }

@@ -91,6 +91,27 @@ typedef struct th_ob_enqueued {
 int th_outbox_enqueue(th_outbox *ob, const th_report *r, const uint8_t hash[TH_HASH_LEN],
                       const char *file, int force, int64_t now_us, th_ob_enqueued *res);
 
+/* One report of th_outbox_enqueue_many: r, hash and file (may be NULL) in,
+ * rc and res out. */
+typedef struct th_ob_item {
+	const th_report *r;
+	const uint8_t *hash;        /* TH_HASH_LEN bytes */
+	const char *file;
+	int rc;                     /* 0, or TH_E* for this report (nothing of it written) */
+	th_ob_enqueued res;         /* when rc == 0 */
+} th_ob_item;
+
+/* th_outbox_enqueue for every item in ONE durable transaction (one fsync):
+ * the same rules and results as n calls in that order (a later item sees
+ * the earlier ones: two files of one key get increasing revs), all stamped
+ * with now_us.  An item whose key is unusable fails alone (items[i].rc).
+ * When the shared transaction cannot be written, each item is tried in a
+ * transaction of its own, so one that cannot be written does not hold
+ * back the others.  Returns 0 when every item has its answer in rc, or a
+ * TH_E* when nothing could be written at all (then each rc says why). */
+int th_outbox_enqueue_many(th_outbox *ob, th_ob_item *items, size_t n, int force,
+                           int64_t now_us);
+
 /* Calls cb for each entry of a table in key order (pending: key then rev).
  * The entry is valid during the call only.  With want_report the report is
  * decoded into e->report.  A non-zero cb return stops and is returned. */
@@ -133,6 +154,42 @@ int th_outbox_store_seen(th_outbox *ob, const uint8_t store[TH_STORE_UUID_LEN], 
  * absent: a store restored from a backup keeps its uuid but lost the later
  * acknowledged revisions.  *n gets their number. */
 int th_outbox_requeue_behind(th_outbox *ob, const th_rev_entry *revs, size_t nrevs, size_t *n);
+
+/* Retention (OUTBOX.md "Retention").  What the agent needs is never
+ * pruned: pending, acked (the latest acknowledged revision of every key,
+ * with its report) and rejected stay as they are.  What grows with every
+ * revision is the history (one entry per content ever stamped, used to
+ * refuse superseded content); an entry goes when ALL hold: it was stamped
+ * more than `days` days ago, it is not among the `revs` most recent
+ * contents of its key, and its rev is not the key's acknowledged, a
+ * pending or a rejected rev. */
+typedef struct th_ob_prune_stats {
+	size_t scanned;             /* history entries looked at */
+	size_t keys;                /* report keys looked at */
+	size_t pruned;              /* history entries deleted */
+	size_t txns;                /* transactions committed */
+} th_ob_prune_stats;
+
+typedef struct th_ob_retention {
+	int64_t days;               /* >= 0 */
+	uint32_t revs;              /* 0: the count keeps nothing by itself */
+	size_t batch;               /* deletions per transaction (0: 1000) */
+	size_t scan;                /* entries looked at per transaction (0: 20000) */
+	/* after each committed transaction (may be NULL); non-zero stops */
+	int (*progress)(void *ctx, const th_ob_prune_stats *st);
+	void *ctx;
+} th_ob_retention;
+
+#define TH_OB_HISTORY_DAYS 400
+#define TH_OB_HISTORY_REVS 10
+
+/* Prunes the history in bounded transactions (each commits durably; a kill
+ * between or inside them leaves a consistent outbox, and the next pass
+ * starts over).  *stats (may be NULL) says what was done. */
+int th_outbox_prune(th_outbox *ob, const th_ob_retention *rt, int64_t now_us,
+                    th_ob_prune_stats *stats);
+/* Entries of the history table. */
+size_t th_outbox_history_count(th_outbox *ob);
 
 /* Contact bookkeeping for `status`. */
 typedef struct th_ob_meta {
