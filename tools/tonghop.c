@@ -1364,7 +1364,7 @@ static const char *usage_main =
 	"  rollup    one row per unit of a level (or children of a unit) with subtree totals\n"
 	"  status    completeness per unit: expected, reported, on time, late, missing\n"
 	"  report    a unit's current report, and with --history every revision and its changes\n"
-	"  units     the hierarchy: a list, a tree with contacts, the versions\n"
+	"  units     the hierarchy: a list, a tree with contacts, its versions; submit a new one\n"
 	"  validate  check appendix files exactly as the agent and the collector do\n"
 	"  check     verify a store: rollups equal a recomputation, every report valid\n"
 	"  rebuild   recompute every rollup of a store from the latest revisions (writes)\n"
