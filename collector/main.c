@@ -7,6 +7,7 @@
 #include "th_def.h"
 #include "th_store.h"
 #include "th_units.h"
+#include "unitsdir.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -22,7 +24,7 @@
 #define MAX_DEADLINES 1024
 
 typedef struct {
-	const char *db, *defs, *bind, *pub, *query, *keys, *server_key, *metrics;
+	const char *db, *defs, *bind, *pub, *query, *keys, *server_key, *metrics, *units_dir;
 	const char *units[MAX_UNITS_FILES];
 	int n_units;
 	const char *deadlines[MAX_DEADLINES];
@@ -43,7 +45,9 @@ static void usage(FILE *f)
 	"\n"
 	"options (also `name = value` lines of a --config file, without the dashes):\n"
 	"  --db DIR             store directory (created when absent)          [required]\n"
-	"  --units FILE         unit hierarchy file; repeat for several versions [required]\n"
+	"  --units FILE         unit hierarchy file; repeat for several versions\n"
+	"  --units-dir DIR      also load every DIR/*.units; an admin's submitted version is\n"
+	"                       written there (at least one hierarchy file is required)\n"
 	"  --defs DIR           appendix definitions (default: %s)\n"
 	"  --bind ENDPOINT      ingest socket for agents (default tcp://127.0.0.1:7701)\n"
 	"  --pub ENDPOINT       rollup change stream (default tcp://127.0.0.1:7702)\n"
@@ -64,7 +68,8 @@ static void usage(FILE *f)
 	"  -V, --version        version\n"
 	"\n"
 	"Signals: SIGTERM/SIGINT finish the current group and exit; SIGHUP reloads keys and\n"
-	"hierarchy files.  Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 bad configuration.\n",
+	"hierarchy files (the --units files and --units-dir).\n"
+	"Exit codes: 0 ok, 1 runtime failure, 2 usage, 3 bad configuration.\n",
 	th_def_default_dir());
 }
 
@@ -74,7 +79,7 @@ static const struct option long_opts[] = {
 	{"insecure", 0, 0, 'I'}, {"deadline", 1, 0, 'L'}, {"group-max", 1, 0, 'g'},
 	{"map-size", 1, 0, 'm'}, {"log-level", 1, 0, 'l'}, {"config", 1, 0, 'c'},
 	{"allow-root", 0, 0, 'R'}, {"metrics", 1, 0, 'M'}, {"check", 0, 0, 'n'}, {"help", 0, 0, 'h'},
-	{"version", 0, 0, 'V'}, {"max-inflight", 1, 0, 'F'},
+	{"version", 0, 0, 'V'}, {"max-inflight", 1, 0, 'F'}, {"units-dir", 1, 0, 'U'},
 	{0, 0, 0, 0}};
 
 static int set_opt(conf *c, int ch, const char *arg, const char *where);
@@ -173,6 +178,7 @@ static int set_opt(conf *c, int ch, const char *arg, const char *where)
 		}
 		c->units[c->n_units++] = arg;
 		break;
+	case 'U': c->units_dir = arg; break;
 	case 'D': c->defs = arg; break;
 	case 'b': c->bind = arg; break;
 	case 'p': c->pub = arg; break;
@@ -230,9 +236,101 @@ typedef struct {
 	conf *c;
 	th_store *store;
 	th_zap *zap;
-	th_units **hier;
+	th_units **hier;          /* the files parsed at start (for --check and the first load) */
 	int n_hier;
+	char **paths;             /* their paths: the --units files, then --units-dir by name */
+	size_t n_paths;
 } runtime;
+
+/* Every hierarchy file: the --units files, then the *.units files of --units-dir
+ * by name.  *paths malloc'd (th_unitsdir_free).  Logs and returns non-zero when
+ * the directory cannot be read. */
+static int units_paths(const conf *c, char ***paths, size_t *n)
+{
+	char **dir = NULL;
+	size_t nd = 0;
+	/* a directory not created yet (it is at start) holds no file */
+	if (c->units_dir && th_unitsdir_list(c->units_dir, &dir, &nd) != 0 && errno != ENOENT) {
+		th_log(TH_LOG_ERROR, "config", "--units-dir %s: cannot read it: %s", c->units_dir,
+		       strerror(errno));
+		return -1;
+	}
+	char **v = calloc((size_t)c->n_units + nd + 1, sizeof *v);
+	if (!v) {
+		th_unitsdir_free(dir, nd);
+		return -1;
+	}
+	size_t k = 0;
+	for (int i = 0; i < c->n_units; i++)
+		if (!(v[k++] = strdup(c->units[i]))) {
+			th_unitsdir_free(v, k);
+			th_unitsdir_free(dir, nd);
+			return -1;
+		}
+	for (size_t i = 0; i < nd; i++)
+		v[k++] = dir[i];
+	free(dir);
+	*paths = v;
+	*n = k;
+	return 0;
+}
+
+struct find_version {
+	const char *id;
+	const th_units *found;
+};
+
+static int find_version_cb(void *ctx, const th_units *u)
+{
+	struct find_version *f = ctx;
+	if (strcmp(th_units_version(u), f->id) != 0)
+		return 0;
+	f->found = u;
+	return 1;
+}
+
+/* The store's copy of hierarchy version id, or NULL. */
+static const th_units *stored_version(th_store *s, const char *id)
+{
+	struct find_version f = {id, NULL};
+	th_store_hierarchies(s, find_version_cb, &f);
+	return f.found;
+}
+
+/* Loads one hierarchy file into the store, as at start and on SIGHUP: parse,
+ * then th_store_add_hierarchy_from with origin "file PATH" (a version the store
+ * has already keeps its first origin).  Problems go to the log and, when
+ * diag is not NULL, to diag.  *loaded (may be NULL): the stored version. */
+static int load_units_file(runtime *rt, const char *path, const char *origin, th_diag *diag,
+                           const th_units **loaded)
+{
+	th_diag *d = diag ? diag : th_diag_new();
+	th_units *u = NULL;
+	char org[TH_ORIGIN_MAX];
+	int rc = th_units_load(path, &u, d);
+	if (rc != 0) {
+		print_diag(d);
+		th_log(TH_LOG_ERROR, "units", "%s: not loaded: %s", path, th_strerror(rc));
+		goto out;
+	}
+	snprintf(org, sizeof org, "%s%sfile %s", origin ? origin : "", origin ? ", " : "", path);
+	rc = th_store_add_hierarchy_from(rt->store, u, org);
+	if (rc != 0) {
+		th_log(TH_LOG_ERROR, "units", "%s: hierarchy %s not loaded: %s%s", path, th_units_version(u),
+		       th_strerror(rc), rc == TH_EEXIST ? " (the store has another text under this "
+		                                         "@version; a changed hierarchy needs a new @version)" : "");
+		goto out;
+	}
+	th_log(TH_LOG_INFO, "units", "hierarchy %s (%zu units, %u levels) loaded from %s",
+	       th_units_version(u), th_units_count(u), th_units_max_depth(u), path);
+	if (loaded)
+		*loaded = stored_version(rt->store, th_units_version(u));   /* outlives u */
+out:
+	th_units_destroy(&u);
+	if (!diag)
+		th_diag_destroy(&d);
+	return rc;
+}
 
 /* Parses every deadline spec; applies them to the store when s != NULL. */
 static int apply_deadlines(const conf *c, th_store *s)
@@ -278,30 +376,152 @@ static void do_reload(void *ctx)
 			th_log(TH_LOG_ERROR, "auth", "keys file not reloaded; the old keys stay in force");
 		}
 	}
-	th_diag_clear(d);
-	for (int i = 0; i < rt->c->n_units; i++) {
-		th_units *u = NULL;
-		if (th_units_load(rt->c->units[i], &u, d) != 0) {
-			print_diag(d);
-			th_diag_clear(d);
-			continue;
-		}
-		int rc = th_store_add_hierarchy(rt->store, u);
-		if (rc == 0) {
-			th_log(TH_LOG_INFO, "units", "hierarchy %s (%zu units) loaded", th_units_version(u),
-			       th_units_count(u));
-			th_units **nh = realloc(rt->hier, (size_t)(rt->n_hier + 1) * sizeof *nh);
-			if (nh) {
-				rt->hier = nh;
-				rt->hier[rt->n_hier++] = u;
-				u = NULL;
-			}
-		} else {
-			th_log(TH_LOG_ERROR, "units", "%s: %s", rt->c->units[i], th_strerror(rc));
-		}
-		th_units_destroy(&u);
-	}
 	th_diag_destroy(&d);
+	char **paths = NULL;
+	size_t n = 0;
+	if (units_paths(rt->c, &paths, &n) != 0) {
+		th_log(TH_LOG_ERROR, "units", "hierarchy files not reloaded");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		load_units_file(rt, paths[i], NULL, NULL, NULL);
+	th_unitsdir_free(paths, n);
+}
+
+static void ymd_text(int32_t ymd, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%04d-%02d-%02d", (int)(ymd / 10000), (int)(ymd / 100 % 100), (int)(ymd % 100));
+}
+
+/* The first day of a period (yyyymmdd): "2021", "2021-Q3", "2021-H2", "2021-06". */
+static int32_t period_start(const char *p)
+{
+	int y = atoi(p), m = 1;
+	if (strlen(p) == 7)
+		m = p[5] == 'Q' ? (p[6] - '1') * 3 + 1 : p[5] == 'H' ? (p[6] == '2' ? 7 : 1) : atoi(p + 5);
+	return y * 10000 + m * 100 + 1;
+}
+
+typedef struct {
+	int32_t effective;
+	char *list;
+	size_t len, cap;
+} late_periods;
+
+/* Collects the bound periods that start on or after the new version's date. */
+static int late_cb(void *ctx, const char *period, const char *version)
+{
+	late_periods *l = ctx;
+	if (period_start(period) < l->effective)
+		return 0;
+	size_t add = strlen(period) + strlen(version) + 8;
+	if (l->len + add >= l->cap) {
+		size_t cap = (l->cap + add) * 2;
+		char *n = realloc(l->list, cap);
+		if (!n)
+			return 0;
+		l->list = n;
+		l->cap = cap;
+	}
+	l->len += (size_t)snprintf(l->list + l->len, l->cap - l->len, "%s%s (%s)", l->len ? ", " : "",
+	                           period, version);
+	return 0;
+}
+
+/* units_submit on the query socket (collector/QUERY.md): an admin's new
+ * hierarchy version is checked, written durably into --units-dir, then
+ * loaded from there exactly as a SIGHUP reload loads it. */
+static int submit_units(void *ctx, th_units_submit *sub)
+{
+	runtime *rt = ctx;
+	const th_key *k = sub->key;
+	const char *who = !k ? "an unknown key" : k->comment[0] ? k->comment : k->unit;
+	char eff[16], ceff[16], why[600];
+	th_units *u = NULL;
+	int rc;
+	if (!k || k->role != TH_ROLE_ADMIN) {
+		snprintf(sub->message, sizeof sub->message, "forbidden: admin role required (%s)",
+		         k ? (k->role == TH_ROLE_READER ? "this key has the reader role"
+		                                        : "this key has the agent role")
+		           : "this key is not, or no longer, authorised");
+		th_log(TH_LOG_WARN, "units", "hierarchy file %s from %s (%s, %s) refused: admin role required",
+		       sub->name, who, k ? k->unit : "?", k ? th_role_name(k->role) : "unknown key");
+		return TH_EAUTH;
+	}
+	if (!rt->c->units_dir) {
+		snprintf(sub->message, sizeof sub->message, "this collector has no --units-dir, so it cannot "
+		         "keep a submitted hierarchy file; its operator must add one");
+		rc = TH_EINVAL;
+		goto refused;
+	}
+	rc = th_units_parse(sub->text, sub->len, sub->name, &u, sub->diag);
+	if (rc != 0) {
+		snprintf(sub->message, sizeof sub->message, "%s is not a valid hierarchy file (%zu problems)",
+		         sub->name, th_diag_count(sub->diag));
+		goto refused;
+	}
+	const char *id = th_units_version(u);
+	ymd_text(th_units_effective(u), eff, sizeof eff);
+	const th_units *have = stored_version(rt->store, id);
+	if (have) {
+		ymd_text(th_units_effective(have), ceff, sizeof ceff);
+		snprintf(sub->message, sizeof sub->message, "hierarchy version %s exists already (effective "
+		         "%s, %zu units); a new hierarchy needs a new @version", id, ceff,
+		         th_units_count(have));
+		rc = TH_EEXIST;
+		goto refused;
+	}
+	const th_units *cur = th_store_current_hierarchy(rt->store);
+	if (cur && th_units_effective(u) <= th_units_effective(cur)) {
+		ymd_text(th_units_effective(cur), ceff, sizeof ceff);
+		snprintf(sub->message, sizeof sub->message, "@effective %s is not after %s, the date the "
+		         "current version %s came into force; a new version must come into force later",
+		         eff, ceff, th_units_version(cur));
+		rc = TH_ERANGE;
+		goto refused;
+	}
+	if (!th_unitsdir_name_ok(id)) {
+		snprintf(sub->message, sizeof sub->message, "@version %s cannot name a file: use letters, "
+		         "digits, '.', '_' and '-' (not starting with '.')", id);
+		rc = TH_EINVAL;
+		goto refused;
+	}
+	rc = th_unitsdir_write(rt->c->units_dir, id, sub->text, sub->len, sub->path, sizeof sub->path,
+	                       why, sizeof why);
+	if (rc != 0) {
+		snprintf(sub->message, sizeof sub->message, "the collector cannot write the file: %s", why);
+		goto refused;
+	}
+	char origin[300];
+	snprintf(origin, sizeof origin, "submitted by %s (%s, admin)", who, k->unit);
+	rc = load_units_file(rt, sub->path, origin, sub->diag, &sub->loaded);
+	if (rc != 0 || !sub->loaded) {
+		th_unitsdir_remove(rt->c->units_dir, sub->path);
+		snprintf(sub->message, sizeof sub->message, "written to %.600s but not loaded (%s); the file "
+		         "was removed again", sub->path, th_strerror(rc ? rc : TH_ESTORE));
+		sub->path[0] = 0;
+		rc = rc ? rc : TH_ESTORE;
+		goto refused;
+	}
+	th_log(TH_LOG_INFO, "units", "hierarchy %s (effective %s, %zu units) submitted by %s (%s): "
+	       "written to %s and loaded", id, eff, th_units_count(u), who, k->unit, sub->path);
+	late_periods lp = {.effective = th_units_effective(u)};
+	th_store_bindings(rt->store, late_cb, &lp);
+	if (lp.len) {
+		snprintf(sub->warning, sizeof sub->warning, "periods already bound to an older version keep "
+		         "it although they start on or after %s: %.700s", eff, lp.list);
+		th_log(TH_LOG_WARN, "units", "hierarchy %s: %s", id, sub->warning);
+	}
+	free(lp.list);
+	th_units_destroy(&u);
+	return 0;
+refused:
+	th_log(TH_LOG_WARN, "units", "hierarchy file %s from %s (%s) refused: %s", sub->name, who,
+	       k->unit, sub->message);
+	for (size_t i = 0; i < th_diag_count(sub->diag); i++)
+		th_log(TH_LOG_WARN, "units", "  %s", th_diag_text(sub->diag, i));
+	th_units_destroy(&u);
+	return rc;
 }
 
 static void on_signal(int sig)
@@ -360,8 +580,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tonghop-collector: unexpected argument \"%s\" (see --help)\n", argv[optind]);
 		return 2;
 	}
-	if (!c.db || !c.n_units) {
-		fprintf(stderr, "tonghop-collector: --db and --units are required (see --help)\n");
+	if (!c.db || (!c.n_units && !c.units_dir)) {
+		fprintf(stderr, "tonghop-collector: --db and --units FILE (or --units-dir DIR) are required "
+		                "(see --help)\n");
 		return 2;
 	}
 	if (geteuid() == 0 && !c.allow_root && !c.check) {
@@ -385,9 +606,24 @@ int main(int argc, char **argv)
 		bad = 1;
 	}
 	th_diag_clear(d);
-	for (int i = 0; i < c.n_units; i++) {
+	if (c.units_dir && !c.check && mkdir(c.units_dir, 0750) != 0 && errno != EEXIST) {
+		th_log(TH_LOG_ERROR, "config", "--units-dir %s: cannot create it: %s", c.units_dir,
+		       strerror(errno));
+		bad = 1;
+	}
+	if (units_paths(&c, &rt.paths, &rt.n_paths) != 0) {
+		bad = 1;
+	} else if (rt.n_paths == 0) {
+		th_log(TH_LOG_ERROR, "config", "no hierarchy file: --units-dir %s has no *.units file and "
+		                               "no --units FILE is given", c.units_dir);
+		bad = 1;
+	} else if (c.units_dir && !c.check && access(c.units_dir, W_OK) != 0) {
+		th_log(TH_LOG_WARN, "config", "--units-dir %s is not writable: submitted hierarchy "
+		                              "versions will be refused", c.units_dir);
+	}
+	for (size_t i = 0; i < rt.n_paths; i++) {
 		th_units *u = NULL;
-		if (th_units_load(c.units[i], &u, d) != 0) {
+		if (th_units_load(rt.paths[i], &u, d) != 0) {
 			print_diag(d);
 			bad = 1;
 		} else {
@@ -453,9 +689,11 @@ int main(int argc, char **argv)
 	}
 	th_store_set_defs(rt.store, defs);
 	for (int i = 0; i < rt.n_hier; i++) {
-		rc = th_store_add_hierarchy(rt.store, rt.hier[i]);
+		char org[TH_ORIGIN_MAX];
+		snprintf(org, sizeof org, "file %s", rt.paths[i]);
+		rc = th_store_add_hierarchy_from(rt.store, rt.hier[i], org);
 		if (rc != 0) {
-			th_log(TH_LOG_ERROR, "units", "%s: cannot add hierarchy %s: %s", c.units[i],
+			th_log(TH_LOG_ERROR, "units", "%s: cannot add hierarchy %s: %s", rt.paths[i],
 			       th_units_version(rt.hier[i]), th_strerror(rc));
 			th_keys_destroy(&keys);
 			goto cleanup;
@@ -484,6 +722,8 @@ int main(int argc, char **argv)
 		sc.limits.max_inflight = (uint32_t)c.max_inflight;
 	const th_units *cur = th_store_current_hierarchy(rt.store);
 	sc.root_unit = cur ? th_units_at(cur, th_units_root(cur))->code : "";
+	sc.units_submit = submit_units;
+	sc.units_ctx = &rt;
 	th_server *srv = NULL;
 	if (th_server_new(&sc, rt.store, defs, rt.zap, ctx, &srv) != 0) {
 		zmq_ctx_shutdown(ctx);
@@ -524,6 +764,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < rt.n_hier; i++)
 		th_units_destroy(&rt.hier[i]);
 	free(rt.hier);
+	th_unitsdir_free(rt.paths, rt.n_paths);
 	th_defset_destroy(&defs);
 	th_diag_destroy(&d);
 	free_config_values();
@@ -534,6 +775,7 @@ cleanup_early:
 	for (int i = 0; i < rt.n_hier; i++)
 		th_units_destroy(&rt.hier[i]);
 	free(rt.hier);
+	th_unitsdir_free(rt.paths, rt.n_paths);
 	th_defset_destroy(&defs);
 	th_diag_destroy(&d);
 	free_config_values();

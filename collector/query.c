@@ -12,6 +12,9 @@ typedef struct {
 	char q[16], appendix[TH_CODE_MAX + 1], period[TH_PERIOD_MAX + 1], unit[TH_CODE_MAX + 1];
 	char parent[TH_CODE_MAX + 1];
 	uint64_t level;
+	char name[256];            /* units_submit: the file's name */
+	const char *text;          /* units_submit: the file's bytes, inside the frame */
+	uint32_t text_len;
 } request;
 
 static int copy_str(th_mp *m, char *dst, size_t cap)
@@ -61,6 +64,15 @@ static int parse(const uint8_t *buf, size_t len, request *r, const char **why)
 			rc = copy_str(&m, r->parent, sizeof r->parent);
 		else if (IS("level"))
 			rc = th_mp_uint(&m, &r->level);
+		else if (IS("name"))
+			rc = copy_str(&m, r->name, sizeof r->name);
+		else if (IS("text")) {
+			const uint8_t *b;
+			if (th_mp_peek(&m) == TH_MP_BIN && th_mp_bin(&m, &b, &r->text_len) == 0)
+				r->text = (const char *)b;
+			else
+				rc = th_mp_str(&m, &r->text, &r->text_len);
+		}
 		else
 			rc = th_mp_skip(&m, 8);
 #undef IS
@@ -186,9 +198,168 @@ static int hist_cb(void *ctx, const th_revision_info *info, const th_report *r)
 	return 0;
 }
 
-int th_query_answer(th_store *store, const th_defset *defs, const th_stats *st,
-                    const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen)
+/* --- hierarchy versions ------------------------------------------------------ */
+
+typedef struct {
+	const th_units **u;
+	size_t n;
+	char (*period)[TH_PERIOD_MAX + 1];
+	char (*version)[65];
+	size_t nb;
+	int oom;
+} versions;
+
+static int version_cb(void *ctx, const th_units *u)
 {
+	versions *v = ctx;
+	const th_units **nu = realloc(v->u, (v->n + 1) * sizeof *nu);
+	if (!nu) {
+		v->oom = 1;
+		return TH_ENOMEM;
+	}
+	v->u = nu;
+	v->u[v->n++] = u;
+	return 0;
+}
+
+static int binding_cb(void *ctx, const char *period, const char *version)
+{
+	versions *v = ctx;
+	void *np = realloc(v->period, (v->nb + 1) * sizeof *v->period);
+	if (np)
+		v->period = np;
+	void *nv = np ? realloc(v->version, (v->nb + 1) * sizeof *v->version) : NULL;
+	if (nv)
+		v->version = nv;
+	if (!np || !nv) {
+		v->oom = 1;
+		return TH_ENOMEM;
+	}
+	snprintf(v->period[v->nb], sizeof *v->period, "%s", period);
+	snprintf(v->version[v->nb], sizeof *v->version, "%s", version);
+	v->nb++;
+	return 0;
+}
+
+/* One hierarchy version as a map (QUERY.md): its description, where it came
+ * from and the periods bound to it. */
+static void pack_version(msgpack_packer *pk, th_store *store, const th_units *u, const versions *b)
+{
+	const char *id = th_units_version(u);
+	char origin[TH_ORIGIN_MAX] = "";
+	int64_t loaded = 0;
+	th_store_hierarchy_origin(store, id, &loaded, origin, sizeof origin);
+	msgpack_pack_map(pk, 8);
+	ks(pk, "version"); ks(pk, id);
+	ks(pk, "effective"); msgpack_pack_int32(pk, th_units_effective(u));
+	ks(pk, "units"); msgpack_pack_uint64(pk, th_units_count(u));
+	ks(pk, "levels"); msgpack_pack_uint32(pk, th_units_max_depth(u));
+	ks(pk, "root"); ks(pk, th_units_at(u, th_units_root(u))->code);
+	ks(pk, "origin"); ks(pk, origin);
+	ks(pk, "loaded"); msgpack_pack_int64(pk, loaded);
+	size_t np = 0;
+	for (size_t i = 0; b && i < b->nb; i++)
+		np += strcmp(b->version[i], id) == 0;
+	ks(pk, "periods");
+	msgpack_pack_array(pk, np);
+	for (size_t i = 0; b && i < b->nb; i++)
+		if (strcmp(b->version[i], id) == 0)
+			ks(pk, b->period[i]);
+}
+
+static void versions_free(versions *v)
+{
+	free(v->u);
+	free(v->period);
+	free(v->version);
+}
+
+static void pack_head(msgpack_packer *pk, uint64_t id, size_t fields, int ok)
+{
+	msgpack_pack_map(pk, fields);
+	ks(pk, "v"); msgpack_pack_uint32(pk, TH_WIRE_VERSION);
+	ks(pk, "t"); ks(pk, "result");
+	ks(pk, "id"); msgpack_pack_uint64(pk, id);
+	ks(pk, "ok");
+	if (ok)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+static void answer_hierarchies(msgpack_packer *pk, th_store *store, uint64_t id)
+{
+	versions v;
+	memset(&v, 0, sizeof v);
+	int rc = th_store_hierarchies(store, version_cb, &v);
+	if (!rc)
+		rc = th_store_bindings(store, binding_cb, &v);
+	if (rc) {
+		pack_head(pk, id, 6, 0);
+		ks(pk, "reason"); ks(pk, th_errname(rc));
+		ks(pk, "message"); ks(pk, th_strerror(rc));
+	} else {
+		pack_head(pk, id, 5, 1);
+		ks(pk, "hierarchies");
+		msgpack_pack_array(pk, v.n);
+		for (size_t i = 0; i < v.n; i++)
+			pack_version(pk, store, v.u[i], &v);
+	}
+	versions_free(&v);
+}
+
+static void answer_units_submit(msgpack_packer *pk, const th_query_env *env, request *r)
+{
+	/* the name goes into log lines and messages: no control bytes */
+	for (char *c = r->name; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	th_units_submit sub;
+	memset(&sub, 0, sizeof sub);
+	sub.key = env->key;
+	sub.name = r->name[0] ? r->name : "submitted.units";
+	sub.text = r->text;
+	sub.len = r->text_len;
+	sub.diag = th_diag_new();
+	int rc;
+	if (!r->text) {
+		rc = TH_EMISSING;
+		snprintf(sub.message, sizeof sub.message, "units_submit needs the file's bytes in \"text\"");
+	} else if (!sub.diag) {
+		rc = TH_ENOMEM;
+		snprintf(sub.message, sizeof sub.message, "out of memory");
+	} else if (!env->units_submit) {
+		rc = TH_EINVAL;
+		snprintf(sub.message, sizeof sub.message, "this collector does not take hierarchy files");
+	} else {
+		rc = env->units_submit(env->units_ctx, &sub);
+	}
+	if (rc == 0 && sub.loaded) {
+		pack_head(pk, r->id, 7, 1);
+		ks(pk, "path"); ks(pk, sub.path);
+		ks(pk, "warning"); ks(pk, sub.warning);
+		ks(pk, "loaded"); pack_version(pk, env->store, sub.loaded, NULL);
+	} else {
+		if (rc == 0)
+			rc = TH_ESTORE;
+		size_t nd = sub.diag ? th_diag_count(sub.diag) : 0;
+		pack_head(pk, r->id, 7, 0);
+		ks(pk, "reason"); ks(pk, th_errname(rc));
+		ks(pk, "message"); ks(pk, sub.message[0] ? sub.message : th_strerror(rc));
+		ks(pk, "problems");
+		msgpack_pack_array(pk, nd);
+		for (size_t i = 0; i < nd; i++)
+			ks(pk, th_diag_text(sub.diag, i));
+	}
+	th_diag_destroy(&sub.diag);
+}
+
+int th_query_answer(const th_query_env *env, const uint8_t *buf, size_t len, uint8_t **out,
+                    size_t *outlen)
+{
+	th_store *store = env->store;
+	const th_defset *defs = env->defs;
+	const th_stats *st = env->stats;
 	request r;
 	memset(&r, 0, sizeof r);
 	const char *why = NULL;
@@ -198,11 +369,14 @@ int th_query_answer(th_store *store, const th_defset *defs, const th_stats *st,
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	const th_def *d = r.appendix[0] ? th_defset_latest(defs, r.appendix) : NULL;
-	if (!rc && strcmp(r.q, "stats") != 0 && !d) {
+	/* the verbs that are not about one appendix and period */
+	int general = !strcmp(r.q, "stats") || !strcmp(r.q, "hierarchies") ||
+	              !strcmp(r.q, "units_submit");
+	if (!rc && !general && !d) {
 		rc = TH_EAPPENDIX;
 		why = "unknown or missing appendix";
 	}
-	if (!rc && strcmp(r.q, "stats") != 0 && !th_period_valid(r.period)) {
+	if (!rc && !general && !th_period_valid(r.period)) {
 		rc = TH_EPERIOD;
 		why = "missing or malformed period";
 	}
@@ -214,6 +388,14 @@ int th_query_answer(th_store *store, const th_defset *defs, const th_stats *st,
 		ks(&pk, "ok"); msgpack_pack_false(&pk);
 		ks(&pk, "reason"); ks(&pk, th_errname(rc));
 		ks(&pk, "message"); ks(&pk, why ? why : th_strerror(rc));
+		goto done;
+	}
+	if (strcmp(r.q, "hierarchies") == 0) {
+		answer_hierarchies(&pk, store, r.id);
+		goto done;
+	}
+	if (strcmp(r.q, "units_submit") == 0) {
+		answer_units_submit(&pk, env, &r);
 		goto done;
 	}
 	if (strcmp(r.q, "stats") == 0) {
@@ -348,7 +530,8 @@ int th_query_answer(th_store *store, const th_defset *defs, const th_stats *st,
 	ks(&pk, "id"); msgpack_pack_uint64(&pk, r.id);
 	ks(&pk, "ok"); msgpack_pack_false(&pk);
 	ks(&pk, "reason"); ks(&pk, "invalid");
-	ks(&pk, "message"); ks(&pk, "unknown query; q is one of node, level, missing, report, history, stats");
+	ks(&pk, "message"); ks(&pk, "unknown query; q is one of node, level, missing, report, history, stats, "
+	                       "hierarchies, units_submit");
 done:
 	*out = (uint8_t *)sb.data;
 	*outlen = sb.size;

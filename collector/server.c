@@ -610,6 +610,23 @@ static uint32_t inflight(pending *g, size_t ng, zmq_msg_t *id, uint64_t h)
 	return n;
 }
 
+/* The key a message came from, looked up in the table in force now (every
+ * peer is an admin of the root in insecure mode).  1 when known. */
+static int peer_key(th_server *s, zmq_msg_t *body, th_key *key, const char **uid_out)
+{
+	memset(key, 0, sizeof *key);
+	if (s->conf.insecure) {
+		key->role = TH_ROLE_ADMIN;
+		snprintf(key->unit, sizeof key->unit, "%s", s->conf.root_unit ? s->conf.root_unit : "");
+		snprintf(key->comment, sizeof key->comment, "insecure peer");
+		return 1;
+	}
+	const char *uid = zmq_msg_gets(body, "User-Id");
+	if (uid_out)
+		*uid_out = uid;
+	return uid && th_zap_lookup(s->zap, uid, key) == 0;
+}
+
 /* Receives one message from the ingest socket; handles hello and errors at
  * once; a decoded submit is appended to the group. Returns 1 when a message
  * was read, 0 when none was waiting, -1 on a socket error. */
@@ -639,17 +656,8 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 			break;
 	}
 	th_key key;
-	memset(&key, 0, sizeof key);
-	const char *uid = zmq_msg_gets(&body, "User-Id");
-	int known;
-	if (s->conf.insecure) {
-		key.role = TH_ROLE_ADMIN;
-		snprintf(key.unit, sizeof key.unit, "%s", s->conf.root_unit ? s->conf.root_unit : "");
-		snprintf(key.comment, sizeof key.comment, "insecure peer");
-		known = 1;
-	} else {
-		known = uid && th_zap_lookup(s->zap, uid, &key) == 0;
-	}
+	const char *uid = NULL;
+	int known = peer_key(s, &body, &key, &uid);
 	const uint8_t *buf = zmq_msg_data(&body);
 	size_t len = zmq_msg_size(&body);
 	s->stats.bytes += len;
@@ -731,10 +739,14 @@ static void serve_query(th_server *s)
 				break;
 		}
 		s->stats.queries++;
+		th_key key;
+		int known = peer_key(s, &body, &key, NULL);
+		th_query_env env = {.store = s->store, .defs = s->defs, .stats = &s->stats,
+		                    .key = known ? &key : NULL, .units_submit = s->conf.units_submit,
+		                    .units_ctx = s->conf.units_ctx};
 		uint8_t *out = NULL;
 		size_t olen = 0;
-		if (th_query_answer(s->store, s->defs, &s->stats, zmq_msg_data(&body), zmq_msg_size(&body),
-		                    &out, &olen) == 0) {
+		if (th_query_answer(&env, zmq_msg_data(&body), zmq_msg_size(&body), &out, &olen) == 0) {
 			send_to(s->query, &id, out, olen);
 			free(out);
 		}

@@ -21,6 +21,24 @@ typedef struct th_stats {
 	uint64_t inflight_refused;    /* submits refused: too many in flight on one connection */
 } th_stats;
 
+/* An admin's new hierarchy version, sent over the query socket
+ * (collector/QUERY.md, units_submit); decided by the collector's main module. */
+typedef struct th_units_submit {
+	const th_key *key;          /* the sender; NULL when its key is not (or no longer) authorised */
+	const char *name;           /* the file's name as the tool gave it, for messages */
+	const char *text;           /* the file's bytes (not NUL-terminated) */
+	size_t len;
+	/* the answer */
+	char message[1024];         /* why it was refused */
+	th_diag *diag;              /* the parser's problems (file:line), owned by the caller */
+	char path[4096];            /* where it was written */
+	char warning[1024];         /* on success: something the sender should know, or "" */
+	const th_units *loaded;     /* the version as stored (owned by the store) */
+} th_units_submit;
+/* Returns 0 when the version was written and loaded (path and loaded set),
+ * else a TH_E* code with message (and diag for a file that does not parse). */
+typedef int (*th_units_submit_fn)(void *ctx, th_units_submit *sub);
+
 typedef struct th_server_conf {
 	const char *bind, *pub, *query;
 	int insecure;
@@ -29,6 +47,8 @@ typedef struct th_server_conf {
 	size_t group_bytes;           /* bytes per commit group */
 	th_limits limits;
 	const char *root_unit;        /* scope of peers in insecure mode */
+	th_units_submit_fn units_submit;   /* NULL: submissions refused */
+	void *units_ctx;
 } th_server_conf;
 
 typedef struct th_server th_server;
@@ -44,8 +64,18 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx);
 const th_stats *th_server_stats(const th_server *s);
 void th_server_destroy(th_server **s);
 
+/* What a query is answered from. */
+typedef struct th_query_env {
+	th_store *store;
+	const th_defset *defs;
+	const th_stats *stats;
+	const th_key *key;                 /* the asking key; NULL when unknown (revoked) */
+	th_units_submit_fn units_submit;   /* NULL: units_submit refused */
+	void *units_ctx;
+} th_query_env;
+
 /* query.c: answers one query frame; *out malloc'd msgpack reply. */
-int th_query_answer(th_store *store, const th_defset *defs, const th_stats *stats,
-                    const uint8_t *buf, size_t len, uint8_t **out, size_t *outlen);
+int th_query_answer(const th_query_env *env, const uint8_t *buf, size_t len, uint8_t **out,
+                    size_t *outlen);
 
 #endif

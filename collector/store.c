@@ -478,8 +478,8 @@ static int grow(th_store *s)
 	return TH_OK;
 }
 
-/* One put in its own durable transaction, growing the map when full. */
-static int put1(th_store *s, MDB_dbi dbi, MDB_val *k, MDB_val *v)
+/* n puts in one durable transaction, growing the map when full. */
+static int putn(th_store *s, const MDB_dbi *dbi, MDB_val *const *k, MDB_val *const *v, size_t n)
 {
 	if (s->readonly)
 		return TH_EINVAL;
@@ -490,7 +490,8 @@ static int put1(th_store *s, MDB_dbi dbi, MDB_val *k, MDB_val *v)
 		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 		if (rc)
 			return xlate(rc);
-		rc = mdb_put(txn, dbi, k, v, 0);
+		for (size_t i = 0; i < n && rc == 0; i++)
+			rc = mdb_put(txn, dbi[i], k[i], v[i], 0);
 		if (rc == 0)
 			rc = mdb_txn_commit(txn);
 		else
@@ -500,6 +501,12 @@ static int put1(th_store *s, MDB_dbi dbi, MDB_val *k, MDB_val *v)
 		if ((rc = grow(s)))
 			return rc;
 	}
+}
+
+static int put1(th_store *s, MDB_dbi dbi, MDB_val *k, MDB_val *v)
+{
+	MDB_val *ks[1] = {k}, *vs[1] = {v};
+	return putn(s, &dbi, ks, vs, 1);
 }
 
 /* --- hierarchies and periods ---------------------------------------------------------- */
@@ -512,7 +519,22 @@ static th_units *find_version(th_store *s, const char *id, size_t n)
 	return NULL;
 }
 
+/* The meta key recording where hierarchy version id came from. */
+static size_t origin_key(char *buf, const char *id, size_t n)
+{
+	if (n > MAX_KEY - 8)
+		return 0;
+	memcpy(buf, "origin:", 7);
+	memcpy(buf + 7, id, n);
+	return 7 + n;
+}
+
 int th_store_add_hierarchy(th_store *s, const th_units *u)
+{
+	return th_store_add_hierarchy_from(s, u, NULL);
+}
+
+int th_store_add_hierarchy_from(th_store *s, const th_units *u, const char *origin)
 {
 	const char *id = th_units_version(u);
 	size_t len;
@@ -530,7 +552,16 @@ int th_store_add_hierarchy(th_store *s, const th_units *u)
 	if (rc)
 		return rc;
 	MDB_val k = {strlen(id), (void *)id}, v = {len, (void *)src};
-	if ((rc = put1(s, s->hier, &k, &v))) {
+	/* the version and where it came from, in one transaction */
+	char okey[MAX_KEY], oval[8 + TH_ORIGIN_MAX];
+	size_t on = origin ? strnlen(origin, TH_ORIGIN_MAX - 1) : 0;
+	int64_t now = now_us();
+	memcpy(oval, &now, 8);
+	memcpy(oval + 8, origin ? origin : "", on);
+	MDB_val ok = {origin_key(okey, id, strlen(id)), okey}, ov = {8 + on, oval};
+	MDB_dbi dbis[2] = {s->hier, s->meta};
+	MDB_val *ks[2] = {&k, &ok}, *vs[2] = {&v, &ov};
+	if ((rc = putn(s, dbis, ks, vs, ok.mv_size ? 2 : 1))) {
 		th_units_destroy(&copy);
 		return rc;
 	}
@@ -725,6 +756,39 @@ int th_store_hierarchies(th_store *s, th_hier_cb cb, void *ctx)
 	mdb_cursor_close(c);
 	mdb_txn_abort(txn);
 	return ret;
+}
+
+int th_store_hierarchy_origin(th_store *s, const char *version, int64_t *loaded_at, char *origin,
+                              size_t cap)
+{
+	char key[MAX_KEY];
+	size_t kl = version ? origin_key(key, version, strlen(version)) : 0;
+	if (!kl)
+		return TH_EINVAL;
+	MDB_txn *txn;
+	int rc = read_txn(s, &txn);
+	if (rc)
+		return rc;
+	MDB_val k = {kl, key}, v;
+	rc = mdb_get(txn, s->meta, &k, &v);
+	if (rc == 0 && v.mv_size >= 8) {
+		int64_t t;
+		memcpy(&t, v.mv_data, 8);
+		size_t n = v.mv_size - 8;
+		if (origin && cap) {
+			if (n >= cap)
+				n = cap - 1;
+			memcpy(origin, (const char *)v.mv_data + 8, n);
+			origin[n] = 0;
+		}
+		if (loaded_at)
+			*loaded_at = t;
+		rc = TH_OK;
+	} else {
+		rc = rc == MDB_NOTFOUND || rc == 0 ? TH_ENOTFOUND : xlate(rc);
+	}
+	mdb_txn_abort(txn);
+	return rc;
 }
 
 int th_store_bindings(th_store *s, th_binding_cb cb, void *ctx)

@@ -54,6 +54,17 @@ int th_store_set_defs(th_store *s, const th_defset *defs);
 int th_store_set_in_force(th_store *s, const char *appendix, const char *period,
                           uint32_t version);
 int th_store_add_hierarchy(th_store *s, const th_units *u);
+/* Same, and records where the version came from (origin: free text such as
+ * "file /etc/tonghop/hanoi-2021.units", at most TH_ORIGIN_MAX - 1 bytes kept;
+ * NULL = nothing) and the time it was stored, in the same transaction.  A
+ * version that exists already with the same text keeps its first record. (added) */
+#define TH_ORIGIN_MAX 512
+int th_store_add_hierarchy_from(th_store *s, const th_units *u, const char *origin);
+/* Where version came from and when it was stored (unix µs), as recorded by
+ * th_store_add_hierarchy_from; TH_ENOTFOUND when nothing was recorded (a
+ * version stored by an older collector).  origin (cap bytes) may be NULL. (added) */
+int th_store_hierarchy_origin(th_store *s, const char *version, int64_t *loaded_at, char *origin,
+                              size_t cap);
 /* The hierarchy a period is bound to (binding it now if unbound and not
  * readonly); pointer owned by the store, valid until close. */
 int th_store_hierarchy_for(th_store *s, const char *period, const th_units **out);

@@ -1195,6 +1195,40 @@ static void new_hierarchy_leaves_bound_periods(void **state)
 	fx_free(f);
 }
 
+static void hierarchy_origin_recorded_once(void **state)
+{
+	(void)state;
+	fx *f = fx_new_opts(0, 0, NULL);
+	int64_t t = 0;
+	char origin[TH_ORIGIN_MAX];
+	th_units *u = parse_units(UNITS_V1);
+	assert_int_equal(th_store_hierarchy_origin(f->s, "v1", &t, origin, sizeof origin), TH_ENOTFOUND);
+	assert_int_equal(th_store_add_hierarchy_from(f->s, u, "file /a/v1.units"), 0);
+	assert_int_equal(th_store_hierarchy_origin(f->s, "v1", &t, origin, sizeof origin), 0);
+	assert_string_equal(origin, "file /a/v1.units");
+	assert_true(t > 0);
+	/* the same text again (a reload, another path): the first record stays */
+	int64_t t2 = 0;
+	assert_int_equal(th_store_add_hierarchy_from(f->s, u, "file /b/v1.units"), 0);
+	assert_int_equal(th_store_hierarchy_origin(f->s, "v1", &t2, origin, sizeof origin), 0);
+	assert_string_equal(origin, "file /a/v1.units");
+	assert_int_equal(t2, t);
+	th_units_destroy(&u);
+	/* a version stored without an origin has none; a short buffer truncates */
+	fx_add_units(f, UNITS_V2);
+	assert_int_equal(th_store_hierarchy_origin(f->s, "v2", &t2, origin, sizeof origin), 0);
+	assert_string_equal(origin, "");
+	char small[5];
+	assert_int_equal(th_store_hierarchy_origin(f->s, "v1", NULL, small, sizeof small), 0);
+	assert_string_equal(small, "file");
+	/* kept in the store */
+	fx_reopen(f);
+	assert_int_equal(th_store_hierarchy_origin(f->s, "v1", &t2, origin, sizeof origin), 0);
+	assert_string_equal(origin, "file /a/v1.units");
+	assert_int_equal(t2, t);
+	fx_free(f);
+}
+
 static void rebuild_and_verify_detect_damage(void **state)
 {
 	(void)state;
@@ -1693,6 +1727,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(readonly_open_reads),
 		cmocka_unit_test(readonly_survives_map_growth),
 		cmocka_unit_test(new_hierarchy_leaves_bound_periods),
+		cmocka_unit_test(hierarchy_origin_recorded_once),
 		cmocka_unit_test(rebuild_and_verify_detect_damage),
 		cmocka_unit_test(verify_detects_damaged_history),
 		cmocka_unit_test(revs_in_scope_lists_subtree),

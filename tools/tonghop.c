@@ -27,7 +27,7 @@
 /* --- shared state and helpers ------------------------------------------------ */
 typedef struct opts {
 	const char *db, *defs_dir, *units_file, *appendix, *period, *parent, *columns, *out_path;
-	const char *unit, *tree, *sheet, *pub, *key, *server_key, *collector;
+	const char *unit, *tree, *sheet, *pub, *key, *server_key, *collector, *submit;
 	long level, count;
 	int level_set, insecure;
 	int own, history, versions, excel;
@@ -969,6 +969,204 @@ static void draw_tree(const th_units *u, size_t i, char *prefix, size_t plen, si
 	prefix[plen] = 0;
 }
 
+/* --versions from a store or the collector: one row per hierarchy version. */
+typedef struct vlist {
+	th_table *t;
+	const opts *o;
+	/* --db: the bindings */
+	char (*period)[TH_PERIOD_MAX + 1];
+	char (*version)[65];
+	size_t nb;
+	th_store *s;
+	const th_units **u;   /* --db: the stored versions */
+	size_t nu;
+} vlist;
+
+#define VCOLS 8
+
+static int vrow_cb(void *ctx, const th_hier_row *r)
+{
+	vlist *v = ctx;
+	long row = th_table_row(v->t);
+	if (row < 0)
+		return TH_ENOMEM;
+	char buf[64];
+	int32_t e = r->effective;
+	th_table_set(v->t, (size_t)row, 0, r->version);
+	th_table_setf(v->t, (size_t)row, 1, "%04d-%02d-%02d", (int)(e / 10000), (int)(e / 100 % 100),
+	              (int)(e % 100));
+	th_table_setf(v->t, (size_t)row, 2, "%" PRIu64, r->units);
+	th_table_setf(v->t, (size_t)row, 3, "%" PRIu32, r->levels);
+	th_table_set(v->t, (size_t)row, 4, r->root);
+	if (r->loaded) {
+		fmt_time(r->loaded, buf, sizeof buf);
+		th_table_set(v->t, (size_t)row, 5, buf);
+	}
+	if (r->origin[0])
+		th_table_set(v->t, (size_t)row, 6, r->origin);
+	size_t len = 1;
+	for (size_t i = 0; i < r->n_periods; i++)
+		len += strlen(r->periods[i]) + 2;
+	char *list = calloc(len, 1);
+	if (!list)
+		return TH_ENOMEM;
+	for (size_t i = 0; i < r->n_periods; i++) {
+		if (i)
+			strcat(list, ", ");
+		strcat(list, r->periods[i]);
+	}
+	if (r->n_periods)
+		th_table_set(v->t, (size_t)row, 7, list);
+	free(list);
+	return 0;
+}
+
+static int vbind_cb(void *ctx, const char *period, const char *version)
+{
+	vlist *v = ctx;
+	void *np = realloc(v->period, (v->nb + 1) * sizeof *v->period);
+	if (np)
+		v->period = np;
+	void *nv = np ? realloc(v->version, (v->nb + 1) * sizeof *v->version) : NULL;
+	if (!nv)
+		return TH_ENOMEM;
+	v->version = nv;
+	snprintf(v->period[v->nb], sizeof *v->period, "%s", period);
+	snprintf(v->version[v->nb], sizeof *v->version, "%s", version);
+	v->nb++;
+	return 0;
+}
+
+static int vstore_cb(void *ctx, const th_units *u)
+{
+	vlist *v = ctx;
+	const th_units **n = realloc(v->u, (v->nu + 1) * sizeof *n);
+	if (!n)
+		return TH_ENOMEM;
+	v->u = n;
+	v->u[v->nu++] = u;
+	return 0;
+}
+
+/* A stored version as the row the collector's answer gives (no read
+ * transaction may be open: the origin is read in one). */
+static int vstore_row(vlist *v, const th_units *u)
+{
+	th_hier_row r;
+	memset(&r, 0, sizeof r);
+	snprintf(r.version, sizeof r.version, "%s", th_units_version(u));
+	r.effective = th_units_effective(u);
+	r.units = th_units_count(u);
+	r.levels = th_units_max_depth(u);
+	snprintf(r.root, sizeof r.root, "%s", th_units_at(u, th_units_root(u))->code);
+	th_store_hierarchy_origin(v->s, r.version, &r.loaded, r.origin, sizeof r.origin);
+	char *periods[v->nb ? v->nb : 1];
+	for (size_t i = 0; i < v->nb; i++)
+		if (!strcmp(v->version[i], r.version))
+			periods[r.n_periods++] = v->period[i];
+	r.periods = periods;
+	return vrow_cb(v, &r);
+}
+
+static int cmd_versions(const opts *o)
+{
+	static const char *keys[VCOLS] = {"version", "effective", "units", "levels", "root", "loaded",
+	                                  "origin", "periods"};
+	static const char *titles[VCOLS] = {"Phiên bản", "Hiệu lực", "Số đơn vị", "Số cấp", "Gốc",
+	                                    "Nạp lúc", "Nguồn", "Các kỳ gắn với phiên bản"};
+	vlist v = {.o = o};
+	th_qc *q = NULL;
+	int ret = 1, rc;
+	if (!(v.t = th_table_new(VCOLS)))
+		return 1;
+	for (size_t c = 0; c < VCOLS; c++)
+		th_table_header(v.t, c, o->fmt == TH_FMT_TABLE ? titles[c] : keys[c], c == 2 || c == 3);
+	if (o->collector) {
+		char why[300];
+		if (!(q = th_qc_new(o->collector, o->key, o->server_key, o->insecure, why, sizeof why))) {
+			fprintf(stderr, "%s: collector %s: %s\n", prog, o->collector, why);
+			goto out;
+		}
+		if ((rc = th_qc_hierarchies(q, vrow_cb, &v)) != 0) {
+			fprintf(stderr, "%s units: collector %s: %s\n", prog, o->collector, th_qc_error(q));
+			goto out;
+		}
+	} else {
+		if (!(v.s = open_store(o->db, NULL)))
+			goto out;
+		if ((rc = th_store_bindings(v.s, vbind_cb, &v)) != 0 ||
+		    (rc = th_store_hierarchies(v.s, vstore_cb, &v)) != 0) {
+			fprintf(stderr, "%s units: store %s: %s\n", prog, o->db, th_strerror(rc));
+			goto out;
+		}
+		for (size_t i = 0; i < v.nu; i++)
+			if (vstore_row(&v, v.u[i]) != 0)
+				goto out;
+	}
+	ret = output_table(v.t, o, keys);
+out:
+	th_qc_destroy(&q);
+	th_store_close(&v.s);
+	th_table_destroy(&v.t);
+	free(v.period);
+	free(v.version);
+	free(v.u);
+	return ret;
+}
+
+static void print_problem(void *ctx, const char *line)
+{
+	(void)ctx;
+	fprintf(stderr, "%s\n", line);
+}
+
+/* --submit FILE: validated here with the collector's parser, then sent. */
+static int cmd_units_submit(const opts *o)
+{
+	th_diag *diag = th_diag_new();
+	th_units *u = NULL;
+	th_qc *q = NULL;
+	int ret = 1;
+	int rc = diag ? th_units_load(o->submit, &u, diag) : TH_ENOMEM;
+	for (size_t i = 0; diag && i < th_diag_count(diag); i++)
+		fprintf(stderr, "%s\n", th_diag_text(diag, i));
+	if (rc != 0) {
+		if (!diag || th_diag_count(diag) == 0)
+			fprintf(stderr, "%s: %s\n", o->submit, th_strerror(rc));
+		fprintf(stderr, "%s units: %s is not a valid hierarchy file; nothing was sent\n", prog,
+		        o->submit);
+		goto out;
+	}
+	char why[300];
+	if (!(q = th_qc_new(o->collector, o->key, o->server_key, o->insecure, why, sizeof why))) {
+		fprintf(stderr, "%s: collector %s: %s\n", prog, o->collector, why);
+		goto out;
+	}
+	size_t len;
+	const char *text = th_units_source(u, &len);
+	const char *slash = strrchr(o->submit, '/');
+	th_hier_row r;
+	char path[4096] = "";
+	rc = th_qc_units_submit(q, slash ? slash + 1 : o->submit, text, len, &r, path, sizeof path,
+	                        print_problem, NULL);
+	if (rc != 0) {
+		fprintf(stderr, "%s units: %s refused by the collector: %s\n", prog, o->submit,
+		        th_qc_error(q));
+		goto out;
+	}
+	printf("%s: hierarchy version %s (effective %04d-%02d-%02d, %" PRIu64 " units, %" PRIu32
+	       " levels) written by the collector to %s and loaded\n",
+	       o->submit, r.version, (int)(r.effective / 10000), (int)(r.effective / 100 % 100),
+	       (int)(r.effective % 100), r.units, r.levels, path);
+	th_hier_row_free(&r);
+	ret = 0;
+out:
+	th_qc_destroy(&q);
+	th_units_destroy(&u);
+	th_diag_destroy(&diag);
+	return ret;
+}
+
 static int cmd_units(const opts *o)
 {
 	int ret = 1;
@@ -981,6 +1179,10 @@ static int cmd_units(const opts *o)
 	static const char *titles[] = {"Mã", "Cấp trên", "Loại", "Cấp", "Tên", "Người liên hệ",
 	                               "Điện thoại", "Thư điện tử"};
 
+	if (o->submit)
+		return cmd_units_submit(o);
+	if (o->versions && !o->units_file)
+		return cmd_versions(o);
 	if (o->units_file) {
 		th_diag *diag = th_diag_new();
 		int rc = th_units_load(o->units_file, &own, diag);
@@ -1004,11 +1206,6 @@ static int cmd_units(const opts *o)
 	if (o->versions) {
 		printf("hierarchy version %s, effective %d, %zu units, %u levels\n", th_units_version(u),
 		       th_units_effective(u), th_units_count(u), th_units_max_depth(u));
-		if (s && o->period)
-			printf("period %s is bound to version %s\n", o->period, th_units_version(u));
-		else if (s)
-			printf("(this is the newest version; --period P shows the version a period uses; "
-			       "listing every stored version needs a th_store enumeration call)\n");
 		ret = 0;
 		goto out;
 	}
@@ -1167,7 +1364,7 @@ static const char *usage_main =
 	"  rollup    one row per unit of a level (or children of a unit) with subtree totals\n"
 	"  status    completeness per unit: expected, reported, on time, late, missing\n"
 	"  report    a unit's current report, and with --history every revision and its changes\n"
-	"  units     the hierarchy: a list, a tree with contacts, the versions\n"
+	"  units     the hierarchy: a list, a tree with contacts, its versions; submit a new one\n"
 	"  validate  check appendix files exactly as the agent and the collector do\n"
 	"  check     verify a store: rollups equal a recomputation, every report valid\n"
 	"  rebuild   recompute every rollup of a store from the latest revisions (writes)\n"
@@ -1178,8 +1375,8 @@ static const char *usage_main =
 
 static const char *usage_common =
 	"  --db DIR            the collector's store, opened read-only\n"
-	"  --collector EP      rollup, status: ask the collector's query socket instead\n"
-	"                      (with --key FILE --server-key FILE, or --insecure)\n"
+	"  --collector EP      rollup, status, units --versions: ask the collector's query\n"
+	"                      socket instead (with --key FILE --server-key FILE, or --insecure)\n"
 	"  --defs DIR          appendix definitions (default: $TONGHOP_DEFS, the installed\n"
 	"                      share/tonghop/appendices, or the source tree's)\n";
 static const char *usage_format =
@@ -1217,10 +1414,24 @@ static void usage_cmd(const char *cmd, FILE *f)
 		           "previous one, cell by cell.\n\n%s%s",
 		        usage_common, usage_format);
 	else if (!strcmp(cmd, "units"))
-		fprintf(f, "usage: tonghop units (--units FILE | --db DIR) [--tree CODE] [--versions]\n"
-		           "                     [--period P] [--format FMT]\n\n"
+		fprintf(f, "usage: tonghop units (--units FILE | --db DIR) [--tree CODE] [--period P] [--format FMT]\n"
+		           "       tonghop units (--db DIR | --collector EP) --versions [--format FMT]\n"
+		           "       tonghop units --collector EP --key FILE --server-key FILE --submit FILE\n\n"
 		           "Lists the units of a hierarchy file or of a store (the version --period uses,\n"
-		           "else the newest); --tree draws CODE's subtree with contact details.\n\n%s%s",
+		           "else the newest); --tree draws CODE's subtree with contact details.\n"
+		           "--versions lists every hierarchy version of the store or the collector: id,\n"
+		           "effective date, units, levels, root, when and from where it was loaded, and the\n"
+		           "periods bound to it (their rollups use that version only).\n"
+		           "--submit FILE checks FILE here as the collector does, then sends it as a new\n"
+		           "version (admin key only); the collector writes it to its --units-dir and loads\n"
+		           "it.  Periods already bound to a version keep it.\n\n%s%s"
+		           "  --units FILE        a hierarchy file (with --versions: its version line)\n"
+		           "  --tree CODE         CODE's subtree as a tree with contact details\n"
+		           "  --versions          every hierarchy version and the periods bound to it\n"
+		           "  --submit FILE       send FILE to the collector as a new hierarchy version\n"
+		           "  --key FILE          this tool's keypair (tonghop-collector keygen)\n"
+		           "  --server-key FILE   the collector's public key (.pub)\n"
+		           "  --insecure          no CURVE (a collector started with --insecure)\n",
 		        usage_common, usage_format);
 	else if (!strcmp(cmd, "validate"))
 		fprintf(f, "usage: tonghop validate [--defs DIR] [--unit CODE] [--period P] [--appendix ID] FILE...\n\n"
@@ -1251,7 +1462,7 @@ static void usage_cmd(const char *cmd, FILE *f)
 
 enum { O_DB = 256, O_DEFS, O_UNITS, O_PARENT, O_OWN, O_COLUMNS,
        O_FORMAT, O_HISTORY, O_TREE, O_VERSIONS, O_UNIT, O_EXCEL, O_SHEET, O_PUB, O_KEY,
-       O_SERVER_KEY, O_INSECURE, O_COUNT, O_COLLECTOR };
+       O_SERVER_KEY, O_INSECURE, O_COUNT, O_COLLECTOR, O_SUBMIT };
 
 static const struct option long_opts[] = {
 	{"db", 1, 0, O_DB}, {"defs", 1, 0, O_DEFS}, {"units", 1, 0, O_UNITS},
@@ -1262,6 +1473,7 @@ static const struct option long_opts[] = {
 	{"excel", 0, 0, O_EXCEL}, {"sheet", 1, 0, O_SHEET}, {"help", 0, 0, 'h'},
 	{"pub", 1, 0, O_PUB}, {"key", 1, 0, O_KEY}, {"server-key", 1, 0, O_SERVER_KEY},
 	{"insecure", 0, 0, O_INSECURE}, {"count", 1, 0, O_COUNT}, {"collector", 1, 0, O_COLLECTOR},
+	{"submit", 1, 0, O_SUBMIT},
 	{0, 0, 0, 0}};
 
 int main(int argc, char **argv)
@@ -1327,6 +1539,7 @@ int main(int argc, char **argv)
 		case O_SERVER_KEY: o.server_key = optarg; break;
 		case O_INSECURE: o.insecure = 1; break;
 		case O_COLLECTOR: o.collector = optarg; break;
+		case O_SUBMIT: o.submit = optarg; break;
 		case O_COUNT:
 			o.count = strtol(optarg, &end, 10);
 			if (*end || o.count < 0)
@@ -1363,8 +1576,19 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "units")) {
 		if (nrest)
 			die_usage(cmd, "unexpected argument");
-		if (!o.units_file && !o.db)
-			die_usage(cmd, "give --units FILE or --db DIR");
+		if (o.submit && !o.collector)
+			die_usage(cmd, "--submit FILE sends FILE to the collector: give --collector ENDPOINT "
+			               "(with --key FILE --server-key FILE of an admin key)");
+		if (o.submit && (o.db || o.units_file || o.versions || o.tree))
+			die_usage(cmd, "--submit FILE goes with --collector only");
+		if (o.collector && o.db)
+			die_usage(cmd, "give --db DIR or --collector ENDPOINT, not both");
+		if (o.collector && !o.submit && !o.versions)
+			die_usage(cmd, "--collector works with --versions and --submit; use --db DIR to list units");
+		if (!o.units_file && !o.db && !o.collector)
+			die_usage(cmd, "give --units FILE, --db DIR or --collector ENDPOINT");
+		if (o.units_file && (o.db || o.collector))
+			die_usage(cmd, "give --units FILE or a store, not both");
 		return cmd_units(&o);
 	}
 	int remote_ok = !strcmp(cmd, "rollup") || !strcmp(cmd, "status");

@@ -39,4 +39,32 @@ int th_qc_missing(th_qc *q, const char *appendix, const char *period, const char
 int th_qc_node(th_qc *q, const th_def *d, const char *appendix, const char *period,
                const char *unit, th_node *out, char **name);
 
+/* One hierarchy version as `tonghop units --versions` lists it, from the
+ * store or from the collector's `hierarchies` answer (collector/QUERY.md). */
+typedef struct th_hier_row {
+	char version[65];
+	int32_t effective;           /* yyyymmdd */
+	uint64_t units;
+	uint32_t levels;
+	char root[TH_CODE_MAX + 1];
+	char origin[512];            /* "" when the store has no record */
+	int64_t loaded;              /* unix µs the store first took it; 0 = unknown */
+	char **periods;              /* periods bound to it, in period order (malloc'd) */
+	size_t n_periods;
+} th_hier_row;
+void th_hier_row_free(th_hier_row *r);
+typedef int (*th_hier_row_cb)(void *ctx, const th_hier_row *r);
+/* Every hierarchy version the collector has, in version-id order; cb's row is
+ * valid during the call. */
+int th_qc_hierarchies(th_qc *q, th_hier_row_cb cb, void *ctx);
+/* Submits a hierarchy file (name: for messages; text: its bytes) as a new
+ * version (admin keys only).  0: *loaded (release with th_hier_row_free) and
+ * path (where the collector wrote it) are set, and problem(ctx, text) gets
+ * the collector's warning ("warning: ...") if it has one.  Else a TH_E* code,
+ * th_qc_error() has the reason and problem(ctx, line) gets each of the
+ * collector's file:line problems. */
+int th_qc_units_submit(th_qc *q, const char *name, const char *text, size_t len,
+                       th_hier_row *loaded, char *path, size_t cap,
+                       void (*problem)(void *ctx, const char *line), void *ctx);
+
 #endif

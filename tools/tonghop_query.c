@@ -12,7 +12,7 @@
 struct th_qc {
 	void *ctx, *sock;
 	uint64_t next_id;
-	char err[256];
+	char err[1200];
 	char *reply;       /* the last answer's bytes: unpacked strings point into it */
 };
 
@@ -150,28 +150,25 @@ static int64_t *get_vec(const msgpack_object *m, const char *key, size_t n)
 	return out;
 }
 
-/* Sends a query and waits for its result; up is initialised by the caller. */
-static int ask(th_qc *q, const char *what, const char *appendix, const char *period,
-               const char *unit, const char *parent, uint64_t level, msgpack_unpacked *up,
-               const msgpack_object **res)
+/* Starts a query map of 4 + extra fields (v, t, id, q); returns its id. */
+static uint64_t begin(th_qc *q, msgpack_packer *pk, const char *what, size_t extra)
 {
-	msgpack_sbuffer sb;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer pk;
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	uint64_t id = q->next_id++;
-	msgpack_pack_map(&pk, 6 + (unit != NULL) + (parent != NULL) + (level > 0));
-	ks(&pk, "v"); msgpack_pack_uint32(&pk, 1);
-	ks(&pk, "t"); ks(&pk, "query");
-	ks(&pk, "id"); msgpack_pack_uint64(&pk, id);
-	ks(&pk, "q"); ks(&pk, what);
-	ks(&pk, "appendix"); ks(&pk, appendix);
-	ks(&pk, "period"); ks(&pk, period);
-	if (unit) { ks(&pk, "unit"); ks(&pk, unit); }
-	if (parent) { ks(&pk, "parent"); ks(&pk, parent); }
-	if (level > 0) { ks(&pk, "level"); msgpack_pack_uint64(&pk, level); }
-	int rc = zmq_send(q->sock, sb.data, sb.size, 0) == (int)sb.size ? 0 : TH_ENET;
-	msgpack_sbuffer_destroy(&sb);
+	msgpack_pack_map(pk, 4 + extra);
+	ks(pk, "v"); msgpack_pack_uint32(pk, 1);
+	ks(pk, "t"); ks(pk, "query");
+	ks(pk, "id"); msgpack_pack_uint64(pk, id);
+	ks(pk, "q"); ks(pk, what);
+	return id;
+}
+
+/* Sends the query in sb (destroyed) and waits for the result with its id;
+ * up is initialised by the caller.  On a refusal the answer stays in up. */
+static int exchange(th_qc *q, msgpack_sbuffer *sb, uint64_t id, msgpack_unpacked *up,
+                    const msgpack_object **res)
+{
+	int rc = zmq_send(q->sock, sb->data, sb->size, 0) == (int)sb->size ? 0 : TH_ENET;
+	msgpack_sbuffer_destroy(sb);
 	if (rc) {
 		snprintf(q->err, sizeof q->err, "send: %s", zmq_strerror(zmq_errno()));
 		return rc;
@@ -218,6 +215,24 @@ static int ask(th_qc *q, const char *what, const char *appendix, const char *per
 		*res = &up->data;
 		return 0;
 	}
+}
+
+/* Sends a query about an appendix and period and waits for its result. */
+static int ask(th_qc *q, const char *what, const char *appendix, const char *period,
+               const char *unit, const char *parent, uint64_t level, msgpack_unpacked *up,
+               const msgpack_object **res)
+{
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	uint64_t id = begin(q, &pk, what, 2 + (unit != NULL) + (parent != NULL) + (level > 0));
+	ks(&pk, "appendix"); ks(&pk, appendix);
+	ks(&pk, "period"); ks(&pk, period);
+	if (unit) { ks(&pk, "unit"); ks(&pk, unit); }
+	if (parent) { ks(&pk, "parent"); ks(&pk, parent); }
+	if (level > 0) { ks(&pk, "level"); msgpack_pack_uint64(&pk, level); }
+	return exchange(q, &sb, id, up, res);
 }
 
 /* Fills u (strings malloc'd) and n from a node map. */
@@ -335,6 +350,148 @@ int th_qc_node(th_qc *q, const th_def *d, const char *appendix, const char *peri
 			th_node_free(out);
 		}
 		unit_free(&u);
+	}
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}
+
+/* --- hierarchy versions ---------------------------------------------------- */
+
+static int64_t get_int(const msgpack_object *m, const char *key)
+{
+	const msgpack_object *v = get(m, key);
+	if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= INT64_MAX)
+		return (int64_t)v->via.u64;
+	if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+		return v->via.i64;
+	return 0;
+}
+
+void th_hier_row_free(th_hier_row *r)
+{
+	for (size_t i = 0; i < r->n_periods; i++)
+		free(r->periods[i]);
+	free(r->periods);
+	r->periods = NULL;
+	r->n_periods = 0;
+}
+
+/* Fills r from a version map (QUERY.md); 0 or TH_EPROTO / TH_ENOMEM. */
+static int row_of(const msgpack_object *o, th_hier_row *r)
+{
+	memset(r, 0, sizeof *r);
+	if (!o || o->type != MSGPACK_OBJECT_MAP)
+		return TH_EPROTO;
+	char *version = get_str(o, "version"), *root = get_str(o, "root"), *origin = get_str(o, "origin");
+	int rc = version && root && origin && *version ? 0 : TH_EPROTO;
+	if (!rc) {
+		snprintf(r->version, sizeof r->version, "%s", version);
+		snprintf(r->root, sizeof r->root, "%s", root);
+		snprintf(r->origin, sizeof r->origin, "%s", origin);
+		r->effective = (int32_t)get_int(o, "effective");
+		r->units = get_uint(o, "units");
+		r->levels = (uint32_t)get_uint(o, "levels");
+		r->loaded = get_int(o, "loaded");
+	}
+	free(version);
+	free(root);
+	free(origin);
+	const msgpack_object *p = get(o, "periods");
+	if (!rc && (!p || p->type != MSGPACK_OBJECT_ARRAY))
+		rc = TH_EPROTO;
+	if (!rc && p->via.array.size) {
+		r->periods = calloc(p->via.array.size, sizeof *r->periods);
+		if (!r->periods)
+			return TH_ENOMEM;
+		for (uint32_t i = 0; i < p->via.array.size && !rc; i++) {
+			const msgpack_object *e = &p->via.array.ptr[i];
+			if (e->type != MSGPACK_OBJECT_STR || e->via.str.size > 32)
+				rc = TH_EPROTO;
+			else if (!(r->periods[r->n_periods++] = strndup(e->via.str.ptr, e->via.str.size)))
+				rc = TH_ENOMEM;
+		}
+	}
+	if (rc)
+		th_hier_row_free(r);
+	return rc;
+}
+
+int th_qc_hierarchies(th_qc *q, th_hier_row_cb cb, void *ctx)
+{
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	uint64_t id = begin(q, &pk, "hierarchies", 0);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	const msgpack_object *res = NULL;
+	int rc = exchange(q, &sb, id, &up, &res);
+	const msgpack_object *list = rc ? NULL : get(res, "hierarchies");
+	if (!rc && (!list || list->type != MSGPACK_OBJECT_ARRAY)) {
+		snprintf(q->err, sizeof q->err, "answer without hierarchies");
+		rc = TH_EPROTO;
+	}
+	for (uint32_t i = 0; !rc && i < list->via.array.size; i++) {
+		th_hier_row r;
+		rc = row_of(&list->via.array.ptr[i], &r);
+		if (rc) {
+			snprintf(q->err, sizeof q->err, "malformed hierarchy version in the answer");
+			break;
+		}
+		rc = cb(ctx, &r);
+		th_hier_row_free(&r);
+	}
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}
+
+int th_qc_units_submit(th_qc *q, const char *name, const char *text, size_t len,
+                       th_hier_row *loaded, char *path, size_t cap,
+                       void (*problem)(void *ctx, const char *line), void *ctx)
+{
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	uint64_t id = begin(q, &pk, "units_submit", 2);
+	ks(&pk, "name"); ks(&pk, name);
+	ks(&pk, "text");
+	msgpack_pack_str(&pk, len);
+	msgpack_pack_str_body(&pk, text, len);
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	const msgpack_object *res = NULL;
+	int rc = exchange(q, &sb, id, &up, &res);
+	if (rc) {
+		const msgpack_object *pr = up.data.type == MSGPACK_OBJECT_MAP ? get(&up.data, "problems") : NULL;
+		for (uint32_t i = 0; problem && pr && pr->type == MSGPACK_OBJECT_ARRAY && i < pr->via.array.size;
+		     i++) {
+			const msgpack_object *e = &pr->via.array.ptr[i];
+			if (e->type != MSGPACK_OBJECT_STR)
+				continue;
+			char *line = strndup(e->via.str.ptr, e->via.str.size);
+			if (line) {
+				for (char *c = line; *c; c++)
+					if ((unsigned char)*c < 0x20)
+						*c = ' ';
+				problem(ctx, line);
+			}
+			free(line);
+		}
+	} else {
+		char *p = get_str(res, "path"), *w = get_str(res, "warning");
+		rc = row_of(get(res, "loaded"), loaded);
+		if (rc)
+			snprintf(q->err, sizeof q->err, "malformed answer");
+		else if (path && cap)
+			snprintf(path, cap, "%s", p ? p : "");
+		char *line = NULL;
+		if (!rc && w && *w && problem && asprintf(&line, "warning: %s", w) > 0)
+			problem(ctx, line);
+		free(line);
+		free(p);
+		free(w);
 	}
 	msgpack_unpacked_destroy(&up);
 	return rc;
