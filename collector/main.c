@@ -56,7 +56,7 @@ static void usage(FILE *f)
 	"  --server-key FILE    the collector's keypair (from `keygen`)\n"
 	"  --insecure           no CURVE, no authentication: loopback/ipc endpoints only, demos only\n"
 	"  --deadline SPEC      APPENDIX:PERIOD:yyyy-mm-dd, or APPENDIX:PERIOD:UNIT:yyyy-mm-dd; repeatable\n"
-	"  --group-max N        messages per commit group (default 256)\n"
+	"  --group-max N        messages per commit group (default 1024)\n"
 	"  --map-size MIB       initial LMDB map size in MiB (default 64; grows when full)\n"
 	"  --log-level LEVEL    error, warn, info (default) or debug\n"
 	"  --metrics FILE       write Prometheus metrics to FILE every 10 s and at exit\n"
@@ -557,7 +557,7 @@ int main(int argc, char **argv)
 	c.pub = "tcp://127.0.0.1:7702";
 	c.query = "tcp://127.0.0.1:7703";
 	c.defs = th_def_default_dir();
-	c.group_max = 256;
+	c.group_max = 1024;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "nhV", long_opts, NULL)) != -1) {
 		if (ch == 'h') {

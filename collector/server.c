@@ -794,7 +794,7 @@ static void pub_rebind(th_server *s)
 
 int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 {
-	int gmax = s->conf.group_max > 0 ? s->conf.group_max : 256;
+	int gmax = s->conf.group_max > 0 ? s->conf.group_max : 1024;
 	pending *g = calloc((size_t)gmax, sizeof *g);
 	if (!g)
 		return TH_ENOMEM;
