@@ -191,20 +191,30 @@ int tu_wait(pid_t pid, int ms)
 	return -1;
 }
 
+/* A port below the kernel's ephemeral range (so no outgoing connection of a
+ * parallel test takes it between now and the bind), chosen at random and
+ * checked free.  bind(0) handed the same recent ports to parallel tests. */
 int tu_free_port(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	struct sockaddr_in a = {0};
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = 0;
-	socklen_t l = sizeof a;
-	int port = -1;
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
+	static unsigned seed;
+	if (!seed) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		seed = (unsigned)ts.tv_nsec ^ (unsigned)getpid() << 16;
+	}
+	for (int attempt = 0; attempt < 200; attempt++) {
+		int port = 20000 + (int)(rand_r(&seed) % 12000);   /* 20000..31999 */
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			return -1;
+		struct sockaddr_in a = {0};
+		a.sin_family = AF_INET;
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a.sin_port = htons((uint16_t)port);
+		int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+		close(fd);
+		if (ok)
+			return port;
+	}
+	return -1;
 }
