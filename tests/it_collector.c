@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,17 +222,30 @@ static void hostile_bytes(void **state)
 	zmq_close(s);
 }
 
+/* A SUB socket (linger 0) of context ctx with key k on f's PUB endpoint, filtered by
+ * prefix; NULL on failure.  No cmocka assertion: a forked child uses it too. */
+static void *subscriber(cf_fixture *f, void *ctx, const cf_keypair *k, const char *prefix)
+{
+	void *sub = zmq_socket(ctx, ZMQ_SUB);
+	int linger = 0;
+	if (!sub)
+		return NULL;
+	if (zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger) ||
+	    zmq_setsockopt(sub, ZMQ_CURVE_SERVERKEY, f->server.pub, 40) ||
+	    zmq_setsockopt(sub, ZMQ_CURVE_PUBLICKEY, k->pub, 40) ||
+	    zmq_setsockopt(sub, ZMQ_CURVE_SECRETKEY, k->sec, 40) ||
+	    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix)) || zmq_connect(sub, f->pubep)) {
+		zmq_close(sub);
+		return NULL;
+	}
+	return sub;
+}
+
 static void pub_prefix_terminated(void **state)
 {
 	cf_fixture *f = *state;
-	void *sub = zmq_socket(f->ctx, ZMQ_SUB);
-	int linger = 0;
-	zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
-	zmq_setsockopt(sub, ZMQ_CURVE_SERVERKEY, f->server.pub, 40);
-	zmq_setsockopt(sub, ZMQ_CURVE_PUBLICKEY, f->reader.pub, 40);
-	zmq_setsockopt(sub, ZMQ_CURVE_SECRETKEY, f->reader.sec, 40);
-	zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "L2\x1fSNV\x1f", 7);
-	assert_int_equal(zmq_connect(sub, f->pubep), 0);
+	void *sub = subscriber(f, f->ctx, &f->reader, "L2\x1fSNV\x1f");
+	assert_non_null(sub);
 	usleep(300000);
 	void *x = cf_dealer(f, f->ingest, &f->snvx);
 	th_report *rx = cf_pl3(f, "SNVX", 1, 1, 0, 0);
@@ -291,14 +305,8 @@ static void drain_topics(void *sub, const char *want, int *same, int *other)
 
 static void *level_sub(cf_fixture *f, const char *prefix)
 {
-	void *sub = zmq_socket(f->ctx, ZMQ_SUB);
-	int linger = 0;
-	zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof linger);
-	zmq_setsockopt(sub, ZMQ_CURVE_SERVERKEY, f->server.pub, 40);
-	zmq_setsockopt(sub, ZMQ_CURVE_PUBLICKEY, f->reader.pub, 40);
-	zmq_setsockopt(sub, ZMQ_CURVE_SECRETKEY, f->reader.sec, 40);
-	zmq_setsockopt(sub, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
-	assert_int_equal(zmq_connect(sub, f->pubep), 0);
+	void *sub = subscriber(f, f->ctx, &f->reader, prefix);
+	assert_non_null(sub);
 	return sub;
 }
 
@@ -323,6 +331,197 @@ static void pub_level_prefix(void **state)
 	zmq_close(d1);
 	zmq_close(l3);
 	zmq_close(l2);
+}
+
+/* --- a reader revoked at SIGHUP is cut off from the PUB stream -------------------------- */
+
+/* A subscriber in a forked child process, with its own ZeroMQ context (an in-process
+ * subscriber whose connection the collector refuses can hang zmq_ctx_term). */
+typedef struct {
+	pid_t pid;
+	int ctl;              /* write end: a byte on it tells the child to finish */
+	int reports;          /* read end: the commit id of every message, 8 bytes each */
+	uint64_t commits[512];
+	size_t n;
+} sub_proc;
+
+/* The child: subscribes to everything with key k, writes the commit of each message to
+ * report_fd until a byte arrives on ctl_fd; exits 0, 1 on a failure, killed by SIGALRM after 60 s. */
+static void sub_child(cf_fixture *f, const cf_keypair *k, int ctl_fd, int report_fd)
+{
+	static char body[1 << 16];
+	alarm(60);
+	void *ctx = zmq_ctx_new();
+	void *sub = ctx ? subscriber(f, ctx, k, "") : NULL;
+	int rc = sub ? 0 : 1;
+	while (sub) {
+		zmq_pollitem_t it[2] = {{sub, 0, ZMQ_POLLIN, 0}, {NULL, ctl_fd, ZMQ_POLLIN, 0}};
+		if (zmq_poll(it, 2, 1000) < 0) {
+			rc = 1;
+			break;
+		}
+		if (it[1].revents & ZMQ_POLLIN)
+			break;
+		if (!(it[0].revents & ZMQ_POLLIN))
+			continue;
+		int more = 0;
+		size_t ml = sizeof more;
+		int n = zmq_recv(sub, body, sizeof body, 0);
+		if (n < 0 || zmq_getsockopt(sub, ZMQ_RCVMORE, &more, &ml) || !more ||
+		    (n = zmq_recv(sub, body, sizeof body, 0)) < 0 || (size_t)n > sizeof body) {
+			rc = 1;
+			break;
+		}
+		msgpack_unpacked u;
+		msgpack_unpacked_init(&u);
+		uint64_t commit = 0;
+		if (msgpack_unpack_next(&u, body, (size_t)n, NULL) == MSGPACK_UNPACK_SUCCESS) {
+			const msgpack_object *c = cf_field(&u.data, "commit");
+			if (c && c->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+				commit = c->via.u64;
+		}
+		msgpack_unpacked_destroy(&u);
+		if (write(report_fd, &commit, sizeof commit) != (ssize_t)sizeof commit) {
+			rc = 1;
+			break;
+		}
+	}
+	if (sub)
+		zmq_close(sub);
+	if (ctx)
+		zmq_ctx_term(ctx);
+	_exit(rc);
+}
+
+/* Forks a subscriber with key k: before the parent opens any socket of its own. */
+static void sub_spawn(cf_fixture *f, const cf_keypair *k, sub_proc *p)
+{
+	int ctl[2], rep[2];
+	memset(p, 0, sizeof *p);
+	assert_int_equal(pipe(ctl), 0);
+	assert_int_equal(pipe(rep), 0);
+	p->pid = fork();
+	assert_true(p->pid >= 0);
+	if (p->pid == 0) {
+		close(ctl[1]);
+		close(rep[0]);
+		sub_child(f, k, ctl[0], rep[1]);
+	}
+	close(ctl[0]);
+	close(rep[1]);
+	p->ctl = ctl[1];
+	p->reports = rep[0];
+}
+
+/* Collects the child's reports for up to ms (less when one arrives). */
+static void sub_read(sub_proc *p, int ms)
+{
+	struct pollfd pf = {p->reports, POLLIN, 0};
+	while (poll(&pf, 1, ms) > 0 && (pf.revents & POLLIN)) {
+		uint64_t c;
+		if (read(p->reports, &c, sizeof c) != (ssize_t)sizeof c)
+			break;
+		if (p->n < sizeof p->commits / sizeof *p->commits)
+			p->commits[p->n++] = c;
+		ms = 0;
+	}
+}
+
+/* How many reported commits are >= from. */
+static size_t sub_got(const sub_proc *p, uint64_t from)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->n; i++)
+		n += p->commits[i] >= from;
+	return n;
+}
+
+/* Tells the child to finish; returns its exit status. */
+static int sub_finish(sub_proc *p)
+{
+	/* a byte, not only EOF: zmq_poll reports POLLIN, but not POLLHUP, of a plain fd */
+	assert_int_equal(write(p->ctl, "q", 1), 1);
+	close(p->ctl);
+	int st = tu_wait(p->pid, 10000);
+	if (st < 0) {
+		kill(p->pid, SIGKILL);
+		tu_wait(p->pid, 5000);
+	}
+	close(p->reports);
+	return st;
+}
+
+/* Submits new SNV revisions until every subscriber of subs has received a change of this
+ * round (a subscription takes a moment to reach the PUB socket); returns the first commit
+ * of the round. */
+static uint64_t publish_until_received(cf_fixture *f, void *s, uint64_t *rev, sub_proc **subs,
+                                       size_t n)
+{
+	uint64_t from = 0;
+	for (int attempt = 0; attempt < 40; attempt++) {
+		th_report *r = cf_pl3(f, "SNV", *rev, (int64_t)*rev, 0, 0);
+		(*rev)++;
+		th_ack a;
+		cf_submit(f, s, r, &a);
+		assert_int_equal(a.results[0].status, TH_ACK_ACCEPTED);
+		if (!from)
+			from = a.commit;
+		th_ack_free(&a);
+		th_report_destroy(&r);
+		size_t done = 0;
+		for (size_t i = 0; i < n; i++) {
+			sub_read(subs[i], 250);
+			done += sub_got(subs[i], from) > 0;
+		}
+		if (done == n)
+			return from;
+	}
+	fail_msg("a subscriber received nothing in 40 commits");
+	return 0;
+}
+
+static void revoked_reader_cut_off_from_pub(void **state)
+{
+	cf_fixture *f = *state;
+	sub_proc revoked, kept;
+	sub_spawn(f, &f->reader, &revoked);
+	sub_spawn(f, &f->reader2, &kept);
+	void *s = cf_dealer(f, f->ingest, &f->snv);
+	void *probe = cf_dealer(f, f->ingest, &f->reader);   /* sees when the reload is done */
+	th_welcome w;
+	assert_int_equal(cf_hello(probe, &w, NULL), 0);
+	th_welcome_free(&w);
+	uint64_t rev = 1;
+	sub_proc *both[] = {&revoked, &kept}, *only_kept[] = {&kept};
+	publish_until_received(f, s, &rev, both, 2);
+	/* revoke the first reader; the reload is done when its key is refused on ingest */
+	cf_write_keys(f, &f->reader);
+	kill(f->pid, SIGHUP);
+	int reloaded = 0;
+	for (int i = 0; i < 50 && !reloaded; i++) {
+		th_error_msg e;
+		int rc = cf_hello(probe, &w, &e);
+		if (rc == 0) {
+			th_welcome_free(&w);
+			usleep(100000);
+		} else {
+			assert_true(rc != -1);
+			assert_int_equal(e.code, TH_EAUTH);
+			th_error_msg_free(&e);
+			reloaded = 1;
+		}
+	}
+	assert_true(reloaded);
+	uint64_t from = publish_until_received(f, s, &rev, only_kept, 1);
+	sub_read(&revoked, 1000);
+	print_message("after the reload: kept reader got %zu changes, revoked reader %zu\n",
+	              sub_got(&kept, from), sub_got(&revoked, from));
+	assert_int_equal(sub_got(&revoked, from), 0);
+	assert_true(sub_got(&kept, from) >= 1);
+	zmq_close(probe);
+	zmq_close(s);
+	assert_int_equal(sub_finish(&revoked), 0);
+	assert_int_equal(sub_finish(&kept), 0);
 }
 
 static void acked_survives_sigkill(void **state)
@@ -401,6 +600,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(hostile_bytes, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(pub_prefix_terminated, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(pub_level_prefix, cf_setup, cf_teardown),
+		cmocka_unit_test_setup_teardown(revoked_reader_cut_off_from_pub, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(acked_survives_sigkill, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(sigterm_exits_cleanly, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(keygen_and_check, cf_setup, cf_teardown),
