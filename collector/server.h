@@ -19,6 +19,9 @@ typedef struct th_stats {
 	uint64_t commit_us_max, commit_us_sum;
 	uint64_t published;
 	uint64_t inflight_refused;    /* submits refused: too many in flight on one connection */
+	uint64_t conns_refused;       /* messages refused: too many live connections for one key */
+	uint64_t disconnects;         /* ingest connections ended, for any reason (KEYS.md) */
+	uint64_t conns_live;          /* ingest connections tracked as live now (a gauge) */
 } th_stats;
 
 typedef struct th_server_conf {
@@ -29,6 +32,7 @@ typedef struct th_server_conf {
 	size_t group_bytes;           /* bytes per commit group */
 	th_limits limits;
 	const char *root_unit;        /* scope of peers in insecure mode */
+	uint32_t max_conns_per_key;   /* live ingest connections per key; 0: no limit */
 } th_server_conf;
 
 typedef struct th_server th_server;

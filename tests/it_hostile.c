@@ -30,6 +30,13 @@ static int setup(void **state)
 	return cf_setup_with(state, extra);
 }
 
+/* The same with at most 2 live connections per key. */
+static int setup_two_conns(void **state)
+{
+	static const char *const extra[] = {"--max-inflight", "4", "--max-conns-per-key", "2", NULL};
+	return cf_setup_with(state, extra);
+}
+
 /* --- raw messages ---------------------------------------------------------------- */
 
 typedef struct {
@@ -218,6 +225,15 @@ static void attack_end(cf_fixture *f, msgpack_sbuffer *before, void *s)
 	still_serving(f);
 	msgpack_sbuffer_destroy(before);
 	zmq_close(s);
+}
+
+/* An SNV report at rev that breaks PL3's rule (done 99 of planned 7): rejected. */
+static th_report *rule_broken(cf_fixture *f, uint64_t rev)
+{
+	th_report *r = cf_pl3(f, "SNV", rev, 5, 1, 1);
+	const th_def *d = th_defset_latest(f->defs, "PL3");
+	th_report_cell(r, 0, (size_t)th_def_column(d, "da_hoan_thanh"))->i = 99;
+	return r;
 }
 
 /* A valid submit of one SNV report at rev (not sent). */
@@ -651,9 +667,7 @@ static void flood_from_one_key(void **state)
 	int hwm = 0;
 	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
 	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-	th_report *bad = cf_pl3(f, "SNV", 140, 5, 1, 1);
-	const th_def *d = th_defset_latest(f->defs, "PL3");
-	th_report_cell(bad, 0, (size_t)th_def_column(d, "da_hoan_thanh"))->i = 99;   /* rule broken */
+	th_report *bad = rule_broken(f, 140);
 	uint8_t *buf;
 	size_t len;
 	assert_int_equal(th_wire_encode_submit(1, &bad, 1, f->defs, &buf, &len), 0);
@@ -703,6 +717,131 @@ static void frame_over_max_size(void **state)
 	outcome o;
 	assert_false(got_reply(s, 2000, &o));
 	attack_end(f, &before, s);
+}
+
+/* A hello on a new connection of key k is welcomed. */
+static void *welcomed(cf_fixture *f, const cf_keypair *k)
+{
+	void *s = cf_dealer(f, f->ingest, k);
+	th_welcome w;
+	assert_int_equal(cf_hello(s, &w, NULL), 0);
+	th_welcome_free(&w);
+	return s;
+}
+
+/* The error a hello on s gets: "too many connections for this key", retry later. */
+static void assert_conn_refused(void *s)
+{
+	th_welcome w;
+	th_error_msg e;
+	int rc = cf_hello(s, &w, &e);
+	assert_true(rc != 0 && rc != -1);   /* an answer, not a welcome */
+	assert_int_equal(e.code, TH_EBUSY);
+	assert_true(e.retry);
+	assert_non_null(strstr(e.message, "too many connections for this key"));
+	th_error_msg_free(&e);
+}
+
+/* --max-conns-per-key 2: a third live connection of SNV is refused with retry_later (and
+ * counted) while D1 is served; once one of the two closes, the third is admitted. */
+static void connections_per_key_limited(void **state)
+{
+	cf_fixture *f = *state;
+	void *a = welcomed(f, &f->snv), *b = welcomed(f, &f->snv);
+	void *c = cf_dealer(f, f->ingest, &f->snv);
+	assert_conn_refused(c);
+	uint64_t refused = 1;
+	assert_conn_refused(c);   /* checked again at its next message */
+	refused++;
+	void *d = welcomed(f, &f->d1);
+	assert_int_equal(cf_stat(f, "conns_refused"), refused);
+	zmq_close(a);
+	int admitted = 0;
+	for (int i = 0; i < 50 && !admitted; i++) {
+		th_welcome w;
+		th_error_msg e;
+		int rc = cf_hello(c, &w, &e);
+		if (rc == 0) {
+			th_welcome_free(&w);
+			admitted = 1;
+		} else {
+			assert_true(rc != -1);
+			assert_int_equal(e.code, TH_EBUSY);
+			th_error_msg_free(&e);
+			refused++;
+			usleep(100000);
+		}
+	}
+	assert_true(admitted);
+	assert_int_equal(cf_stat(f, "conns_refused"), refused);
+	assert_true(cf_stat(f, "ingest_disconnects") >= 1);
+	/* the admitted connection submits normally */
+	th_report *r = cf_pl3(f, "SNV", 5, 1, 0, 0);
+	assert_int_equal(cf_submit_status(f, c, r, NULL), TH_ACK_ACCEPTED);
+	th_report_destroy(&r);
+	zmq_close(b);
+	zmq_close(c);
+	zmq_close(d);
+}
+
+/* 64 submits queued on one connection while the collector is stopped (SIGSTOP) arrive
+ * together at SIGCONT: those beyond --max-inflight 4 in a group are refused with "too
+ * many in flight", and the stats query counts exactly those. */
+static void inflight_refused_counted(void **state)
+{
+	cf_fixture *f = *state;
+	assert_int_equal(cf_stat(f, "inflight_refused"), 0);
+	void *s = welcomed(f, &f->snv);
+	th_report *bad = rule_broken(f, 150);
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_submit(1, &bad, 1, f->defs, &buf, &len), 0);
+	enum { N = 64 };
+	assert_int_equal(kill(f->pid, SIGSTOP), 0);
+	for (int i = 0; i < N; i++)
+		assert_true(zmq_send(s, buf, len, 0) >= 0);
+	usleep(300000);   /* into the collector's socket buffer */
+	assert_int_equal(kill(f->pid, SIGCONT), 0);
+	free(buf);
+	uint64_t busy = 0;
+	for (int i = 0; i < N; i++) {
+		outcome o;
+		assert_true(got_reply(s, 10000, &o));
+		if (o.error) {
+			assert_int_equal(o.code, TH_EBUSY);
+			assert_non_null(strstr(o.message, "too many in flight"));
+			busy++;
+		} else {
+			assert_int_equal(o.code, TH_ERULE);
+		}
+	}
+	print_message("%llu of %d refused as too many in flight\n", (unsigned long long)busy, N);
+	assert_true(busy > 0);
+	assert_int_equal(cf_stat(f, "inflight_refused"), busy);
+	th_report_destroy(&bad);
+	zmq_close(s);
+}
+
+/* A frame over max_msg_bytes: libzmq closes the connection without telling why; the
+ * collector counts it among ingest_disconnects (the only connection that ever ended). */
+static void oversize_frame_counted(void **state)
+{
+	cf_fixture *f = *state;
+	void *s = welcomed(f, &f->snv);
+	assert_int_equal(cf_stat(f, "ingest_disconnects"), 0);
+	size_t n = (9u << 20);
+	uint8_t *big = calloc(1, n);
+	assert_non_null(big);
+	assert_true(zmq_send(s, big, n, 0) >= 0);
+	free(big);
+	outcome o;
+	assert_false(got_reply(s, 2000, &o));
+	uint64_t drops = 0;
+	for (int i = 0; i < 50 && (drops = cf_stat(f, "ingest_disconnects")) == 0; i++)
+		usleep(100000);
+	assert_int_equal(drops, 1);   /* s is still open on this side */
+	still_serving(f);
+	zmq_close(s);
 }
 
 static void insecure_only_on_loopback(void **state)
@@ -776,6 +915,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(replay_under_other_key, setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(flood_from_one_key, setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(frame_over_max_size, setup, cf_teardown),
+		cmocka_unit_test_setup_teardown(oversize_frame_counted, setup, cf_teardown),
+		cmocka_unit_test_setup_teardown(inflight_refused_counted, setup, cf_teardown),
+		cmocka_unit_test_setup_teardown(connections_per_key_limited, setup_two_conns, cf_teardown),
 		cmocka_unit_test_setup_teardown(insecure_only_on_loopback, setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(refuses_root, setup, cf_teardown),
 	};
