@@ -54,6 +54,9 @@ void th_conns_destroy(th_conns **pc)
 	if (!pc || !*pc)
 		return;
 	th_conns *c = *pc;
+	/* libzmq sends monitor events blocking, under the lock that stopping the monitor
+	 * takes: drain first so that no sender waits on a full pipe meanwhile */
+	th_conns_poll(c);
 	zmq_socket_monitor(c->router, NULL, 0);
 	zmq_close(c->monitor);
 	free(c->by_fd);

@@ -5,10 +5,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -95,6 +97,28 @@ int cf_setup(void **state)
 	return cf_setup_with(state, NULL);
 }
 
+static void *term_thread(void *ctx)
+{
+	zmq_ctx_term(ctx);
+	return NULL;
+}
+
+/* Terminates ctx, or leaves it behind after 5 s: a failed assertion skips the test's
+ * zmq_close calls, and zmq_ctx_term waits for every socket to be closed. */
+static void term_ctx(void *ctx)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, term_thread, ctx) != 0)
+		return;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	if (pthread_timedjoin_np(t, NULL, &until) != 0) {
+		print_message("sockets left open (a failed test?): the ZeroMQ context is left behind\n");
+		pthread_detach(t);
+	}
+}
+
 int cf_teardown(void **state)
 {
 	cf_fixture *f = *state;
@@ -105,7 +129,7 @@ int cf_teardown(void **state)
 			tu_wait(f->pid, 5000);
 		}
 	}
-	zmq_ctx_term(f->ctx);
+	term_ctx(f->ctx);
 	th_defset_destroy(&f->defs);
 	tu_rmrf(f->dir);
 	free(f);
