@@ -122,17 +122,29 @@ static void term_ctx(void *ctx)
 int cf_teardown(void **state)
 {
 	cf_fixture *f = *state;
+	int status = 0;
+	char *log = NULL;
 	if (f->pid > 0) {
 		kill(f->pid, SIGTERM);
-		if (tu_wait(f->pid, 5000) < 0) {
+		if ((status = tu_wait(f->pid, 5000)) < 0) {
 			kill(f->pid, SIGKILL);
 			tu_wait(f->pid, 5000);
 		}
+		char path[4096];
+		snprintf(path, sizeof path, "%s/collector.log", f->dir);
+		if (status != 0)
+			log = tu_read_file(path, NULL);
 	}
 	term_ctx(f->ctx);
 	th_defset_destroy(&f->defs);
 	tu_rmrf(f->dir);
 	free(f);
+	/* every case ends with a clean shutdown (under the sanitizers: no error, no leak) */
+	if (status != 0) {
+		print_message("collector exit status %d at SIGTERM; its log:\n%s\n", status, log ? log : "");
+		free(log);
+		return -1;
+	}
 	return 0;
 }
 
