@@ -29,7 +29,7 @@ typedef struct {
 	int n_units;
 	const char *deadlines[MAX_DEADLINES];
 	int n_deadlines;
-	int insecure, check, group_max, allow_root, max_inflight;
+	int insecure, check, group_max, allow_root, max_inflight, max_conns_per_key;
 	size_t map_size;
 } conf;
 
@@ -62,6 +62,7 @@ static void usage(FILE *f)
 	"  --metrics FILE       write Prometheus metrics to FILE every 10 s and at exit\n"
 	"  --config FILE        read options from FILE\n"
 	"  --max-inflight N     unacknowledged submits per connection in one commit group (default 64)\n"
+	"  --max-conns-per-key N  live ingest connections per key (default 16)\n"
 	"  --allow-root         allow running as root (refused otherwise; not recommended)\n"
 	"  -n, --check          check configuration, hierarchy, definitions and keys, then exit\n"
 	"  -h, --help           this text\n"
@@ -80,6 +81,7 @@ static const struct option long_opts[] = {
 	{"map-size", 1, 0, 'm'}, {"log-level", 1, 0, 'l'}, {"config", 1, 0, 'c'},
 	{"allow-root", 0, 0, 'R'}, {"metrics", 1, 0, 'M'}, {"check", 0, 0, 'n'}, {"help", 0, 0, 'h'},
 	{"version", 0, 0, 'V'}, {"max-inflight", 1, 0, 'F'}, {"units-dir", 1, 0, 'U'},
+	{"max-conns-per-key", 1, 0, 'P'},
 	{0, 0, 0, 0}};
 
 static int set_opt(conf *c, int ch, const char *arg, const char *where);
@@ -207,6 +209,12 @@ static int set_opt(conf *c, int ch, const char *arg, const char *where)
 	case 'R': c->allow_root = 1; break;
 	case 'F': c->max_inflight = atoi(arg); if (c->max_inflight < 1 || c->max_inflight > 100000) {
 			fprintf(stderr, "tonghop-collector: %s: --max-inflight must be 1..100000\n", where);
+			return 2;
+		}
+		break;
+	case 'P': c->max_conns_per_key = atoi(arg);
+		if (c->max_conns_per_key < 1 || c->max_conns_per_key > 100000) {
+			fprintf(stderr, "tonghop-collector: %s: --max-conns-per-key must be 1..100000\n", where);
 			return 2;
 		}
 		break;
@@ -558,6 +566,7 @@ int main(int argc, char **argv)
 	c.query = "tcp://127.0.0.1:7703";
 	c.defs = th_def_default_dir();
 	c.group_max = 1024;
+	c.max_conns_per_key = 16;
 	int ch;
 	while ((ch = getopt_long(argc, argv, "nhV", long_opts, NULL)) != -1) {
 		if (ch == 'h') {
@@ -718,6 +727,7 @@ int main(int argc, char **argv)
 	sc.group_max = c.group_max;
 	sc.group_bytes = 64u << 20;
 	sc.limits = th_limits_default;
+	sc.max_conns_per_key = (uint32_t)c.max_conns_per_key;
 	if (c.max_inflight > 0)
 		sc.limits.max_inflight = (uint32_t)c.max_inflight;
 	const th_units *cur = th_store_current_hierarchy(rt.store);

@@ -119,6 +119,17 @@ int th_metrics_format(const th_stats *st, char *buf, size_t cap)
 	put(&b, "tonghop_collector_messages_total{type=\"query\"} %llu\n", (unsigned long long)st->queries);
 	counter(&b, "tonghop_collector_refused_messages_total",
 	        "Whole messages refused (malformed, wrong protocol version, unauthorised).", st->refused_msgs);
+	head(&b, "tonghop_collector_limit_refused_total", "counter",
+	     "Messages refused with retry_later because a limit was reached, by limit.");
+	put(&b, "tonghop_collector_limit_refused_total{limit=\"inflight\"} %llu\n",
+	    (unsigned long long)st->inflight_refused);
+	put(&b, "tonghop_collector_limit_refused_total{limit=\"connections_per_key\"} %llu\n",
+	    (unsigned long long)st->conns_refused);
+	counter(&b, "tonghop_collector_ingest_disconnects_total",
+	        "Ingest connections ended for any reason (peer closed, heartbeat timeout, refused "
+	        "handshake, frame over the size limit).", st->disconnects);
+	gauge(&b, "tonghop_collector_ingest_connections", "Ingest connections live now (seen, not yet closed).",
+	      (double)st->conns_live);
 	counter(&b, "tonghop_collector_received_bytes_total", "Bytes of submit messages received.", st->bytes);
 	counter(&b, "tonghop_collector_records_total", "Rows of accepted reports committed.", st->records);
 	counter(&b, "tonghop_collector_commits_total", "Group commits made durable in the store.", st->commits);

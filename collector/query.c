@@ -415,6 +415,8 @@ int th_query_answer(const th_query_env *env, const uint8_t *buf, size_t len, uin
 			{"commits", st->commits}, {"group_reports_max", st->group_reports_max},
 			{"group_reports_sum", st->group_reports_sum}, {"commit_us_max", st->commit_us_max},
 			{"commit_us_sum", st->commit_us_sum}, {"published", st->published},
+			{"inflight_refused", st->inflight_refused}, {"conns_refused", st->conns_refused},
+			{"ingest_disconnects", st->disconnects}, {"ingest_connections", st->conns_live},
 			{"store_reports", ss.reports}, {"store_revisions", ss.revisions},
 			{"store_map_size", ss.map_size}, {"store_used_bytes", ss.used_bytes}};
 		size_t nf = sizeof f / sizeof f[0];

@@ -1,5 +1,6 @@
 /* server.c -- sockets, group commit, acks, publishing (DESIGN sections 4-6, 8). */
 #include "server.h"
+#include "conns.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -26,6 +27,7 @@ struct th_server {
 	 * subscribe and last unsubscribe): publish builds only what someone wants */
 	char **subs;
 	size_t *sublen, nsubs, capsubs;
+	th_conns *conns;
 };
 
 static void subs_clear(th_server *s);
@@ -91,6 +93,10 @@ int th_server_new(const th_server_conf *conf, th_store *store, const th_defset *
 			goto fail;
 		}
 	}
+	if (th_conns_new(s->ctx, s->ingest, conf->insecure ? 0 : conf->max_conns_per_key, &s->conns) != 0) {
+		th_log(TH_LOG_ERROR, "net", "cannot monitor the ingest socket: %s", zmq_strerror(zmq_errno()));
+		goto fail;
+	}
 	*out = s;
 	return TH_OK;
 fail:
@@ -104,6 +110,7 @@ void th_server_destroy(th_server **ps)
 		return;
 	th_server *s = *ps;
 	int zero = 0;
+	th_conns_destroy(&s->conns);
 	if (s->ingest) {
 		zmq_setsockopt(s->ingest, ZMQ_LINGER, &zero, sizeof zero);
 		zmq_close(s->ingest);
@@ -627,6 +634,29 @@ static int peer_key(th_server *s, zmq_msg_t *body, th_key *key, const char **uid
 	return uid && th_zap_lookup(s->zap, uid, key) == 0;
 }
 
+/* Counts the connection of a message from key against --max-conns-per-key; when it is
+ * one too many, answers with a retry_later error and returns 1. */
+static int too_many_conns(th_server *s, zmq_msg_t *id, zmq_msg_t *body, const th_key *key)
+{
+	if (th_conns_admit(s->conns, id, body, s->conf.insecure ? "insecure" : key->pub) == 0)
+		return 0;
+	uint64_t n = ++s->stats.conns_refused;
+	if ((n & (n - 1)) == 0)   /* 1, 2, 4, 8...: a flood does not flood the log */
+		th_log(TH_LOG_WARN, "ingest", "the key of %s (%s) has %u live connections already; a "
+		       "message on another one refused (retry later; %llu refused so far)", key->unit,
+		       key->pub, (unsigned)s->conf.max_conns_per_key, (unsigned long long)n);
+	send_error(s, s->ingest, id, 0, TH_EBUSY, "too many connections for this key", 1);
+	return 1;
+}
+
+/* Reads the ingest socket's monitor: closed connections stop counting. */
+static void conns_tick(th_server *s)
+{
+	th_conns_poll(s->conns);
+	s->stats.disconnects = th_conns_disconnects(s->conns);
+	s->stats.conns_live = th_conns_live(s->conns);
+}
+
 /* Receives one message from the ingest socket; handles hello and errors at
  * once; a decoded submit is appended to the group. Returns 1 when a message
  * was read, 0 when none was waiting, -1 on a socket error. */
@@ -667,6 +697,8 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 		th_log(TH_LOG_WARN, "auth", "message from a key that is no longer authorised (%s)",
 		       uid ? uid : "?");
 		send_error(s, s->ingest, &id, 0, TH_EAUTH, "this key is not (or no longer) authorised", 0);
+	} else if (too_many_conns(s, &id, &body, &key)) {
+		/* answered */
 	} else if (extra) {
 		th_log(TH_LOG_WARN, "ingest", "message from %s has extra frames; refused", key.unit);
 		send_error(s, s->ingest, &id, 0, TH_EPROTO, "a message is exactly one frame", 0);
@@ -832,6 +864,7 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 		}
 		if (items[1].revents & ZMQ_POLLIN)
 			serve_query(s);
+		conns_tick(s);
 		th_metrics_tick(&s->stats);
 		int64_t t = now_us();
 		if (t - last_summary > 60 * 1000000LL) {

@@ -19,6 +19,9 @@ typedef struct th_stats {
 	uint64_t commit_us_max, commit_us_sum;
 	uint64_t published;
 	uint64_t inflight_refused;    /* submits refused: too many in flight on one connection */
+	uint64_t conns_refused;       /* messages refused: too many live connections for one key */
+	uint64_t disconnects;         /* ingest connections ended, for any reason (KEYS.md) */
+	uint64_t conns_live;          /* ingest connections tracked as live now (a gauge) */
 } th_stats;
 
 /* An admin's new hierarchy version, sent over the query socket
@@ -49,6 +52,7 @@ typedef struct th_server_conf {
 	const char *root_unit;        /* scope of peers in insecure mode */
 	th_units_submit_fn units_submit;   /* NULL: submissions refused */
 	void *units_ctx;
+	uint32_t max_conns_per_key;   /* live ingest connections per key; 0: no limit */
 } th_server_conf;
 
 typedef struct th_server th_server;
