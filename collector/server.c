@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/time.h>
 #include <zmq.h>
 
@@ -27,10 +30,19 @@ struct th_server {
 	 * subscribe and last unsubscribe): publish builds only what someone wants */
 	char **subs;
 	size_t *sublen, nsubs, capsubs;
+	/* hellos that arrived while the committer held the store, answered after it */
+	int committing;
+	struct deferred_hello *dh;
+	size_t ndh, capdh;
 	th_conns *conns;
 };
 
 static void subs_clear(th_server *s);
+
+typedef struct deferred_hello {
+	zmq_msg_t id, body;
+	th_key key;
+} deferred_hello;
 
 static int64_t now_us(void)
 {
@@ -511,7 +523,57 @@ static void count_result(th_server *s, const th_ack_result *r, const th_key *key
 	}
 }
 
-static void process_group(th_server *s, pending *g, size_t ng)
+/* --- the committer: th_store_apply on its own thread ----------------------------------
+ * While a group is applied and fsync'd, the network thread keeps receiving and decoding the
+ * next group; it touches the store only while the committer is idle (check_report, hellos,
+ * queries, publishing), so the store is never used from two threads at once. */
+typedef struct committer {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int efd;                 /* eventfd: the committer adds 1 when a job is done */
+	int job, quit, started;
+	th_store *store;
+	/* the job */
+	th_submission *subs;
+	size_t ns;
+	/* its outcome */
+	int rc;
+	uint64_t commit;
+	int64_t ctime, dt;
+	th_changed_node *changed;
+	size_t nchanged;
+} committer;
+
+static void *committer_main(void *arg)
+{
+	committer *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->job && !c->quit)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (!c->job)
+			break;
+		pthread_mutex_unlock(&c->mu);
+		int64_t t0 = now_us();
+		c->changed = NULL;
+		c->nchanged = 0;
+		c->rc = th_store_apply(c->store, c->subs, c->ns, &c->commit, &c->ctime, &c->changed,
+		                       &c->nchanged);
+		c->dt = now_us() - t0;
+		pthread_mutex_lock(&c->mu);
+		c->job = 0;
+		uint64_t one = 1;
+		if (write(c->efd, &one, sizeof one) != sizeof one)
+			th_log(TH_LOG_ERROR, "store", "committer cannot signal: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* Checks a received group and hands the reports that pass to the committer.  Returns the
+ * submissions array (NULL when nothing is to be stored: the group can be finished at once). */
+static th_submission *group_start(th_server *s, committer *c, pending *g, size_t ng, size_t *ns_out)
 {
 	size_t total = 0;
 	for (size_t i = 0; i < ng; i++)
@@ -528,14 +590,50 @@ static void process_group(th_server *s, pending *g, size_t ng)
 				subs[ns].validated = th_defset_latest(s->defs, subs[ns].report->appendix);
 				ns++;
 			}
+	*ns_out = ns;
+	if (!ns || !subs)
+		return subs;
+	pthread_mutex_lock(&c->mu);
+	c->subs = subs;
+	c->ns = ns;
+	c->job = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return subs;
+}
+
+/* Waits until the committer is idle (consuming its signal). */
+static void committer_wait(committer *c)
+{
+	uint64_t v;
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		int busy = c->job;
+		pthread_mutex_unlock(&c->mu);
+		if (!busy)
+			break;
+		struct pollfd pf = {c->efd, POLLIN, 0};
+		poll(&pf, 1, 100);
+	}
+	while (read(c->efd, &v, sizeof v) == sizeof v)
+		;
+}
+
+/* After the committer finished the group's job (or when there was none): results of a failed
+ * commit, counters, acks (only now that the group is durable), publishing. */
+static void group_finish(th_server *s, committer *c, pending *g, size_t ng, th_submission *subs,
+                         size_t ns)
+{
 	uint64_t commit = 0;
 	int64_t ctime = 0;
 	th_changed_node *changed = NULL;
 	size_t nchanged = 0;
 	if (ns) {
-		int64_t t0 = now_us();
-		int rc = th_store_apply(s->store, subs, ns, &commit, &ctime, &changed, &nchanged);
-		int64_t dt = now_us() - t0;
+		int rc = c->rc;
+		int64_t dt = c->dt;
+		changed = c->changed;
+		nchanged = c->nchanged;
+		c->changed = NULL;
 		if (rc != 0) {
 			th_log(TH_LOG_ERROR, "store", "group of %zu reports not committed: %s", ns,
 			       th_strerror(rc));
@@ -544,8 +642,9 @@ static void process_group(th_server *s, pending *g, size_t ng)
 				              0, NULL, "%s", rc == TH_ENOSPC
 				                  ? "the collector cannot write to its store now (disk full or a size limit); your report is kept and will be retried"
 				                  : "the collector could not store the report; it will be retried");
-			commit = 0;
 		} else {
+			commit = c->commit;
+			ctime = c->ctime;
 			s->stats.commits++;
 			s->stats.group_reports_sum += ns;
 			if (ns > s->stats.group_reports_max)
@@ -561,7 +660,6 @@ static void process_group(th_server *s, pending *g, size_t ng)
 			       (unsigned long long)commit, ns, (long long)dt);
 		}
 	}
-	/* acks, only now that the group is durable */
 	const uint8_t *uuid = th_store_uuid(s->store);
 	for (size_t i = 0; i < ng; i++) {
 		th_ack a = {0};
@@ -705,6 +803,26 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 	} else if (th_wire_type(buf, len, &t, &why) != 0) {
 		th_log(TH_LOG_WARN, "ingest", "malformed message from %s (%zu bytes): %s", key.unit, len, why);
 		send_error(s, s->ingest, &id, 0, TH_EPROTO, why, 0);
+	} else if (t == TH_MSG_HELLO && s->committing) {
+		/* the welcome reads the store: answered when the committer is done */
+		if (s->ndh == s->capdh) {
+			size_t cap = s->capdh ? s->capdh * 2 : 64;
+			deferred_hello *n = cap <= 65536 ? realloc(s->dh, cap * sizeof *n) : NULL;
+			if (n) {
+				s->dh = n;
+				s->capdh = cap;
+			}
+		}
+		if (s->ndh < s->capdh) {
+			deferred_hello *d = &s->dh[s->ndh++];
+			zmq_msg_init(&d->id);
+			zmq_msg_init(&d->body);
+			zmq_msg_move(&d->id, &id);
+			zmq_msg_move(&d->body, &body);
+			d->key = key;
+		} else {
+			send_error(s, s->ingest, &id, 0, TH_EBUSY, "too many hellos waiting", 1);
+		}
 	} else if (t == TH_MSG_HELLO) {
 		on_hello(s, &id, buf, len, &key);
 	} else if (t == TH_MSG_SUBMIT && inflight(g, *ng, &id, idh = id_hash(&id)) >= s->conf.limits.max_inflight) {
@@ -824,23 +942,51 @@ static void pub_rebind(th_server *s)
 		       s->conf.pub, zmq_strerror(zmq_errno()));
 }
 
+static void answer_deferred_hellos(th_server *s)
+{
+	for (size_t i = 0; i < s->ndh; i++) {
+		deferred_hello *d = &s->dh[i];
+		on_hello(s, &d->id, zmq_msg_data(&d->body), zmq_msg_size(&d->body), &d->key);
+		zmq_msg_close(&d->id);
+		zmq_msg_close(&d->body);
+	}
+	s->ndh = 0;
+}
+
 int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 {
 	int gmax = s->conf.group_max > 0 ? s->conf.group_max : 1024;
-	pending *g = calloc((size_t)gmax, sizeof *g);
-	if (!g)
+	/* two groups: one with the committer, one filling */
+	pending *ga = calloc((size_t)gmax, sizeof *ga), *gb = calloc((size_t)gmax, sizeof *gb);
+	committer c;
+	memset(&c, 0, sizeof c);
+	c.store = s->store;
+	c.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (!ga || !gb || c.efd < 0 || pthread_mutex_init(&c.mu, NULL) || pthread_cond_init(&c.cv, NULL) ||
+	    pthread_create(&c.th, NULL, committer_main, &c)) {
+		th_log(TH_LOG_ERROR, "main", "cannot start the committer thread");
+		free(ga);
+		free(gb);
+		if (c.efd >= 0)
+			close(c.efd);
 		return TH_ENOMEM;
+	}
+	size_t na = 0, nb = 0, bytes = 0, ns = 0;   /* na: the committing group's size */
+	th_submission *subs = NULL;
 	int64_t last_summary = now_us();
 	uint64_t last_commits = 0;
 	while (!th_stop_flag) {
-		if (th_reload_flag) {
+		if (th_reload_flag && !s->committing) {
 			th_reload_flag = 0;
 			if (reload)
 				reload(ctx);
 			pub_rebind(s);
 		}
-		zmq_pollitem_t items[2] = {{s->ingest, 0, ZMQ_POLLIN, 0}, {s->query, 0, ZMQ_POLLIN, 0}};
-		int rc = zmq_poll(items, 2, 200);
+		int room = nb < (size_t)gmax && bytes < s->conf.group_bytes;
+		zmq_pollitem_t items[3] = {{s->ingest, 0, room ? ZMQ_POLLIN : 0, 0},
+		                           {s->query, 0, s->committing ? 0 : ZMQ_POLLIN, 0},
+		                           {NULL, c.efd, s->committing ? ZMQ_POLLIN : 0, 0}};
+		int rc = zmq_poll(items, 3, 200);
 		if (rc < 0) {
 			if (zmq_errno() == EINTR)
 				continue;
@@ -850,19 +996,43 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 			continue;
 		}
 		if (items[0].revents & ZMQ_POLLIN) {
-			size_t ng = 0, bytes = 0;
 			/* drain what has arrived, bounded by count and bytes */
-			while (ng < (size_t)gmax && bytes < s->conf.group_bytes) {
-				int r = receive_one(s, g, &ng, &bytes);
+			while (nb < (size_t)gmax && bytes < s->conf.group_bytes) {
+				int r = receive_one(s, gb, &nb, &bytes);
 				if (r <= 0)
 					break;
 			}
-			if (ng)
-				process_group(s, g, ng);
-			for (size_t i = 0; i < ng; i++)
-				pending_free(&g[i]);
 		}
-		if (items[1].revents & ZMQ_POLLIN)
+		if (s->committing && (items[2].revents & ZMQ_POLLIN)) {
+			committer_wait(&c);
+			s->committing = 0;
+			group_finish(s, &c, ga, na, subs, ns);
+			for (size_t i = 0; i < na; i++)
+				pending_free(&ga[i]);
+			na = 0;
+			subs = NULL;
+			/* between groups the store is free: what waited for it goes first */
+			answer_deferred_hellos(s);
+			serve_query(s);
+		}
+		if (!s->committing && nb && !th_reload_flag) {
+			subs = group_start(s, &c, gb, nb, &ns);
+			pending *t = ga;
+			ga = gb;
+			gb = t;
+			na = nb;
+			nb = bytes = 0;
+			if (ns && subs) {
+				s->committing = 1;
+			} else {
+				group_finish(s, &c, ga, na, subs, 0);
+				for (size_t i = 0; i < na; i++)
+					pending_free(&ga[i]);
+				na = 0;
+				subs = NULL;
+			}
+		}
+		if (!s->committing && (items[1].revents & ZMQ_POLLIN))
 			serve_query(s);
 		conns_tick(s);
 		th_metrics_tick(&s->stats);
@@ -880,6 +1050,27 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 			last_summary = t;
 		}
 	}
-	free(g);
+	/* stopping: the group with the committer is committed and acknowledged; the one
+	 * being filled is not acknowledged (its agents send it again) */
+	if (s->committing) {
+		committer_wait(&c);
+		s->committing = 0;
+		group_finish(s, &c, ga, na, subs, ns);
+		for (size_t i = 0; i < na; i++)
+			pending_free(&ga[i]);
+	}
+	for (size_t i = 0; i < nb; i++)
+		pending_free(&gb[i]);
+	answer_deferred_hellos(s);
+	pthread_mutex_lock(&c.mu);
+	c.quit = 1;
+	pthread_cond_signal(&c.cv);
+	pthread_mutex_unlock(&c.mu);
+	pthread_join(c.th, NULL);
+	pthread_mutex_destroy(&c.mu);
+	pthread_cond_destroy(&c.cv);
+	close(c.efd);
+	free(ga);
+	free(gb);
 	return TH_OK;
 }
