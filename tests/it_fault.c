@@ -99,7 +99,6 @@ typedef struct world {
 	/* counters for the summary */
 	int keys, fixes;                  /* report keys, keys with a correction */
 	int reports_sent, rounds, coll_kills, agent_kills, coll_restarts, sends;
-	char injected[256];               /* scenario-specific faults so far (for a failure line) */
 	unsigned seed;
 	int64_t t0;
 	/* the checks' figures (check_all) and where a failure happened */
@@ -2064,10 +2063,10 @@ static int teardown(void **state)
 	world *w = g_world;
 	if (w && !w->summarised) {
 		printf("[fault] %s: FAILED during %s | %d agents, %d reports sent in %d agent runs | "
-		       "injected: %d collector %s, %d agent SIGKILL%s%s | %.1f s\n",
+		       "injected: %d collector %s, %d agent SIGKILL | %.1f s\n",
 		       w->name, w->stage ? w->stage : "?", w->n, w->reports_sent, w->sends, w->coll_kills,
 		       w->coll_sig_name ? w->coll_sig_name : "SIGKILL", w->agent_kills,
-		       *w->injected ? ", " : "", w->injected, (now_ms() - w->t0) / 1000.0);
+		       (now_ms() - w->t0) / 1000.0);
 		fflush(stdout);
 	}
 	world_free(w);
