@@ -1207,6 +1207,7 @@ static void collector_crash_loop(void **state)
 				msleep(50);
 			}
 	}
+	int64_t t_picked = now_ms();
 	int total = 0;
 	for (int i = 0; i < w->n; i++)
 		total += w->a[i].nf;
@@ -1245,6 +1246,7 @@ static void collector_crash_loop(void **state)
 	}
 	free(want);
 	free(key);
+	int64_t t_stored = now_ms();
 	for (int i = 0; i < w->n; i++) {
 		agent *a = &w->a[i];
 		char cmd[PATHN * 2];
@@ -1263,6 +1265,10 @@ static void collector_crash_loop(void **state)
 		}
 	}
 	int64_t conv_ms = now_ms() - t_conv;
+	if (verbose())
+		fprintf(stderr, "[fault] converging: files picked up after %lld ms, stored after %lld ms more, "
+		        "outboxes drained after %lld ms more\n", (long long)(t_picked - t_conv),
+		        (long long)(t_stored - t_picked), (long long)(now_ms() - t_stored));
 	/* the services stop cleanly */
 	w->stage = "stopping the agents";
 	for (int i = 0; i < w->n; i++)
