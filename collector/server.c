@@ -80,8 +80,10 @@ int th_server_new(const th_server_conf *conf, th_store *store, const th_defset *
 	if (!s->ingest || !s->pub || !s->query)
 		goto fail;
 	int64_t maxmsg = conf->limits.max_msg_bytes;
-	/* backlog: after a restart every district's agent reconnects at once; with
-	 * libzmq's default of 100 the kernel drops SYNs and they retry a second later */
+	/* backlog: after a restart every agent reconnects at once; libzmq's
+	 * default listen backlog (100) overflows and the dropped connections wait
+	 * for the TCP SYN retransmission backoff (1, 3, 7, 15 s...).  The kernel
+	 * caps it at net.core.somaxconn. */
 	int hwm = 100000, one = 1, linger = 2000, hb = 5000, hbt = 30000, backlog = 4096;
 	void *socks[3] = {s->ingest, s->pub, s->query};
 	const char *eps[3] = {conf->bind, conf->pub, conf->query};
