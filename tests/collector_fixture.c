@@ -200,8 +200,16 @@ int cf_hello(void *s, th_welcome *w, th_error_msg *err)
 
 th_report *cf_pl3(cf_fixture *f, const char *unit, uint64_t rev, int64_t done, int64_t a, int64_t b)
 {
-	const th_def *d = th_defset_latest(f->defs, "PL3");
-	th_report *r = th_report_new(unit, "PL3", d->version, "2021", rev, d->n_cols);
+	return cf_pl3_report(f->defs, unit, "2021", rev, done, a, b);
+}
+
+th_report *cf_pl3_report(const th_defset *defs, const char *unit, const char *period, uint64_t rev,
+                         int64_t done, int64_t a, int64_t b)
+{
+	const th_def *d = th_defset_latest(defs, "PL3");
+	assert_non_null(d);
+	th_report *r = th_report_new(unit, "PL3", d->version, period, rev, d->n_cols);
+	assert_non_null(r);
 	th_report_add_row(r);
 	th_value *v = th_report_cell(r, 0, (size_t)th_def_column(d, "linh_vuc"));
 	v->null = 0;

@@ -62,6 +62,9 @@ int cf_hello(void *s, th_welcome *w, th_error_msg *err);
 
 /* A PL3 report of unit for 2021: one row (area 0, task T1), planned = done + a + b. */
 th_report *cf_pl3(cf_fixture *f, const char *unit, uint64_t rev, int64_t done, int64_t a, int64_t b);
+/* The same for any definition set and period (for tests with a fixture of their own). */
+th_report *cf_pl3_report(const th_defset *defs, const char *unit, const char *period, uint64_t rev,
+                         int64_t done, int64_t a, int64_t b);
 /* Submits one report and decodes its one-result ack (caller frees); fails on anything else. */
 void cf_submit(cf_fixture *f, void *s, th_report *r, th_ack *ack);
 /* cf_submit's first result status (and its code when code != NULL). */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "collector_fixture.h"
 #include "testutil.h"
 #include "th_def.h"
 #include "th_report.h"
@@ -263,24 +264,7 @@ static const char *remote(fixture *f, const char *key)
 static th_ack_status send_pl3(fixture *f, const char *unit, const char *period, uint64_t rev,
                               int64_t done)
 {
-	const th_def *d = th_defset_latest(f->defs, "PL3");
-	assert_non_null(d);
-	th_report *r = th_report_new(unit, "PL3", d->version, period, rev, d->n_cols);
-	assert_int_equal(th_report_add_row(r), 0);
-	th_value *v = th_report_cell(r, 0, (size_t)th_def_column(d, "linh_vuc"));
-	v->null = 0;
-	v->i = 0;
-	v = th_report_cell(r, 0, (size_t)th_def_column(d, "ma_nhiem_vu"));
-	v->null = 0;
-	v->s = strdup("T1");
-	v->len = 2;
-	const char *cols[] = {"so_nhiem_vu_ke_hoach", "da_hoan_thanh", "dang_thuc_hien", "chua_thuc_hien"};
-	int64_t vals[] = {done + 1, done, 1, 0};
-	for (int i = 0; i < 4; i++) {
-		v = th_report_cell(r, 0, (size_t)th_def_column(d, cols[i]));
-		v->null = 0;
-		v->i = vals[i];
-	}
+	th_report *r = cf_pl3_report(f->defs, unit, period, rev, done, 1, 0);
 	uint8_t *buf;
 	size_t len, rlen = 0;
 	assert_int_equal(th_wire_encode_submit(rev, &r, 1, f->defs, &buf, &len), 0);
