@@ -136,6 +136,11 @@ void th_server_destroy(th_server **ps)
 		zmq_close(s->query);
 	}
 	subs_clear(s);
+	for (size_t i = 0; i < s->ndh; i++) {
+		zmq_msg_close(&s->dh[i].id);
+		zmq_msg_close(&s->dh[i].body);
+	}
+	free(s->dh);
 	free(s);
 	*ps = NULL;
 }
