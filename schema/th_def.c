@@ -1194,15 +1194,32 @@ static void finish_file(struct parser *p, long last_line)
 	}
 	if (d->n_cols == 0)
 		perr(p, TH_EMISSING, last_line, NULL, "no [column ...] section");
+	/* titles compared case-folded (as title_eq does), each folded once: the pairwise
+	 * u8_casecmp was most of a definition's load time */
+	uint8_t **fold = calloc(d->n_cols ? d->n_cols : 1, sizeof *fold);
+	size_t *flen = calloc(d->n_cols ? d->n_cols : 1, sizeof *flen);
+	for (size_t i = 0; fold && flen && i < d->n_cols; i++)
+		if (d->cols[i].title)
+			fold[i] = u8_casefold((const uint8_t *)d->cols[i].title, strlen(d->cols[i].title),
+			                      NULL, UNINORM_NFC, NULL, &flen[i]);
 	for (size_t i = 1; i < d->n_cols; i++)
-		for (size_t j = 0; j < i; j++)
-			if (d->cols[i].title && d->cols[j].title &&
-			    title_eq(d->cols[i].title, d->cols[j].title)) {
+		for (size_t j = 0; j < i; j++) {
+			if (!d->cols[i].title || !d->cols[j].title)
+				continue;
+			int same = fold && flen && fold[i] && fold[j]
+			               ? flen[i] == flen[j] && memcmp(fold[i], fold[j], flen[i]) == 0
+			               : title_eq(d->cols[i].title, d->cols[j].title);
+			if (same) {
 				perr(p, TH_EDUPKEY, d->cols[i].line, d->cols[i].id,
 				     "same title as column %s (line %ld): titles name CSV columns",
 				     d->cols[j].id, d->cols[j].line);
 				break;
 			}
+		}
+	for (size_t i = 0; fold && i < d->n_cols; i++)
+		free(fold[i]);
+	free(fold);
+	free(flen);
 	resolve_key(p);
 	if (d->n_key == 0) {
 		if (p->have_appendix && d->max_rows > 1)
