@@ -372,6 +372,12 @@ int th_query_answer(const th_query_env *env, const uint8_t *buf, size_t len, uin
 	/* the verbs that are not about one appendix and period */
 	int general = !strcmp(r.q, "stats") || !strcmp(r.q, "hierarchies") ||
 	              !strcmp(r.q, "units_submit");
+	if (!rc && !env->key) {
+		/* a key removed from the keys file since its connection was made: the
+		 * connection stays up (ZAP ran once) but no longer gets answers */
+		rc = TH_EAUTH;
+		why = "this key is not (or no longer) authorised";
+	}
 	if (!rc && !general && !d) {
 		rc = TH_EAPPENDIX;
 		why = "unknown or missing appendix";

@@ -897,7 +897,11 @@ static void serve_query(th_server *s)
 		}
 		s->stats.queries++;
 		th_key key;
-		int known = peer_key(s, &body, &key, NULL);
+		const char *uid = NULL;
+		int known = peer_key(s, &body, &key, &uid);
+		if (!known)
+			th_log(TH_LOG_WARN, "auth", "query from a key that is no longer authorised (%s); "
+			       "refused", uid ? uid : "?");
 		th_query_env env = {.store = s->store, .defs = s->defs, .stats = &s->stats,
 		                    .key = known ? &key : NULL, .units_submit = s->conf.units_submit,
 		                    .units_ctx = s->conf.units_ctx};

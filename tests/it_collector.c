@@ -186,6 +186,47 @@ static void revoked_after_sighup(void **state)
 	zmq_close(s);
 }
 
+/* A reader removed from the keys file keeps its open query connection (ZAP ran
+ * at connect) but gets "auth" answers after the reload, not data. */
+static void revoked_reader_query_refused(void **state)
+{
+	cf_fixture *f = *state;
+	void *q = cf_dealer(f, f->query, &f->reader);
+	size_t len;
+	uint8_t *rep = cf_query(f, q, "node", "R", &len);
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	assert_int_equal(msgpack_unpack_next(&u, (const char *)rep, len, NULL), MSGPACK_UNPACK_SUCCESS);
+	const msgpack_object *ok = cf_field(&u.data, "ok");
+	assert_non_null(ok);
+	assert_true(ok->via.boolean);
+	msgpack_unpacked_destroy(&u);
+	free(rep);
+	cf_write_keys(f, &f->reader);               /* the reader removed */
+	kill(f->pid, SIGHUP);
+	int refused = 0;
+	for (int tries = 0; tries < 50 && !refused; tries++) {
+		usleep(100000);
+		rep = cf_query(f, q, "node", "R", &len);   /* same open connection */
+		msgpack_unpacked_init(&u);
+		assert_int_equal(msgpack_unpack_next(&u, (const char *)rep, len, NULL), MSGPACK_UNPACK_SUCCESS);
+		ok = cf_field(&u.data, "ok");
+		assert_non_null(ok);
+		if (!ok->via.boolean) {
+			const msgpack_object *reason = cf_field(&u.data, "reason");
+			assert_non_null(reason);
+			assert_int_equal(reason->via.str.size, 4);
+			assert_memory_equal(reason->via.str.ptr, "auth", 4);
+			assert_null(cf_field(&u.data, "node"));
+			refused = 1;
+		}
+		msgpack_unpacked_destroy(&u);
+		free(rep);
+	}
+	assert_true(refused);
+	zmq_close(q);
+}
+
 static void hostile_bytes(void **state)
 {
 	cf_fixture *f = *state;
@@ -644,6 +685,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(scope_rules, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(unknown_key_refused, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(revoked_after_sighup, cf_setup, cf_teardown),
+		cmocka_unit_test_setup_teardown(revoked_reader_query_refused, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(hostile_bytes, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(pub_prefix_terminated, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(pub_level_prefix, cf_setup, cf_teardown),
