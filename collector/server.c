@@ -750,7 +750,8 @@ static int too_many_conns(th_server *s, zmq_msg_t *id, zmq_msg_t *body, const th
 		th_log(TH_LOG_WARN, "ingest", "the key of %s (%s) has %u live connections already; a "
 		       "message on another one refused (retry later; %llu refused so far)", key->unit,
 		       key->pub, (unsigned)s->conf.max_conns_per_key, (unsigned long long)n);
-	send_error(s, s->ingest, id, 0, TH_EBUSY, "too many connections for this key", 1);
+	send_error(s, s->ingest, id, th_wire_peek_id(zmq_msg_data(body), zmq_msg_size(body)), TH_EBUSY,
+	           "too many connections for this key", 1);
 	return 1;
 }
 
@@ -838,7 +839,8 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 			th_log(TH_LOG_WARN, "ingest", "%s has more than %u submits in flight; refused "
 			       "(retry later; %llu refused so far)", key.unit,
 			       (unsigned)s->conf.limits.max_inflight, (unsigned long long)n);
-		send_error(s, s->ingest, &id, 0, TH_EBUSY, "too many in flight", 1);
+		/* under the submit's own id: the agent knows which batch to send again */
+		send_error(s, s->ingest, &id, th_wire_peek_id(buf, len), TH_EBUSY, "too many in flight", 1);
 	} else if (t == TH_MSG_SUBMIT) {
 		pending *p = &g[*ng];
 		memset(p, 0, sizeof *p);

@@ -180,6 +180,27 @@ int th_wire_type(const uint8_t *buf, size_t len, th_msg_type *type, const char *
 	return envelope(&m, buf, len, type, &n, why);
 }
 
+uint64_t th_wire_peek_id(const uint8_t *buf, size_t len)
+{
+	th_mp m;
+	uint32_t n;
+	th_mp_init(&m, buf, len);
+	if (th_mp_map(&m, &n) || n > MAX_FIELDS)
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *k;
+		uint32_t kn;
+		uint64_t id;
+		if (th_mp_str(&m, &k, &kn))
+			return 0;
+		if (key_is(k, kn, "id"))
+			return th_mp_uint(&m, &id) ? 0 : id;
+		if (th_mp_skip(&m, MAX_DEPTH))
+			return 0;
+	}
+	return 0;
+}
+
 static int next_field(th_mp *m, const char *const *names, int nnames, uint64_t *seen, int *err)
 {
 	const char *k;

@@ -48,6 +48,10 @@ extern const th_limits th_limits_default;
 /* Peeks at a frame: its type, or TH_EPROTO when it is not a tonghop message
  * of a supported version. */
 int th_wire_type(const uint8_t *buf, size_t len, th_msg_type *type, const char **why);
+/* The message's top-level "id" (an unsigned integer) without decoding the rest, for
+ * answering a message refused before decoding (busy, limits) under its own id.
+ * 0 when the message is not a map or has no such id. */
+uint64_t th_wire_peek_id(const uint8_t *buf, size_t len);
 
 /* --- hello / welcome ------------------------------------------------------ */
 typedef struct th_hello {

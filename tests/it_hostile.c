@@ -125,6 +125,7 @@ typedef struct {
 	long row;
 	char column[64];
 	char message[256];
+	uint64_t id;            /* the id the reply answers */
 } outcome;
 
 static int got_reply(void *s, int ms, outcome *o)
@@ -144,11 +145,13 @@ static int got_reply(void *s, int ms, outcome *o)
 	if (th_wire_decode_error(rep, rlen, &e, &why) == 0) {
 		o->error = 1;
 		o->code = e.code;
+		o->id = e.id;
 		snprintf(o->message, sizeof o->message, "%s", e.message ? e.message : "");
 		th_error_msg_free(&e);
 	} else {
 		assert_int_equal(th_wire_decode_ack(rep, rlen, &a, &why), 0);
 		assert_true(a.n_results >= 1);
+		o->id = a.id;
 		o->status = a.results[0].status;
 		o->code = a.results[0].code;
 		o->row = a.results[0].row;
@@ -795,7 +798,7 @@ static void inflight_refused_counted(void **state)
 	th_report *bad = rule_broken(f, 150);
 	uint8_t *buf;
 	size_t len;
-	assert_int_equal(th_wire_encode_submit(1, &bad, 1, f->defs, &buf, &len), 0);
+	assert_int_equal(th_wire_encode_submit(4242, &bad, 1, f->defs, &buf, &len), 0);
 	enum { N = 64 };
 	assert_int_equal(kill(f->pid, SIGSTOP), 0);
 	for (int i = 0; i < N; i++)
@@ -807,6 +810,7 @@ static void inflight_refused_counted(void **state)
 	for (int i = 0; i < N; i++) {
 		outcome o;
 		assert_true(got_reply(s, 10000, &o));
+		assert_int_equal(o.id, 4242);   /* refused or not, answered under its own id */
 		if (o.error) {
 			assert_int_equal(o.code, TH_EBUSY);
 			assert_non_null(strstr(o.message, "too many in flight"));

@@ -682,6 +682,29 @@ static void mp_skip_matches_reference(void **state)
 	assert_true(agreed_err > 5000);
 }
 
+/* th_wire_peek_id finds a submit's id wherever it is in the map, and says 0 for
+ * anything that is not a map with an unsigned id. */
+static void peek_id(void **state)
+{
+	(void)state;
+	th_report *r = th_report_new("SNV", "PL3", def("PL3")->version, "2021", 7, def("PL3")->n_cols);
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_submit(987654321, &r, 1, defs, &buf, &len), 0);
+	assert_int_equal(th_wire_peek_id(buf, len), 987654321);
+	free(buf);
+	th_report_destroy(&r);
+	/* id after a field to skip; id as a string; not a map; truncated; empty */
+	static const uint8_t late[] = {0x82, 0xa1, 'x', 0x92, 0x01, 0x02, 0xa2, 'i', 'd', 0xcd, 0x30, 0x39};
+	assert_int_equal(th_wire_peek_id(late, sizeof late), 12345);
+	static const uint8_t str[] = {0x81, 0xa2, 'i', 'd', 0xa1, '5'};
+	assert_int_equal(th_wire_peek_id(str, sizeof str), 0);
+	static const uint8_t arr[] = {0x91, 0x05};
+	assert_int_equal(th_wire_peek_id(arr, sizeof arr), 0);
+	assert_int_equal(th_wire_peek_id(late, 5), 0);
+	assert_int_equal(th_wire_peek_id(late, 0), 0);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -703,6 +726,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(hello_round_trip),
 		cmocka_unit_test(mp_cursor_bounds),
 		cmocka_unit_test(mp_skip_matches_reference),
+		cmocka_unit_test(peek_id),
 	};
 	def("PL1");
 	int rc = TH_RUN_TESTS(tests, argc, argv);
