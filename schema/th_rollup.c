@@ -9,6 +9,7 @@
  */
 #include "th_rollup.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void th_rollup_zero(const th_def *d, int64_t *v)
@@ -197,32 +198,15 @@ static int is_count_slot(const th_def *d, size_t s)
 
 int th_rollup_sub(const th_def *d, int64_t *acc, const int64_t *v, int *need_recompute)
 {
-	int64_t tmp;
-	int bad = 0, need = 0;
 	if (!d || !acc || !v)
 		return TH_EINVAL;
-	FOR_ADDITIVE(d, s, {
-		if (__builtin_sub_overflow(acc[s], v[s], &tmp))
-			bad = TH_EOVERFLOW;
-		else if (tmp < 0 && is_count_slot(d, s) && !bad)
-			bad = TH_ERANGE;
-	});
-	if (bad)
-		return bad;
-	for (size_t ci = 0; ci < d->n_cols; ci++) {
-		const th_column *c = &d->cols[ci];
-		if (!is_minmax(c->rollup))
-			continue;
-		int64_t left = acc[c->slot + 1] - v[c->slot + 1];
-		if (v[c->slot + 1] > 0 && left > 0 && !better(c->rollup, acc[c->slot], v[c->slot]))
-			need = 1;
-		if (left == 0)
-			acc[c->slot] = 0;
-	}
-	FOR_ADDITIVE(d, s, acc[s] -= v[s]);
-	if (need_recompute)
-		*need_recompute = need;
-	return 0;
+	/* removing v is replacing it with nothing */
+	int64_t *zero = calloc(d->n_slots ? d->n_slots : 1, sizeof *zero);
+	if (!zero)
+		return TH_ENOMEM;
+	int rc = th_rollup_replace(d, acc, v, zero, need_recompute);
+	free(zero);
+	return rc;
 }
 
 int th_rollup_replace(const th_def *d, int64_t *acc, const int64_t *vold, const int64_t *vnew,

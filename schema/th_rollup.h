@@ -25,7 +25,8 @@ int th_rollup_add(const th_def *d, int64_t *acc, const int64_t *v);
 /* acc -= v for additive slots and for min/max counts.  Sets *need_recompute
  * to 1 when a min/max extremum of acc equals the value v removes (then the
  * caller recomputes acc's min/max values from its parts).  Counts going
- * negative is TH_ERANGE (a bug). */
+ * negative is TH_ERANGE (a bug).  Same as th_rollup_replace with a zero vnew
+ * (TH_ENOMEM when that cannot be allocated). */
 int th_rollup_sub(const th_def *d, int64_t *acc, const int64_t *v, int *need_recompute);
 /* acc = acc - vold + vnew in one step (one part of acc, e.g. a child's total,
  * changed from vold to vnew).  Checks everything first and changes nothing on

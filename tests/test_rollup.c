@@ -569,6 +569,22 @@ static int64_t rval(int64_t lo, int64_t hi)
 	return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1));
 }
 
+/* A random vector of up to 3 rows, or a tombstone's zero vector. */
+static void random_part(const th_def *d, int64_t *v)
+{
+	th_report *r = rep_new();
+	int nrows = (int)(rnd() % 4);
+	if (rnd() % 10 == 0)
+		r->tombstone = 1;
+	for (int k = 0; k < nrows && !r->tombstone; k++) {
+		int64_t date = rval(0, 364);
+		row(r, rval(-1000000, 1000000), rval(0, 1000), rval(-99999, 99999), rval(0, 1),
+		    rval(0, 2), rval(-50, 50), date == NUL ? NUL : 20210101 + (date % 12) * 100 + date % 28);
+	}
+	contrib_of(d, r, v);
+	th_report_destroy(&r);
+}
+
 static void randomized_add_sub(void **state)
 {
 	(void)state;
@@ -581,18 +597,7 @@ static void randomized_add_sub(void **state)
 		int any_need = 0;
 		th_rollup_zero(d, acc);
 		for (int i = 0; i < N; i++) {
-			th_report *r = rep_new();
-			int nrows = (int)(rnd() % 4);
-			if (rnd() % 10 == 0)
-				r->tombstone = 1;
-			for (int k = 0; k < nrows && !r->tombstone; k++) {
-				int64_t date = rval(0, 364);
-				row(r, rval(-1000000, 1000000), rval(0, 1000), rval(-99999, 99999),
-				    rval(0, 1), rval(0, 2), rval(-50, 50),
-				    date == NUL ? NUL : 20210101 + (date % 12) * 100 + date % 28);
-			}
-			contrib_of(d, r, v[i]);
-			th_report_destroy(&r);
+			random_part(d, v[i]);
 			assert_int_equal(th_rollup_add(d, acc, v[i]), 0);
 		}
 		/* add in another order: same result */
@@ -623,22 +628,6 @@ static void randomized_add_sub(void **state)
 			assert_true(th_rollup_equal(d, acc, rest));
 	}
 	th_def_destroy(&d);
-}
-
-/* A random vector of up to 3 rows, or a tombstone's zero vector. */
-static void random_part(const th_def *d, int64_t *v)
-{
-	th_report *r = rep_new();
-	int nrows = (int)(rnd() % 4);
-	if (rnd() % 10 == 0)
-		r->tombstone = 1;
-	for (int k = 0; k < nrows && !r->tombstone; k++) {
-		int64_t date = rval(0, 364);
-		row(r, rval(-1000000, 1000000), rval(0, 1000), rval(-99999, 99999), rval(0, 1),
-		    rval(0, 2), rval(-50, 50), date == NUL ? NUL : 20210101 + (date % 12) * 100 + date % 28);
-	}
-	contrib_of(d, r, v);
-	th_report_destroy(&r);
 }
 
 /* th_rollup_replace against the sum of the parts, step by step: after every
