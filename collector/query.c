@@ -368,7 +368,10 @@ int th_query_answer(const th_query_env *env, const uint8_t *buf, size_t len, uin
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	const th_def *d = r.appendix[0] ? th_defset_latest(defs, r.appendix) : NULL;
+	/* the version the period is bound to (a newer one may be loaded) */
+	const th_def *d = !r.appendix[0] ? NULL
+	                  : th_period_valid(r.period) ? th_store_def_for(store, r.appendix, r.period)
+	                                              : th_defset_latest(defs, r.appendix);
 	/* the verbs that are not about one appendix and period */
 	int general = !strcmp(r.q, "stats") || !strcmp(r.q, "hierarchies") ||
 	              !strcmp(r.q, "units_submit");
@@ -394,6 +397,12 @@ int th_query_answer(const th_query_env *env, const uint8_t *buf, size_t len, uin
 		ks(&pk, "ok"); msgpack_pack_false(&pk);
 		ks(&pk, "reason"); ks(&pk, th_errname(rc));
 		ks(&pk, "message"); ks(&pk, why ? why : th_strerror(rc));
+		goto done;
+	}
+	if (strcmp(r.q, "definition") == 0) {
+		pack_head(&pk, r.id, 6, 1);
+		ks(&pk, "appendix"); ks(&pk, d->id);
+		ks(&pk, "version"); msgpack_pack_uint32(&pk, d->version);
 		goto done;
 	}
 	if (strcmp(r.q, "hierarchies") == 0) {

@@ -228,8 +228,7 @@ static void on_hello(th_server *s, zmq_msg_t *id, const uint8_t *buf, size_t len
 	w.defs = calloc(nd ? nd : 1, sizeof *w.defs);
 	for (size_t i = 0; w.defs && i < nd; i++) {
 		const th_def *d = th_defset_at(s->defs, i);
-		if (th_defset_latest(s->defs, d->id) == d)
-			w.defs[w.n_defs++] = d->source;
+		w.defs[w.n_defs++] = d->source;   /* older versions serve their bound periods */
 	}
 	revs r = {0};
 	th_store_revs_in_scope(s->store, key->unit, rev_cb, &r);
@@ -319,7 +318,7 @@ static int check_report(th_server *s, pending *p, size_t i, th_ack_result *res)
 		return 0;
 	}
 	const th_def *d = th_defset_get(s->defs, r->appendix, r->version);
-	if (!d || th_defset_latest(s->defs, r->appendix) != d) {
+	if (!d || th_store_def_for(s->store, r->appendix, r->period) != d) {
 		result_reject(res, TH_ACK_RETRY_LATER, TH_EDEFCHANGED, 0, NULL,
 		              "%s version %u is not the version in force; fetch the current definitions",
 		              r->appendix, r->version);
@@ -459,7 +458,7 @@ static void publish_changes(th_server *s, th_changed_node *ch, size_t n)
 {
 	subs_read(s);
 	for (size_t i = 0; i < n && s->nsubs; i++) {
-		const th_def *d = th_defset_latest(s->defs, ch[i].appendix);
+		const th_def *d = th_store_def_for(s->store, ch[i].appendix, ch[i].period);
 		if (!d)
 			continue;
 		char topic[256];
@@ -594,7 +593,8 @@ static th_submission *group_start(th_server *s, committer *c, pending *g, size_t
 				subs[ns].sender = g[i].key.comment[0] ? g[i].key.comment : g[i].key.unit;
 				subs[ns].result = &g[i].results[k];
 				/* check_report validated it against the version in force */
-				subs[ns].validated = th_defset_latest(s->defs, subs[ns].report->appendix);
+				subs[ns].validated = th_store_def_for(s->store, subs[ns].report->appendix,
+				                                      subs[ns].report->period);
 				ns++;
 			}
 	*ns_out = ns;

@@ -35,6 +35,8 @@ struct th_store {
 		uint32_t version;
 	} *cfg;                   /* configured versions in force (else the latest) */
 	size_t ncfg;
+	struct in_force *bound;   /* versions periods are bound to (meta "dv:"), loaded at open */
+	size_t nbound;
 	struct {
 		const th_units *u;
 		const th_def *d;
@@ -244,6 +246,121 @@ static int load_hierarchies(th_store *s, MDB_txn *txn)
 	return TH_OK;
 }
 
+/* --- appendix versions bound to periods --------------------------------------------
+ * meta "dv:" appendix NUL period -> uint32 version: the definition version a period's
+ * reports were first accepted with.  Rollups of that period keep using it after a newer
+ * version of the appendix is loaded. */
+#define DV_PREFIX "dv:"
+
+static size_t dv_key(char *key, const char *appendix, const char *period)
+{
+	size_t a = strlen(appendix), p = strlen(period);
+	memcpy(key, DV_PREFIX, 3);
+	memcpy(key + 3, appendix, a);
+	key[3 + a] = 0;
+	memcpy(key + 4 + a, period, p);
+	return 4 + a + p;
+}
+
+static const struct in_force *bound_find(const th_store *s, const char *appendix, const char *period)
+{
+	for (size_t i = 0; i < s->nbound; i++)
+		if (!strcmp(s->bound[i].period, period) && !strcmp(s->bound[i].appendix, appendix))
+			return &s->bound[i];
+	return NULL;
+}
+
+static int bound_add(th_store *s, const char *appendix, const char *period, uint32_t version)
+{
+	if (strlen(appendix) > TH_CODE_MAX || strlen(period) > TH_PERIOD_MAX)
+		return TH_EINVAL;
+	if (bound_find(s, appendix, period))
+		return TH_OK;
+	struct in_force *n = realloc(s->bound, (s->nbound + 1) * sizeof *n);
+	if (!n)
+		return TH_ENOMEM;
+	s->bound = n;
+	snprintf(n[s->nbound].appendix, sizeof n->appendix, "%s", appendix);
+	snprintf(n[s->nbound].period, sizeof n->period, "%s", period);
+	n[s->nbound++].version = version;
+	return TH_OK;
+}
+
+/* Binds (appendix, period) to version inside txn unless it is bound already. */
+static int bind_version(th_store *s, MDB_txn *txn, const char *appendix, const char *period,
+                        uint32_t version)
+{
+	if (bound_find(s, appendix, period))
+		return TH_OK;
+	char key[4 + 2 * (TH_CODE_MAX + 1) + TH_PERIOD_MAX];
+	MDB_val k = {dv_key(key, appendix, period), key}, v = {sizeof version, &version};
+	int rc = mdb_put(txn, s->meta, &k, &v, MDB_NOOVERWRITE);
+	if (rc && rc != MDB_KEYEXIST)
+		return rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
+	return bound_add(s, appendix, period, version);
+}
+
+/* Loads the bindings; a writer opening a store made before they existed binds every
+ * (appendix, period) that has reports to the version of its records, once. */
+static int load_bindings(th_store *s, MDB_txn *txn)
+{
+	MDB_cursor *c;
+	if (mdb_cursor_open(txn, s->meta, &c))
+		return TH_ESTORE;
+	MDB_val k = {3, DV_PREFIX}, v;
+	int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size > 3 && !memcmp(k.mv_data, DV_PREFIX, 3)) {
+		const char *a = (const char *)k.mv_data + 3;
+		size_t al = strnlen(a, k.mv_size - 3);
+		char app[TH_CODE_MAX + 1], per[TH_PERIOD_MAX + 1];
+		if (al <= TH_CODE_MAX && k.mv_size - 4 - al <= TH_PERIOD_MAX && v.mv_size == 4) {
+			uint32_t ver;
+			memcpy(app, a, al);
+			app[al] = 0;
+			memcpy(per, a + al + 1, k.mv_size - 4 - al);
+			per[k.mv_size - 4 - al] = 0;
+			memcpy(&ver, v.mv_data, 4);
+			if (bound_add(s, app, per, ver)) {
+				mdb_cursor_close(c);
+				return TH_ENOMEM;
+			}
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	MDB_val sk = {10, "dv-scanned"}, sv;
+	if (s->readonly || mdb_get(txn, s->meta, &sk, &sv) == 0)
+		return TH_OK;
+	if (mdb_cursor_open(txn, s->reports, &c))
+		return TH_ESTORE;
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	int ret = TH_OK;
+	while (rc == 0 && ret == TH_OK) {
+		/* key unit NUL appendix NUL period; value a record header first */
+		const char *p = k.mv_data, *end = p + k.mv_size;
+		const char *app = memchr(p, 0, k.mv_size);
+		const char *per = app ? memchr(app + 1, 0, (size_t)(end - app - 1)) : NULL;
+		if (per && v.mv_size >= sizeof(rec_header)) {
+			char a[TH_CODE_MAX + 1], q[TH_PERIOD_MAX + 1];
+			size_t al = (size_t)(per - app - 1), ql = (size_t)(end - per - 1);
+			if (al <= TH_CODE_MAX && ql <= TH_PERIOD_MAX) {
+				rec_header h;
+				memcpy(&h, v.mv_data, sizeof h);
+				memcpy(a, app + 1, al);
+				a[al] = 0;
+				memcpy(q, per + 1, ql);
+				q[ql] = 0;
+				ret = bind_version(s, txn, a, q, h.version);
+			}
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (ret == TH_OK && mdb_put(txn, s->meta, &sk, &(MDB_val){1, "1"}, 0))
+		ret = TH_ESTORE;
+	return ret;
+}
+
 static int open_env(th_store *s)
 {
 	int rc = mdb_env_create(&s->env);
@@ -363,6 +480,10 @@ int th_store_open_why(const char *dir, const th_store_opts *opts, th_store **out
 		memcpy(&s->last_commit, cv.mv_data, 8);
 	if ((rc = load_hierarchies(s, txn)))
 		goto fail;
+	if ((rc = load_bindings(s, txn))) {
+		say(why, cap, "%s: %s", dir, "cannot read the appendix versions bound to periods");
+		goto fail;
+	}
 	/* committed even when read-only: the dbi handles opened in an aborted
 	 * transaction would be closed with it */
 	if ((rc = mdb_txn_commit(txn))) {
@@ -411,6 +532,7 @@ void th_store_close(th_store **ps)
 		th_units_destroy(&s->h[i]);
 	free(s->h);
 	free(s->cfg);
+	free(s->bound);
 	expected_clear(s);
 	free(s->dir);
 	free(s);
@@ -446,7 +568,15 @@ int th_store_set_in_force(th_store *s, const char *appendix, const char *period,
 	return TH_OK;
 }
 
-/* The definition in force for (appendix, period): configured, else the latest. */
+/* The definition in force for (appendix, period): configured for the period, else the
+ * version the period is bound to, else configured for every period, else the latest. */
+static const th_def *def_in_force(th_store *s, const char *appendix, const char *period);
+
+const th_def *th_store_def_for(th_store *s, const char *appendix, const char *period)
+{
+	return s ? def_in_force(s, appendix, period) : NULL;
+}
+
 static const th_def *def_in_force(th_store *s, const char *appendix, const char *period)
 {
 	if (!s->defs || !appendix)
@@ -459,6 +589,9 @@ static const th_def *def_in_force(th_store *s, const char *appendix, const char 
 			if (!s->cfg[i].period[0])
 				any = &s->cfg[i];
 		}
+	const struct in_force *b = period ? bound_find(s, appendix, period) : NULL;
+	if (b)
+		return th_defset_get(s->defs, appendix, b->version);
 	if (any)
 		return th_defset_get(s->defs, appendix, any->version);
 	return th_defset_latest(s->defs, appendix);
@@ -1340,6 +1473,11 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 	}
 	memcpy(rv.mv_data, &h, sizeof h);
 	memcpy((char *)rv.mv_data + sizeof h, canon, clen);
+	/* the period keeps this version after a newer one is loaded */
+	if ((rc = bind_version(s, txn, r->appendix, r->period, d->version))) {
+		ret = rc;
+		goto out;
+	}
 	result_set(res, TH_ACK_ACCEPTED, 0, r->rev, NULL);
 out:
 	for (size_t i = 0; path && i < depth; i++)

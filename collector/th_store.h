@@ -68,6 +68,11 @@ int th_store_hierarchy_origin(th_store *s, const char *version, int64_t *loaded_
 /* The hierarchy a period is bound to (binding it now if unbound and not
  * readonly); pointer owned by the store, valid until close. */
 int th_store_hierarchy_for(th_store *s, const char *period, const th_units **out);
+/* The appendix definition in force for a period: configured (th_store_set_in_force), else
+ * the version the period's first accepted report was made with (kept in the store, so a
+ * newer version loaded later does not change the period), else the latest loaded. NULL
+ * when that version is not loaded. */
+const th_def *th_store_def_for(th_store *s, const char *appendix, const char *period);
 /* The newest hierarchy version (by effective date). NULL when none. */
 const th_units *th_store_current_hierarchy(th_store *s);
 

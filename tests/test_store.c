@@ -417,6 +417,60 @@ static void definition_changed_retry(void **state)
 	fx_free(f);
 }
 
+/* A period keeps the appendix version its reports were accepted with after a newer
+ * version (with another layout) is loaded, across reopening, and a store made before
+ * the binding existed binds its periods from its records' versions. */
+static void period_keeps_its_version(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 1, 4));
+	assert_int_equal(tot(f, "C", C_A), 4);
+	/* version 2 adds a column: another rollup layout */
+	char text[2048];
+	snprintf(text, sizeof text, DEF_HEAD "2" DEF_BODY
+	         "[column g]\ntitle = G\ntype = integer\nrollup = sum\n");
+	th_def *v2 = NULL;
+	assert_int_equal(th_def_parse(text, strlen(text), "t2.def", &v2, NULL), 0);
+	assert_int_not_equal(v2->n_slots, f->d->n_slots);
+	assert_int_equal(th_defset_add(f->defs, v2), 0);
+	assert_int_equal(th_store_def_for(f->s, "T", P)->version, 1);
+	assert_int_equal(th_store_def_for(f->s, "T", "2022")->version, 2);   /* not bound yet */
+	assert_int_equal(tot(f, "C", C_A), 4);                              /* still readable */
+	must_accept(f, mk1("X1", 2, 6));                                    /* a v1 correction */
+	assert_int_equal(tot(f, "C", C_A), 6);
+	int code = 0;
+	th_report *r22 = mk1("X1", 1, 3);
+	free(r22->period);
+	r22->period = strdup("2022");
+	assert_int_equal(one(f, r22, &code, NULL), TH_ACK_RETRY_LATER);     /* 2022 takes v2 */
+	assert_int_equal(code, TH_EDEFCHANGED);
+	verify_ok(f);
+	fx_reopen(f);
+	assert_int_equal(th_store_def_for(f->s, "T", P)->version, 1);
+	assert_int_equal(tot(f, "C", C_A), 6);
+	/* a store from before the bindings: remove them, reopen, bound again from the records */
+	th_store_close(&f->s);
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	assert_int_equal(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0660), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	MDB_val k1 = {10, "dv-scanned"}, k2 = {3 + 2 + 4, "dv:T\0" P};
+	assert_int_equal(mdb_del(txn, meta, &k1, NULL), 0);
+	assert_int_equal(mdb_del(txn, meta, &k2, NULL), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	fx_open(f);
+	assert_int_equal(th_store_def_for(f->s, "T", P)->version, 1);
+	assert_int_equal(tot(f, "C", C_A), 6);
+	verify_ok(f);
+	fx_free(f);
+}
+
 static void unknown_unit_rejected(void **state)
 {
 	(void)state;
@@ -1708,6 +1762,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(conflict_rejected),
 		cmocka_unit_test(stale_acknowledged),
 		cmocka_unit_test(definition_changed_retry),
+		cmocka_unit_test(period_keeps_its_version),
 		cmocka_unit_test(unknown_unit_rejected),
 		cmocka_unit_test(garbage_never_stored),
 		cmocka_unit_test(replace_removes_rows),

@@ -155,6 +155,27 @@ static int src_open(src *x, const opts *o, const th_defset *defs, const th_def *
 	return x->s ? 0 : -1;
 }
 
+/* The definition a period's rollups are laid out by: the version the period is bound to
+ * (a later version of the appendix may be loaded), else d. */
+static const th_def *src_def(src *x, const th_defset *defs, const opts *o, const th_def *d)
+{
+	if (!o->appendix || !o->period)
+		return d;
+	if (x->s) {
+		const th_def *b = th_store_def_for(x->s, o->appendix, o->period);
+		return b ? b : d;
+	}
+	uint32_t v;
+	if (x->q && th_qc_definition(x->q, o->appendix, o->period, &v) == 0) {
+		const th_def *b = th_defset_get(defs, o->appendix, v);
+		if (b)
+			return b;
+		fprintf(stderr, "%s: the collector uses %s version %u for %s, which --defs lacks\n", prog,
+		        o->appendix, v, o->period);
+	}
+	return d;
+}
+
 static void src_close(src *x)
 {
 	th_qc_destroy(&x->q);
@@ -485,6 +506,7 @@ static int cmd_rollup(const opts *o)
 	}
 	if (src_open(&sx, o, defs, x.d))
 		goto out;
+	sx.d = x.d = src_def(&sx, defs, o, x.d);
 	if (o->columns) {
 		char *list = strdup(o->columns), *save = NULL;
 		if (!list)
@@ -650,6 +672,7 @@ static int cmd_status(const opts *o)
 	}
 	if (src_open(&sx, o, defs, d))
 		goto out;
+	sx.d = d = src_def(&sx, defs, o, d);
 	uint32_t level = (uint32_t)o->level;
 	topinfo top;
 	if ((rc = find_top(&sx, o, o->unit, &level, &top)) != 0) {

@@ -32,6 +32,8 @@ const char *th_qc_error(const th_qc *q);
  * The th_unit passed to cb has code, name, depth (and for missing: parent,
  * kind, contacts); it is valid during the call only.  th_qc_node also
  * returns the unit's name (malloc'd) in *name when name is not NULL. */
+/* The appendix version in force for a period at the collector (query "definition"). */
+int th_qc_definition(th_qc *q, const char *appendix, const char *period, uint32_t *version);
 int th_qc_level(th_qc *q, const th_def *d, const char *appendix, const char *period, uint32_t level,
                 const char *parent, th_node_cb cb, void *ctx);
 int th_qc_missing(th_qc *q, const char *appendix, const char *period, const char *unit,

@@ -330,6 +330,23 @@ int th_qc_missing(th_qc *q, const char *appendix, const char *period, const char
 	return rc;
 }
 
+int th_qc_definition(th_qc *q, const char *appendix, const char *period, uint32_t *version)
+{
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	const msgpack_object *res = NULL;
+	int rc = ask(q, "definition", appendix, period, NULL, NULL, 0, &up, &res);
+	if (!rc) {
+		const msgpack_object *v = get(res, "version");
+		if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= UINT32_MAX)
+			*version = (uint32_t)v->via.u64;
+		else
+			rc = TH_EPROTO;
+	}
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}
+
 /* A node and its unit's name / level (name malloc'd into *name). */
 int th_qc_node(th_qc *q, const th_def *d, const char *appendix, const char *period,
                const char *unit, th_node *out, char **name)
