@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -192,8 +193,10 @@ int tu_wait(pid_t pid, int ms)
 }
 
 /* A port below the kernel's ephemeral range (so no outgoing connection of a
- * parallel test takes it between now and the bind), chosen at random and
- * checked free.  bind(0) handed the same recent ports to parallel tests. */
+ * parallel test takes it between now and the bind), chosen at random, reserved
+ * for this process's lifetime with a lock file (parallel test programs skip the
+ * ports another one holds: a bind check alone leaves a window until the
+ * collector binds), and checked free. */
 int tu_free_port(void)
 {
 	static unsigned seed;
@@ -202,11 +205,25 @@ int tu_free_port(void)
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		seed = (unsigned)ts.tv_nsec ^ (unsigned)getpid() << 16;
 	}
-	for (int attempt = 0; attempt < 200; attempt++) {
+	const char *tmp = getenv("TMPDIR");
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s/th-test-ports", tmp && *tmp ? tmp : "/tmp");
+	mkdir(dir, 0777);
+	for (int attempt = 0; attempt < 500; attempt++) {
 		int port = 20000 + (int)(rand_r(&seed) % 12000);   /* 20000..31999 */
+		char path[4200];
+		snprintf(path, sizeof path, "%s/%d", dir, port);
+		int lock = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0666);
+		if (lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) != 0) {
+			close(lock);   /* another test program holds it */
+			continue;
+		}
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (fd < 0)
+		if (fd < 0) {
+			if (lock >= 0)
+				close(lock);
 			return -1;
+		}
 		struct sockaddr_in a = {0};
 		a.sin_family = AF_INET;
 		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -214,7 +231,9 @@ int tu_free_port(void)
 		int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
 		close(fd);
 		if (ok)
-			return port;
+			return port;   /* the lock stays held until this process exits */
+		if (lock >= 0)
+			close(lock);
 	}
 	return -1;
 }
