@@ -278,6 +278,25 @@ static void verify_ok(fx *f)
 
 /* --- cases --------------------------------------------------------------------- */
 
+/* Opens the (closed) store's LMDB environment directly, for tests that damage or
+ * age it, and begins a write transaction on database db. */
+static MDB_txn *raw_begin(fx *f, const char *db, MDB_env **env, MDB_dbi *dbi)
+{
+	MDB_txn *txn;
+	assert_int_equal(mdb_env_create(env), 0);
+	mdb_env_set_maxdbs(*env, 16);
+	assert_int_equal(mdb_env_open(*env, f->dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(*env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, dbi), 0);
+	return txn;
+}
+
+static void raw_commit(MDB_env *env, MDB_txn *txn)
+{
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
 static void accepted_and_read_back(void **state)
 {
 	(void)state;
@@ -452,18 +471,12 @@ static void period_keeps_its_version(void **state)
 	/* a store from before the bindings: remove them, reopen, bound again from the records */
 	th_store_close(&f->s);
 	MDB_env *env;
-	MDB_txn *txn;
 	MDB_dbi meta;
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
-	assert_int_equal(mdb_env_open(env, f->dir, 0, 0660), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	MDB_txn *txn = raw_begin(f, "meta", &env, &meta);
 	MDB_val k1 = {10, "dv-scanned"}, k2 = {3 + 2 + 4, "dv:T\0" P};
 	assert_int_equal(mdb_del(txn, meta, &k1, NULL), 0);
 	assert_int_equal(mdb_del(txn, meta, &k2, NULL), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	raw_commit(env, txn);
 	fx_open(f);
 	assert_int_equal(th_store_def_for(f->s, "T", P)->version, 1);
 	assert_int_equal(tot(f, "C", C_A), 6);
@@ -1026,17 +1039,11 @@ static void format_version_checked(void **state)
 	fx *f = fx_new();
 	th_store_close(&f->s);
 	MDB_env *env;
-	MDB_txn *txn;
 	MDB_dbi meta;
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
-	assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	MDB_txn *txn = raw_begin(f, "meta", &env, &meta);
 	MDB_val k = {6, "format"}, v = {15, "tonghop-store 9"};
 	assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	raw_commit(env, txn);
 	char why[256] = "";
 	th_store *s = NULL;
 	assert_int_equal(th_store_open_why(f->dir, &f->opts, &s, why, sizeof why), TH_ESTORE);
@@ -1293,13 +1300,8 @@ static void rebuild_and_verify_detect_damage(void **state)
 	th_store_close(&f->s);
 	/* damage D1's node directly */
 	MDB_env *env;
-	MDB_txn *txn;
 	MDB_dbi db;
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
-	assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "rollups", 0, &db), 0);
+	MDB_txn *txn = raw_begin(f, "rollups", &env, &db);
 	char key[] = "T\0" P "\0D1";
 	MDB_val k = {sizeof key - 1, key}, v;
 	assert_int_equal(mdb_get(txn, db, &k, &v), 0);
@@ -1310,8 +1312,7 @@ static void rebuild_and_verify_detect_damage(void **state)
 	memcpy(copy + v.mv_size - n_slots * 8 + 8, &bad, 8);   /* total[1] */
 	MDB_val nv = {v.mv_size, copy};
 	assert_int_equal(mdb_put(txn, db, &k, &nv, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	raw_commit(env, txn);
 	free(copy);
 	fx_open(f);
 	assert_int_equal(tot(f, "D1", C_A), 999);
@@ -1340,13 +1341,8 @@ static void verify_detects_damaged_history(void **state)
 	verify_ok(f);
 	th_store_close(&f->s);
 	MDB_env *env;
-	MDB_txn *txn;
 	MDB_dbi db;
-	assert_int_equal(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
-	assert_int_equal(mdb_env_open(env, f->dir, 0, 0640), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, "history", 0, &db), 0);
+	MDB_txn *txn = raw_begin(f, "history", &env, &db);
 	char key[] = "X1\0T\0" P "\0\0\0\0\0\0\0\0\1";   /* rev 1, big-endian */
 	MDB_val k = {sizeof key - 1, key}, v;
 	assert_int_equal(mdb_get(txn, db, &k, &v), 0);
@@ -1355,8 +1351,7 @@ static void verify_detects_damaged_history(void **state)
 	copy[v.mv_size - 1] ^= 1;   /* the last cell, nil (0xc0), becomes the invalid 0xc1 */
 	MDB_val nv = {v.mv_size, copy};
 	assert_int_equal(mdb_put(txn, db, &k, &nv, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	raw_commit(env, txn);
 	free(copy);
 	fx_open(f);
 	th_diag *dg = th_diag_new();
