@@ -573,6 +573,14 @@ static void revoked_reader_cut_off_from_pub(void **state)
 	assert_int_equal(sub_finish(&kept), 0);
 }
 
+/* Submits a one-row PL3 report of unit on s and asserts it is accepted. */
+static void accept_pl3(cf_fixture *f, void *s, const char *unit, uint64_t rev, int64_t done)
+{
+	th_report *r = cf_pl3(f, unit, rev, done, 0, 0);
+	assert_int_equal(cf_submit_status(f, s, r, NULL), TH_ACK_ACCEPTED);
+	th_report_destroy(&r);
+}
+
 /* The XPUB socket knows what is subscribed: with no subscriber nothing is
  * published; with one level's subscriber, exactly that level's node per report
  * (before, every changed node was read and encoded for nobody); when it leaves,
@@ -583,24 +591,18 @@ static void pub_builds_only_what_is_subscribed(void **state)
 	cf_fixture *f = *state;
 	void *d1 = cf_dealer(f, f->ingest, &f->d1);
 	uint64_t rev = 7;
-	th_report *r = cf_pl3(f, "C1", rev, 2, 0, 0);
-	assert_int_equal(cf_submit_status(f, d1, r, NULL), TH_ACK_ACCEPTED);
-	th_report_destroy(&r);
+	accept_pl3(f, d1, "C1", rev, 2);
 	assert_int_equal(cf_stat(f, "published"), 0);
 	void *l2 = level_sub(f, "L2\x1f");
 	int same = 0, other = 0;
 	for (int tries = 0; tries < 20 && !same; tries++) {
-		r = cf_pl3(f, "C1", ++rev, 2, 0, 0);
-		assert_int_equal(cf_submit_status(f, d1, r, NULL), TH_ACK_ACCEPTED);
-		th_report_destroy(&r);
+		accept_pl3(f, d1, "C1", ++rev, 2);
 		drain_topics(l2, "L2\x1f" "D1\x1fPL3\x1f" "2021\x1f", &same, &other);
 		assert_int_equal(other, 0);
 	}
 	assert_int_equal(same, 1);
 	uint64_t before = cf_stat(f, "published");
-	r = cf_pl3(f, "C1", ++rev, 3, 0, 0);
-	assert_int_equal(cf_submit_status(f, d1, r, NULL), TH_ACK_ACCEPTED);
-	th_report_destroy(&r);
+	accept_pl3(f, d1, "C1", ++rev, 3);
 	drain_topics(l2, "L2\x1f" "D1\x1fPL3\x1f" "2021\x1f", &same, &other);
 	assert_int_equal(same, 1);
 	assert_int_equal(other, 0);
@@ -611,9 +613,7 @@ static void pub_builds_only_what_is_subscribed(void **state)
 	for (int tries = 0; tries < 20 && !quiet; tries++) {
 		usleep(200000);
 		before = cf_stat(f, "published");
-		r = cf_pl3(f, "C1", ++rev, 4, 0, 0);
-		assert_int_equal(cf_submit_status(f, d1, r, NULL), TH_ACK_ACCEPTED);
-		th_report_destroy(&r);
+		accept_pl3(f, d1, "C1", ++rev, 4);
 		quiet = cf_stat(f, "published") == before;
 	}
 	assert_true(quiet);
