@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/time.h>
@@ -569,6 +568,7 @@ static void *committer_main(void *arg)
 		c->dt = now_us() - t0;
 		pthread_mutex_lock(&c->mu);
 		c->job = 0;
+		pthread_cond_broadcast(&c->cv);   /* committer_wait */
 		uint64_t one = 1;
 		if (write(c->efd, &one, sizeof one) != sizeof one)
 			th_log(TH_LOG_ERROR, "store", "committer cannot signal: %s", strerror(errno));
@@ -609,19 +609,14 @@ static th_submission *group_start(th_server *s, committer *c, pending *g, size_t
 	return subs;
 }
 
-/* Waits until the committer is idle (consuming its signal). */
+/* Waits until the committer is idle, and consumes its signal. */
 static void committer_wait(committer *c)
 {
 	uint64_t v;
-	for (;;) {
-		pthread_mutex_lock(&c->mu);
-		int busy = c->job;
-		pthread_mutex_unlock(&c->mu);
-		if (!busy)
-			break;
-		struct pollfd pf = {c->efd, POLLIN, 0};
-		poll(&pf, 1, 100);
-	}
+	pthread_mutex_lock(&c->mu);
+	while (c->job)
+		pthread_cond_wait(&c->cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
 	while (read(c->efd, &v, sizeof v) == sizeof v)
 		;
 }
