@@ -246,6 +246,21 @@ static int load_hierarchies(th_store *s, MDB_txn *txn)
 	return TH_OK;
 }
 
+/* Appends (appendix, period, version) to a list of versions in force (lengths checked
+ * by the caller). */
+static int in_force_append(struct in_force **v, size_t *n, const char *appendix,
+                           const char *period, uint32_t version)
+{
+	struct in_force *nv = realloc(*v, (*n + 1) * sizeof *nv);
+	if (!nv)
+		return TH_ENOMEM;
+	*v = nv;
+	snprintf(nv[*n].appendix, sizeof nv->appendix, "%s", appendix);
+	snprintf(nv[*n].period, sizeof nv->period, "%s", period);
+	nv[(*n)++].version = version;
+	return TH_OK;
+}
+
 /* --- appendix versions bound to periods --------------------------------------------
  * meta "dv:" appendix NUL period -> uint32 version: the definition version a period's
  * reports were first accepted with.  Rollups of that period keep using it after a newer
@@ -276,14 +291,7 @@ static int bound_add(th_store *s, const char *appendix, const char *period, uint
 		return TH_EINVAL;
 	if (bound_find(s, appendix, period))
 		return TH_OK;
-	struct in_force *n = realloc(s->bound, (s->nbound + 1) * sizeof *n);
-	if (!n)
-		return TH_ENOMEM;
-	s->bound = n;
-	snprintf(n[s->nbound].appendix, sizeof n->appendix, "%s", appendix);
-	snprintf(n[s->nbound].period, sizeof n->period, "%s", period);
-	n[s->nbound++].version = version;
-	return TH_OK;
+	return in_force_append(&s->bound, &s->nbound, appendix, period, version);
 }
 
 /* Binds (appendix, period) to version inside txn unless it is bound already. */
@@ -558,14 +566,7 @@ int th_store_set_in_force(th_store *s, const char *appendix, const char *period,
 			s->cfg[i].version = version;
 			return TH_OK;
 		}
-	struct in_force *n = realloc(s->cfg, (s->ncfg + 1) * sizeof *n);
-	if (!n)
-		return TH_ENOMEM;
-	s->cfg = n;
-	snprintf(n[s->ncfg].appendix, sizeof n->appendix, "%s", appendix);
-	snprintf(n[s->ncfg].period, sizeof n->period, "%s", period ? period : "");
-	n[s->ncfg++].version = version;
-	return TH_OK;
+	return in_force_append(&s->cfg, &s->ncfg, appendix, period ? period : "", version);
 }
 
 /* The definition in force for (appendix, period): configured for the period, else the
