@@ -242,6 +242,7 @@ static int recv_frame(void *s, char *buf, size_t cap, size_t *len, int *more)
 static void *zap_main(void *arg)
 {
 	th_zap *z = arg;
+	pthread_setname_np(pthread_self(), "th-zap");
 	void *s = zmq_socket(z->ctx, ZMQ_REP);
 	int linger = 0;
 	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);

@@ -553,6 +553,7 @@ typedef struct committer {
 static void *committer_main(void *arg)
 {
 	committer *c = arg;
+	pthread_setname_np(pthread_self(), "th-committer");
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		while (!c->job && !c->quit)

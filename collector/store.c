@@ -43,8 +43,11 @@ struct th_store {
 		uint32_t *e;          /* expected count per unit index (subtree) */
 	} exp[EXP_CACHE];
 	size_t exp_next;
+	struct ncache *nc;        /* the group's nodes while th_store_apply runs, else NULL */
+	struct ncache *ncmem;     /* its memory, kept between groups */
 };
 static void expected_clear(th_store *s);
+static void ncache_free(struct ncache *c);
 
 /* --- records -------------------------------------------------------------------- */
 
@@ -542,6 +545,7 @@ void th_store_close(th_store **ps)
 	free(s->cfg);
 	free(s->bound);
 	expected_clear(s);
+	ncache_free(s->ncmem);
 	free(s->dir);
 	free(s);
 	*ps = NULL;
@@ -984,16 +988,156 @@ static void node_release(node *n)
 	n->own = n->total = NULL;
 }
 
+/* The group's node cache.  While th_store_apply runs a group, every node it
+ * reads or writes is kept here decoded, keyed like `rollups`: a report's path
+ * reads its ancestors from memory, and each changed node is written to LMDB
+ * once, in key order, when the group is done (ncache_flush), instead of once
+ * per report (a group of 1,000 national reports changes ~1,300 nodes, but
+ * wrote 4,000).  A node laid out for another definition version is cached as
+ * node_read gives it (empty, keeping its version).  The cache is emptied for
+ * every transaction attempt, so an aborted group leaves nothing behind. */
+typedef struct {
+	char key[MAX_KEY];
+	uint32_t kl;
+	uint8_t dirty;
+	const th_def *d;
+	node_header h;
+	int64_t *v;           /* own[n_slots] then total[n_slots] */
+} ncache_ent;
+
+struct ncache {
+	ncache_ent *e;
+	size_t n, cap;
+	uint32_t *slot;       /* index + 1 into e, 0 = empty; hcap entries, a power of 2 */
+	size_t hcap;
+};
+
+static uint64_t key_hash(const char *k, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
+	return h;
+}
+
+static void ncache_clear(struct ncache *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		free(c->e[i].v);
+	c->n = 0;
+	if (c->slot)
+		memset(c->slot, 0, c->hcap * sizeof *c->slot);
+}
+
+static void ncache_free(struct ncache *c)
+{
+	if (!c)
+		return;
+	ncache_clear(c);
+	free(c->e);
+	free(c->slot);
+	free(c);
+}
+
+/* The entry for key, or NULL; *j is where a new one goes in the index. */
+static ncache_ent *ncache_find(struct ncache *c, const char *key, size_t kl, size_t *j)
+{
+	if (!c->hcap)
+		return NULL;
+	size_t i = key_hash(key, kl) & (c->hcap - 1);
+	for (; c->slot[i]; i = (i + 1) & (c->hcap - 1)) {
+		ncache_ent *x = &c->e[c->slot[i] - 1];
+		if (x->kl == kl && !memcmp(x->key, key, kl))
+			return x;
+	}
+	*j = i;
+	return NULL;
+}
+
+/* A new entry for key (not present) holding n; NULL when out of memory. */
+static ncache_ent *ncache_add(struct ncache *c, const char *key, size_t kl, const th_def *d,
+                              const node *n)
+{
+	if ((c->n + 1) * 2 > c->hcap) {
+		size_t hcap = c->hcap ? c->hcap * 2 : 1024;
+		uint32_t *slot = calloc(hcap, sizeof *slot);
+		if (!slot)
+			return NULL;
+		for (size_t i = 0; i < c->n; i++) {
+			size_t j = key_hash(c->e[i].key, c->e[i].kl) & (hcap - 1);
+			while (slot[j])
+				j = (j + 1) & (hcap - 1);
+			slot[j] = (uint32_t)i + 1;
+		}
+		free(c->slot);
+		c->slot = slot;
+		c->hcap = hcap;
+	}
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 512;
+		ncache_ent *ne = realloc(c->e, cap * sizeof *ne);
+		if (!ne)
+			return NULL;
+		c->e = ne;
+		c->cap = cap;
+	}
+	size_t j = 0;
+	if (ncache_find(c, key, kl, &j))
+		return NULL;
+	ncache_ent *x = &c->e[c->n];
+	x->v = malloc(2 * d->n_slots * sizeof *x->v);
+	if (!x->v)
+		return NULL;
+	memcpy(x->key, key, kl);
+	x->kl = (uint32_t)kl;
+	x->dirty = 0;
+	x->d = d;
+	x->h = n->h;
+	memcpy(x->v, n->own, d->n_slots * sizeof *x->v);
+	memcpy(x->v + d->n_slots, n->total, d->n_slots * sizeof *x->v);
+	c->slot[j] = (uint32_t)++c->n;
+	return x;
+}
+
+static int node_read_db(th_store *s, MDB_txn *txn, const th_def *d, const char *key, size_t kl,
+                        node *n);
+
 /* Reads a node into n (allocated); zero when absent. */
 static int node_read(th_store *s, MDB_txn *txn, const th_def *d, const char *appendix,
                      const char *period, const char *unit, node *n)
 {
+	char key[MAX_KEY];
+	size_t kl = key3(key, appendix, period, unit);
+	if (!s->nc)
+		return node_read_db(s, txn, d, key, kl, n);
+	size_t j;
+	ncache_ent *x = ncache_find(s->nc, key, kl, &j);
+	if (x && x->d != d)
+		return TH_ESTORE;   /* one group, one version per (appendix, period) */
+	if (x) {
+		int rc = node_alloc(n, d);
+		if (rc)
+			return rc;
+		n->h = x->h;
+		memcpy(n->own, x->v, d->n_slots * sizeof *n->own);
+		memcpy(n->total, x->v + d->n_slots, d->n_slots * sizeof *n->total);
+		return TH_OK;
+	}
+	int rc = node_read_db(s, txn, d, key, kl, n);
+	if (rc == TH_OK && !x && !ncache_add(s->nc, key, kl, d, n)) {
+		node_release(n);
+		return TH_ENOMEM;
+	}
+	return rc;
+}
+
+static int node_read_db(th_store *s, MDB_txn *txn, const th_def *d, const char *key, size_t kl,
+                        node *n)
+{
 	int rc = node_alloc(n, d);
 	if (rc)
 		return rc;
-	char key[MAX_KEY];
-	size_t kl = key3(key, appendix, period, unit);
-	MDB_val k = {kl, key}, v;
+	MDB_val k = {kl, (void *)key}, v;
 	rc = mdb_get(txn, s->rollups, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return TH_OK;
@@ -1023,12 +1167,69 @@ static int node_read(th_store *s, MDB_txn *txn, const th_def *d, const char *app
 	return TH_OK;
 }
 
+static int node_write_db(th_store *s, MDB_txn *txn, const th_def *d, const char *key, size_t kl,
+                         const node *n);
+
 static int node_write(th_store *s, MDB_txn *txn, const th_def *d, const char *appendix,
                       const char *period, const char *unit, const node *n)
 {
 	char key[MAX_KEY];
 	size_t kl = key3(key, appendix, period, unit);
-	MDB_val k = {kl, key}, v;
+	if (!s->nc)
+		return node_write_db(s, txn, d, key, kl, n);
+	size_t j;
+	ncache_ent *x = ncache_find(s->nc, key, kl, &j);
+	if (x && x->d != d)
+		return TH_ESTORE;   /* one group, one version per (appendix, period) */
+	if (!x && !(x = ncache_add(s->nc, key, kl, d, n)))
+		return TH_ENOMEM;
+	x->h = n->h;
+	memcpy(x->v, n->own, d->n_slots * sizeof *x->v);
+	memcpy(x->v + d->n_slots, n->total, d->n_slots * sizeof *x->v);
+	x->dirty = 1;
+	return TH_OK;
+}
+
+static int ncache_cmp(const void *a, const void *b)
+{
+	const ncache_ent *x = *(ncache_ent *const *)a, *y = *(ncache_ent *const *)b;
+	size_t m = x->kl < y->kl ? x->kl : y->kl;
+	int c = memcmp(x->key, y->key, m);
+	return c ? c : (x->kl > y->kl) - (x->kl < y->kl);
+}
+
+/* Writes the group's changed nodes, in key order (LMDB's own order for these
+ * NUL-separated ASCII keys), into txn. */
+static int ncache_flush(th_store *s, MDB_txn *txn)
+{
+	struct ncache *c = s->nc;
+	size_t nd = 0;
+	for (size_t i = 0; i < c->n; i++)
+		nd += c->e[i].dirty;
+	if (!nd)
+		return TH_OK;
+	ncache_ent **v = malloc(nd * sizeof *v);
+	if (!v)
+		return TH_ENOMEM;
+	nd = 0;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->e[i].dirty)
+			v[nd++] = &c->e[i];
+	qsort(v, nd, sizeof *v, ncache_cmp);
+	int rc = TH_OK;
+	for (size_t i = 0; i < nd && rc == TH_OK; i++) {
+		ncache_ent *x = v[i];
+		node n = {.h = x->h, .own = x->v, .total = x->v + x->d->n_slots};
+		rc = node_write_db(s, txn, x->d, x->key, x->kl, &n);
+	}
+	free(v);
+	return rc;
+}
+
+static int node_write_db(th_store *s, MDB_txn *txn, const th_def *d, const char *key, size_t kl,
+                         const node *n)
+{
+	MDB_val k = {kl, (void *)key}, v;
 	v.mv_size = sizeof(node_header) + 2 * d->n_slots * sizeof(int64_t);
 	int rc = mdb_put(txn, s->rollups, &k, &v, MDB_RESERVE);
 	if (rc)
@@ -1515,9 +1716,15 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 	for (size_t i = 0; i < n; i++)
 		order[i] = &subs[i];
 	qsort(order, n, sizeof *order, cmp_sub);
+	if (!s->ncmem && !(s->ncmem = calloc(1, sizeof *s->ncmem))) {
+		free(order);
+		return TH_ENOMEM;
+	}
 	int ret, reopened = 0;
 	for (;;) {
 		changes ch = {0};
+		ncache_clear(s->ncmem);
+		s->nc = s->ncmem;
 		uint64_t commit = s->last_commit + 1;
 		int64_t now = now_us();
 		MDB_txn *txn;
@@ -1537,6 +1744,9 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 			result_reset(order[i]);
 			ret = apply_one(s, txn, order[i], commit, now, &ch);
 		}
+		if (ret == TH_OK)
+			ret = ncache_flush(s, txn);
+		s->nc = NULL;
 		/* every result names the key's rev after the whole group */
 		for (size_t i = 0; i < n && ret == TH_OK; i++) {
 			const th_report *r = order[i]->report;
@@ -1596,6 +1806,8 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 		if ((ret = grow(s)) != TH_OK)
 			break;
 	}
+	s->nc = NULL;
+	ncache_clear(s->ncmem);
 	if (ret != TH_OK)
 		for (size_t i = 0; i < n; i++) {
 			result_reset(&subs[i]);
