@@ -14,7 +14,8 @@
 #include <sys/time.h>
 #include <time.h>
 
-#define FORMAT "tonghop-store 1"
+#define FORMAT "tonghop-store 2"
+#define FORMAT_1 "tonghop-store 1"   /* fixed-size nodes: read, and upgraded by a writer */
 #define DEFAULT_MAP ((size_t)64 << 20)
 #define MAX_KEY 256
 #define EXP_CACHE 8
@@ -45,6 +46,8 @@ struct th_store {
 	size_t exp_next;
 	struct ncache *nc;        /* the group's nodes while th_store_apply runs, else NULL */
 	struct ncache *ncmem;     /* its memory, kept between groups */
+	uint8_t *enc;             /* node_write_db's buffer, enc_cap bytes */
+	size_t enc_cap;
 };
 static void expected_clear(th_store *s);
 static void ncache_free(struct ncache *c);
@@ -71,9 +74,14 @@ typedef struct {
 typedef struct {
 	uint64_t version, commit;
 	uint32_t reported, on_time, late, corrections;
-	uint32_t n_slots, pad;
-	/* int64 own[n_slots], total[n_slots] follow */
+	uint32_t n_slots, enc;  /* enc: NODE_FIXED or NODE_VARINT */
+	/* own[n_slots], total[n_slots] follow, encoded as enc says */
 } node_header;
+
+/* NODE_FIXED: int64 each (store format 1); NODE_VARINT: zigzag LEB128 varints
+ * (format 2): a PL1 node went from 2,072 bytes (an overflow page of its own)
+ * to a few hundred. */
+enum { NODE_FIXED = 0, NODE_VARINT = 1 };
 
 /* the layout of collector/STORAGE.md */
 _Static_assert(sizeof(rec_header) == 208, "record header is 208 bytes");
@@ -413,6 +421,8 @@ static int open_dbis(th_store *s, MDB_txn *txn)
 	return TH_OK;
 }
 
+static int upgrade_nodes(th_store *s);
+
 int th_store_open(const char *dir, const th_store_opts *opts, th_store **out)
 {
 	return th_store_open_why(dir, opts, out, NULL, 0);
@@ -457,6 +467,7 @@ int th_store_open_why(const char *dir, const th_store_opts *opts, th_store **out
 		goto fail;
 	}
 	MDB_val k = {6, "format"}, v;
+	int old_format = 0;
 	rc = mdb_get(txn, s->meta, &k, &v);
 	if (rc == MDB_NOTFOUND && !s->readonly) {
 		MDB_val fv = {strlen(FORMAT), FORMAT};
@@ -467,7 +478,8 @@ int th_store_open_why(const char *dir, const th_store_opts *opts, th_store **out
 			say(why, cap, "%s: %s", dir, "cannot initialise the store");
 			goto fail;
 		}
-	} else if (rc || v.mv_size != strlen(FORMAT) || memcmp(v.mv_data, FORMAT, v.mv_size)) {
+	} else if (rc || ((v.mv_size != strlen(FORMAT) || memcmp(v.mv_data, FORMAT, v.mv_size)) &&
+	                  (v.mv_size != strlen(FORMAT_1) || memcmp(v.mv_data, FORMAT_1, v.mv_size)))) {
 		char found[64] = "none";
 		if (rc == 0)
 			snprintf(found, sizeof found, "%.*s", (int)(v.mv_size < 48 ? v.mv_size : 48),
@@ -478,6 +490,7 @@ int th_store_open_why(const char *dir, const th_store_opts *opts, th_store **out
 		rc = TH_ESTORE;
 		goto fail;
 	} else {
+		old_format = v.mv_size == strlen(FORMAT_1) && !memcmp(v.mv_data, FORMAT_1, v.mv_size);
 		MDB_val uk = {4, "uuid"}, uv;
 		if (mdb_get(txn, s->meta, &uk, &uv) || uv.mv_size != 16) {
 			say(why, cap, "%s: %s", dir, "the store has no valid uuid");
@@ -501,6 +514,12 @@ int th_store_open_why(const char *dir, const th_store_opts *opts, th_store **out
 		txn = NULL;
 		rc = xlate(rc);
 		say(why, cap, "%s: cannot commit (%s)", dir, th_strerror(rc));
+		goto fail;
+	}
+	txn = NULL;
+	if (old_format && !s->readonly && (rc = upgrade_nodes(s))) {
+		say(why, cap, "%s: cannot upgrade the store's rollup nodes to format 2 (%s)", dir,
+		    th_strerror(rc));
 		goto fail;
 	}
 	*out = s;
@@ -546,6 +565,7 @@ void th_store_close(th_store **ps)
 	free(s->bound);
 	expected_clear(s);
 	ncache_free(s->ncmem);
+	free(s->enc);
 	free(s->dir);
 	free(s);
 	*ps = NULL;
@@ -968,13 +988,10 @@ typedef struct {
 static int node_alloc(node *n, const th_def *d)
 {
 	memset(n, 0, sizeof *n);
-	n->own = calloc(d->n_slots, sizeof(int64_t));
-	n->total = calloc(d->n_slots, sizeof(int64_t));
-	if (!n->own || !n->total) {
-		free(n->own);
-		free(n->total);
+	n->own = calloc(2 * (size_t)d->n_slots, sizeof(int64_t));
+	if (!n->own)
 		return TH_ENOMEM;
-	}
+	n->total = n->own + d->n_slots;
 	th_rollup_zero(d, n->own);
 	th_rollup_zero(d, n->total);
 	n->h.n_slots = (uint32_t)d->n_slots;
@@ -983,9 +1000,189 @@ static int node_alloc(node *n, const th_def *d)
 
 static void node_release(node *n)
 {
-	free(n->own);
-	free(n->total);
+	free(n->own);   /* total is in the same block */
 	n->own = n->total = NULL;
+}
+
+static uint64_t zigzag(int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+	return (u << 1) ^ (0 - (u >> 63));
+}
+
+static int64_t unzigzag(uint64_t u)
+{
+	return (int64_t)((u >> 1) ^ (0 - (u & 1)));
+}
+
+static size_t varint_len(uint64_t u)
+{
+	size_t n = 1;
+	for (; u >= 0x80; u >>= 7)
+		n++;
+	return n;
+}
+
+/* A node's stored size in NODE_VARINT. */
+static size_t node_enc_size(size_t n_slots, const int64_t *own, const int64_t *total)
+{
+	size_t len = sizeof(node_header);
+	for (size_t i = 0; i < n_slots; i++)
+		len += varint_len(zigzag(own[i])) + varint_len(zigzag(total[i]));
+	return len;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t u)
+{
+	for (; u >= 0x80; u >>= 7)
+		*p++ = (uint8_t)(u | 0x80);
+	*p++ = (uint8_t)u;
+	return p;
+}
+
+/* Writes h (as NODE_VARINT) and the values into out (room for 40 + 20 *
+ * n_slots bytes); returns the length, node_enc_size. */
+static size_t node_encode(uint8_t *out, const node_header *h, size_t n_slots, const int64_t *own,
+                          const int64_t *total)
+{
+	node_header hh = *h;
+	hh.n_slots = (uint32_t)n_slots;
+	hh.enc = NODE_VARINT;
+	memcpy(out, &hh, sizeof hh);
+	uint8_t *p = out + sizeof hh;
+	for (size_t i = 0; i < n_slots; i++)
+		p = put_varint(p, zigzag(own[i]));
+	for (size_t i = 0; i < n_slots; i++)
+		p = put_varint(p, zigzag(total[i]));
+	return (size_t)(p - out);
+}
+
+/* A stored node's header; TH_ESTORE when the value is too short, of an unknown
+ * encoding, or too short for its n_slots. */
+static int node_head(const MDB_val *v, node_header *h)
+{
+	if (v->mv_size < sizeof *h)
+		return TH_ESTORE;
+	memcpy(h, v->mv_data, sizeof *h);
+	size_t body = v->mv_size - sizeof *h, cnt = 2 * (size_t)h->n_slots;
+	if (h->enc == NODE_FIXED)
+		return body == cnt * sizeof(int64_t) ? TH_OK : TH_ESTORE;
+	if (h->enc == NODE_VARINT)
+		return body >= cnt && body <= cnt * 10 ? TH_OK : TH_ESTORE;
+	return TH_ESTORE;
+}
+
+/* Its 2 * h->n_slots values (own then total) into out; h from node_head. */
+static int node_vals(const MDB_val *v, const node_header *h, int64_t *out)
+{
+	const uint8_t *p = (const uint8_t *)v->mv_data + sizeof *h;
+	size_t len = v->mv_size - sizeof *h, cnt = 2 * (size_t)h->n_slots, at = 0;
+	if (h->enc == NODE_FIXED) {
+		memcpy(out, p, len);
+		return TH_OK;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		uint64_t u = 0;
+		for (unsigned sh = 0;; sh += 7) {
+			if (at >= len || (sh == 63 && p[at] > 1))
+				return TH_ESTORE;
+			uint8_t b = p[at++];
+			u |= (uint64_t)(b & 0x7f) << sh;
+			if (!(b & 0x80))
+				break;
+		}
+		out[i] = unzigzag(u);
+	}
+	return at == len ? TH_OK : TH_ESTORE;
+}
+
+/* Store format 1 -> 2: re-encodes every NODE_FIXED node as NODE_VARINT and sets
+ * the format, in one transaction (grown and replayed when the map is full).
+ * Readers understand both encodings, so nothing half-done is ever visible. */
+static int upgrade_nodes(th_store *s)
+{
+	for (;;) {
+		MDB_txn *txn;
+		MDB_cursor *c;
+		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+		if (rc)
+			return xlate(rc);
+		if ((rc = mdb_cursor_open(txn, s->rollups, &c))) {
+			mdb_txn_abort(txn);
+			return xlate(rc);
+		}
+		/* the keys first: puts would move the cursor's pages */
+		char (*keys)[MAX_KEY] = NULL;
+		size_t *kls = NULL, n = 0, cap = 0;
+		int ret = TH_OK;
+		MDB_val k, v;
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && ret == TH_OK;
+		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			node_header h;
+			if (k.mv_size > MAX_KEY || node_head(&v, &h) || h.enc != NODE_FIXED)
+				continue;   /* damaged nodes are left for verify to report */
+			if (n == cap) {
+				cap = cap ? cap * 2 : 1024;
+				char (*nk)[MAX_KEY] = realloc(keys, cap * sizeof *nk);
+				size_t *nl = realloc(kls, cap * sizeof *nl);
+				if (nk)
+					keys = nk;
+				if (nl)
+					kls = nl;
+				if (!nk || !nl) {
+					ret = TH_ENOMEM;
+					break;
+				}
+			}
+			memcpy(keys[n], k.mv_data, k.mv_size);
+			kls[n++] = k.mv_size;
+		}
+		mdb_cursor_close(c);
+		int64_t *vals = NULL;
+		size_t vcap = 0;
+		for (size_t i = 0; i < n && ret == TH_OK; i++) {
+			MDB_val kk = {kls[i], keys[i]}, ov, nv;
+			node_header h;
+			if ((rc = mdb_get(txn, s->rollups, &kk, &ov)) || node_head(&ov, &h)) {
+				ret = rc ? xlate(rc) : TH_ESTORE;
+				break;
+			}
+			if (2 * (size_t)h.n_slots + 1 > vcap) {
+				vcap = 2 * (size_t)h.n_slots + 1;
+				int64_t *nvals = realloc(vals, vcap * sizeof *nvals);
+				if (!nvals) {
+					ret = TH_ENOMEM;
+					break;
+				}
+				vals = nvals;
+			}
+			node_vals(&ov, &h, vals);
+			nv.mv_size = node_enc_size(h.n_slots, vals, vals + h.n_slots);
+			if ((rc = mdb_put(txn, s->rollups, &kk, &nv, MDB_RESERVE))) {
+				ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
+				break;
+			}
+			node_encode(nv.mv_data, &h, h.n_slots, vals, vals + h.n_slots);
+		}
+		free(vals);
+		free(keys);
+		free(kls);
+		if (ret == TH_OK) {
+			MDB_val fk = {6, "format"}, fv = {strlen(FORMAT), FORMAT};
+			rc = mdb_put(txn, s->meta, &fk, &fv, 0);
+			if (rc)
+				mdb_txn_abort(txn);
+			else
+				rc = mdb_txn_commit(txn);
+			if (rc == 0)
+				return TH_OK;
+			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
+		} else {
+			mdb_txn_abort(txn);
+		}
+		if (ret != TH_EMAPFULL || (ret = grow(s)) != TH_OK)
+			return ret;
+	}
 }
 
 /* The group's node cache.  While th_store_apply runs a group, every node it
@@ -1145,25 +1342,24 @@ static int node_read_db(th_store *s, MDB_txn *txn, const th_def *d, const char *
 		node_release(n);
 		return xlate(rc);
 	}
-	if (v.mv_size >= sizeof(node_header)) {
-		node_header h;
-		memcpy(&h, v.mv_data, sizeof h);
-		if (h.n_slots != d->n_slots) {
-			/* laid out for another definition version (the version in force
-			 * changed): counts as empty, keeping its version number */
-			n->h.version = h.version;
-			n->h.commit = h.commit;
-			return TH_OK;
-		}
-	}
-	if (v.mv_size != sizeof(node_header) + 2 * d->n_slots * sizeof(int64_t)) {
+	node_header h;
+	if (node_head(&v, &h)) {
 		node_release(n);
 		return TH_ESTORE;
 	}
-	memcpy(&n->h, v.mv_data, sizeof n->h);
-	memcpy(n->own, (char *)v.mv_data + sizeof n->h, d->n_slots * sizeof(int64_t));
-	memcpy(n->total, (char *)v.mv_data + sizeof n->h + d->n_slots * sizeof(int64_t),
-	       d->n_slots * sizeof(int64_t));
+	if (h.n_slots != d->n_slots) {
+		/* laid out for another definition version (the version in force
+		 * changed): counts as empty, keeping its version number */
+		n->h.version = h.version;
+		n->h.commit = h.commit;
+		return TH_OK;
+	}
+	if (node_vals(&v, &h, n->own)) {   /* own then total: one block */
+		node_release(n);
+		return TH_ESTORE;
+	}
+	n->h = h;
+	n->h.enc = NODE_VARINT;
 	return TH_OK;
 }
 
@@ -1229,16 +1425,18 @@ static int ncache_flush(th_store *s, MDB_txn *txn)
 static int node_write_db(th_store *s, MDB_txn *txn, const th_def *d, const char *key, size_t kl,
                          const node *n)
 {
-	MDB_val k = {kl, (void *)key}, v;
-	v.mv_size = sizeof(node_header) + 2 * d->n_slots * sizeof(int64_t);
-	int rc = mdb_put(txn, s->rollups, &k, &v, MDB_RESERVE);
-	if (rc)
-		return rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
-	memcpy(v.mv_data, &n->h, sizeof n->h);
-	memcpy((char *)v.mv_data + sizeof n->h, n->own, d->n_slots * sizeof(int64_t));
-	memcpy((char *)v.mv_data + sizeof n->h + d->n_slots * sizeof(int64_t), n->total,
-	       d->n_slots * sizeof(int64_t));
-	return TH_OK;
+	size_t need = sizeof(node_header) + 20 * (size_t)d->n_slots;
+	if (need > s->enc_cap) {
+		uint8_t *b = realloc(s->enc, need);
+		if (!b)
+			return TH_ENOMEM;
+		s->enc = b;
+		s->enc_cap = need;
+	}
+	/* one pass into a buffer, then LMDB copies the few hundred bytes */
+	MDB_val k = {kl, (void *)key}, v = {node_encode(s->enc, &n->h, d->n_slots, n->own, n->total), s->enc};
+	int rc = mdb_put(txn, s->rollups, &k, &v, 0);
+	return rc == 0 ? TH_OK : rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
 }
 
 /* Sets the min/max slots of acc from own and the children's totals; the child
@@ -1887,10 +2085,15 @@ static int fill_node(th_store *s, MDB_txn *txn, const th_def *d, const char *app
 	if (rc)
 		return rc;
 	memset(out, 0, sizeof *out);
+	/* th_node's own and total are separate blocks (th_node_free) */
+	if (!(out->total = malloc(d->n_slots * sizeof *out->total))) {
+		node_release(&n);
+		return TH_ENOMEM;
+	}
+	memcpy(out->total, n.total, d->n_slots * sizeof *out->total);
 	snprintf(out->unit, sizeof out->unit, "%s", x->code);
 	out->level = x->depth;
 	out->own = n.own;
-	out->total = n.total;
 	out->expected = expected;
 	out->reported = n.h.reported;
 	out->on_time = n.h.on_time;
@@ -2389,11 +2592,12 @@ static int zero_nodes(th_store *s, MDB_txn *txn, uint64_t commit)
 	if (rc)
 		return xlate(rc);
 	MDB_val k, v;
-	struct zn { char key[MAX_KEY]; size_t kl, vl; node_header h; } *all = NULL;
+	struct zn { char key[MAX_KEY]; size_t kl; node_header h; } *all = NULL;
 	size_t n = 0, cap = 0;
 	int ret = TH_OK;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (v.mv_size < sizeof(node_header) || k.mv_size > MAX_KEY)
+		node_header h;
+		if (node_head(&v, &h) || k.mv_size > MAX_KEY)
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 256;
@@ -2406,8 +2610,7 @@ static int zero_nodes(th_store *s, MDB_txn *txn, uint64_t commit)
 		}
 		memcpy(all[n].key, k.mv_data, k.mv_size);
 		all[n].kl = k.mv_size;
-		all[n].vl = v.mv_size;
-		memcpy(&all[n].h, v.mv_data, sizeof all[n].h);
+		all[n].h = h;
 		n++;
 	}
 	mdb_cursor_close(c);
@@ -2416,12 +2619,13 @@ static int zero_nodes(th_store *s, MDB_txn *txn, uint64_t commit)
 		h.version++;
 		h.commit = commit;
 		h.reported = h.on_time = h.late = h.corrections = 0;
-		MDB_val kk = {all[i].kl, all[i].key}, nv = {all[i].vl, NULL};
+		h.enc = NODE_VARINT;   /* every value 0: one byte each */
+		MDB_val kk = {all[i].kl, all[i].key}, nv = {sizeof h + 2 * (size_t)h.n_slots, NULL};
 		if ((rc = mdb_put(txn, s->rollups, &kk, &nv, MDB_RESERVE))) {
 			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
 			break;
 		}
-		memset(nv.mv_data, 0, all[i].vl);
+		memset(nv.mv_data, 0, nv.mv_size);
 		memcpy(nv.mv_data, &h, sizeof h);
 	}
 	free(all);
@@ -2602,17 +2806,14 @@ int th_store_verify(th_store *s, th_diag *diag)
 		for (int r = mdb_cursor_get(cur, &k, &v, MDB_FIRST); r == 0; r = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 			node_header h;
 			int nonzero = 1;   /* a malformed node is a problem too */
-			if (v.mv_size >= sizeof h) {
-				memcpy(&h, v.mv_data, sizeof h);
-				if (v.mv_size == sizeof h + 2 * (size_t)h.n_slots * sizeof(int64_t)) {
-					nonzero = h.reported || h.on_time || h.late || h.corrections;
-					for (size_t i = 0; i < 2 * (size_t)h.n_slots && !nonzero; i++) {
-						int64_t x;
-						memcpy(&x, (const char *)v.mv_data + sizeof h + i * sizeof x, sizeof x);
-						nonzero = x != 0;
-					}
-				}
+			int64_t *vals = NULL;
+			if (node_head(&v, &h) == 0 && (vals = malloc((2 * (size_t)h.n_slots + 1) * sizeof *vals)) &&
+			    node_vals(&v, &h, vals) == 0) {
+				nonzero = h.reported || h.on_time || h.late || h.corrections;
+				for (size_t i = 0; i < 2 * (size_t)h.n_slots && !nonzero; i++)
+					nonzero = vals[i] != 0;
 			}
+			free(vals);
 			bkey want = {k.mv_data, k.mv_size};
 			if (nonzero && !bsearch(&want, bk, c.nkeys, sizeof *bk, cmp_bkey)) {
 				c.problems++;

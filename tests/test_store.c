@@ -1033,6 +1033,122 @@ static void reopen_keeps_everything(void **state)
 	fx_free(f);
 }
 
+/* A node as store format 1 kept it (collector/STORAGE.md): the 40-byte header
+ * of the stored value `head` with encoding 0, then own[] and total[] as int64.
+ * malloc'd. */
+static uint8_t *fixed_node(const void *head, const th_node *n, size_t n_slots)
+{
+	uint8_t *b = malloc(40 + 16 * n_slots);
+	assert_non_null(b);
+	memcpy(b, head, 40);
+	memset(b + 36, 0, 4);   /* enc 0: fixed */
+	memcpy(b + 40, n->own, 8 * n_slots);
+	memcpy(b + 40 + 8 * n_slots, n->total, 8 * n_slots);
+	return b;
+}
+
+/* A format-1 store (fixed-size nodes): a reader reads it as it is; the first
+ * writer re-encodes every node and sets format 2; the figures stay the same. */
+static void format1_store_upgraded(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	row r1[] = {{1, -40, -7, 1000000000000, 1}, {2, 5, INT64_MIN + 1, INT64_MAX, 0}};
+	must_accept(f, mk("X1", P, 1, r1, 2));
+	must_accept(f, mk1("X2", 1, 6));
+	must_accept(f, mk1("X3", 1, 123456789));
+	static const char *units[] = {"C", "D1", "D2", "X1", "X2", "X3"};
+	enum { NU = sizeof units / sizeof units[0] };
+	th_node before[NU];
+	for (size_t i = 0; i < NU; i++)
+		before[i] = node(f, units[i]);
+	th_store_close(&f->s);
+	size_t ns = f->d->n_slots;
+	MDB_env *env;
+	MDB_dbi db, meta;
+	MDB_txn *txn = raw_begin(f, "rollups", &env, &db);
+	for (size_t i = 0; i < NU; i++) {
+		char key[64];
+		int kl = snprintf(key, sizeof key, "T%c%s%c%s", 0, P, 0, units[i]);
+		MDB_val k = {(size_t)kl, key}, v;
+		assert_int_equal(mdb_get(txn, db, &k, &v), 0);
+		assert_int_equal(((const uint8_t *)v.mv_data)[36], 1);   /* written as varints */
+		assert_true(v.mv_size < 40 + 16 * ns);
+		uint8_t *b = fixed_node(v.mv_data, &before[i], ns);
+		MDB_val nv = {40 + 16 * ns, b};
+		assert_int_equal(mdb_put(txn, db, &k, &nv, 0), 0);
+		free(b);
+	}
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	MDB_val fk = {6, "format"}, fv = {15, "tonghop-store 1"};
+	assert_int_equal(mdb_put(txn, meta, &fk, &fv, 0), 0);
+	raw_commit(env, txn);
+
+	/* a reader (in a child: one environment per process) reads it unchanged */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		th_store_opts ro = {1, 0, 0};
+		th_store *r = NULL;
+		if (th_store_open(f->dir, &ro, &r) != 0 || th_store_set_defs(r, f->defs) != 0)
+			_exit(10);
+		for (size_t i = 0; i < NU; i++) {
+			th_node n;
+			if (th_store_get_node(r, "T", P, units[i], &n) != 0)
+				_exit(11);
+			if (!th_rollup_equal(f->d, n.total, before[i].total) ||
+			    memcmp(n.own, before[i].own, 8 * ns) || n.version != before[i].version)
+				_exit(12);
+			th_node_free(&n);
+		}
+		th_store_close(&r);
+		_exit(0);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+
+	/* the first writer upgrades: same figures, format 2, every node as varints */
+	fx_open(f);
+	for (size_t i = 0; i < NU; i++) {
+		th_node n = node(f, units[i]);
+		assert_memory_equal(n.own, before[i].own, 8 * ns);
+		assert_memory_equal(n.total, before[i].total, 8 * ns);
+		assert_int_equal(n.version, before[i].version);
+		assert_int_equal(n.reported, before[i].reported);
+		th_node_free(&n);
+	}
+	verify_ok(f);
+	th_store_close(&f->s);
+	txn = raw_begin(f, "rollups", &env, &db);
+	MDB_cursor *c;
+	assert_int_equal(mdb_cursor_open(txn, db, &c), 0);
+	MDB_val k, v;
+	size_t seen = 0;
+	for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		assert_int_equal(((const uint8_t *)v.mv_data)[36], 1);
+		seen++;
+	}
+	assert_int_equal(seen, NU);
+	mdb_cursor_close(c);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	assert_int_equal(mdb_get(txn, meta, &fk, &fv), 0);
+	assert_int_equal(fv.mv_size, 15);
+	assert_memory_equal(fv.mv_data, "tonghop-store 2", 15);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	/* and goes on from there */
+	fx_open(f);
+	must_accept(f, mk1("X3", 2, 10));
+	assert_int_equal(tot(f, "D2", C_A), 10);
+	assert_int_equal(tot(f, "C", C_A), -40 + 5 + 6 + 10);
+	verify_ok(f);
+	for (size_t i = 0; i < NU; i++)
+		th_node_free(&before[i]);
+	fx_free(f);
+}
+
 static void format_version_checked(void **state)
 {
 	(void)state;
@@ -1049,7 +1165,7 @@ static void format_version_checked(void **state)
 	assert_int_equal(th_store_open_why(f->dir, &f->opts, &s, why, sizeof why), TH_ESTORE);
 	assert_null(s);
 	assert_non_null(strstr(why, "tonghop-store 9"));
-	assert_non_null(strstr(why, "tonghop-store 1"));
+	assert_non_null(strstr(why, "tonghop-store 2"));
 	/* read-only open of a directory without a store */
 	th_store_opts ro = {1, 0, 0};
 	char *empty = tu_tmpdir();
@@ -1297,20 +1413,19 @@ static void rebuild_and_verify_detect_damage(void **state)
 	must_accept(f, mk1("X1", 1, 4));
 	must_accept(f, mk1("X2", 1, 6));
 	th_node before = node(f, "C");
+	th_node d1 = node(f, "D1");
 	th_store_close(&f->s);
-	/* damage D1's node directly */
+	/* damage D1's node directly: total[1] = 999 */
 	MDB_env *env;
 	MDB_dbi db;
 	MDB_txn *txn = raw_begin(f, "rollups", &env, &db);
 	char key[] = "T\0" P "\0D1";
 	MDB_val k = {sizeof key - 1, key}, v;
 	assert_int_equal(mdb_get(txn, db, &k, &v), 0);
-	uint8_t *copy = malloc(v.mv_size);
-	memcpy(copy, v.mv_data, v.mv_size);
-	size_t n_slots = f->d->n_slots;
-	int64_t bad = 999;
-	memcpy(copy + v.mv_size - n_slots * 8 + 8, &bad, 8);   /* total[1] */
-	MDB_val nv = {v.mv_size, copy};
+	d1.total[1] = 999;
+	uint8_t *copy = fixed_node(v.mv_data, &d1, f->d->n_slots);
+	th_node_free(&d1);
+	MDB_val nv = {40 + 16 * f->d->n_slots, copy};
 	assert_int_equal(mdb_put(txn, db, &k, &nv, 0), 0);
 	raw_commit(env, txn);
 	free(copy);
@@ -1774,6 +1889,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(map_limit_gives_retry_later),
 		cmocka_unit_test(reopen_keeps_everything),
 		cmocka_unit_test(format_version_checked),
+		cmocka_unit_test(format1_store_upgraded),
 		cmocka_unit_test(readonly_open_reads),
 		cmocka_unit_test(readonly_survives_map_growth),
 		cmocka_unit_test(new_hierarchy_leaves_bound_periods),
