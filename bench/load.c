@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <zmq.h>
 
 typedef struct msg {
@@ -64,6 +65,30 @@ static void sample(long pid, long *hwm, long *anon)
 			*anon = v;
 	}
 	fclose(f);
+}
+
+/* CPU seconds (user + system) of a process: /proc/PID/stat, or this process when pid is 0. */
+static double cpu_secs(long pid)
+{
+	if (!pid) {
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+		       ru.ru_stime.tv_usec / 1e6;
+	}
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');   /* the command name may hold spaces */
+	unsigned long ut = 0, st = 0;
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 int main(int argc, char **argv)
@@ -225,6 +250,7 @@ int main(int argc, char **argv)
 	size_t n_lat = 0, acked = 0, sent = 0;
 	size_t st[5] = {0}, errors = 0;
 	double t0 = bench_now(), t_last = t0;
+	double cpu0 = cpu_secs(0), ccpu0 = pid ? cpu_secs(pid) : 0;
 	long rr = 0;
 	while (acked < n_msgs) {
 		double now = bench_now();
@@ -321,6 +347,7 @@ int main(int argc, char **argv)
 	}
 	if (pid)
 		sample(pid, &hwm_kb, &anon_kb);
+	double cpu_load = cpu_secs(0) - cpu0, cpu_coll = pid ? cpu_secs(pid) - ccpu0 : 0;
 	double secs = t_last - t0;
 	qsort(lat, n_lat, sizeof *lat, bench_cmp_double);
 	size_t reports = 0, records = 0;
@@ -331,12 +358,12 @@ int main(int argc, char **argv)
 	printf("agents=%ld submits=%zu acked=%zu reports=%zu records=%zu bytes=%zu secs=%.3f "
 	       "reports_s=%.0f records_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f "
 	       "accepted=%zu duplicate=%zu stale=%zu retry=%zu rejected=%zu errors=%zu "
-	       "welcome_s=%.3f coll_hwm_kb=%ld coll_anon_kb=%ld\n",
+	       "welcome_s=%.3f coll_hwm_kb=%ld coll_anon_kb=%ld load_cpu_s=%.2f coll_cpu_s=%.2f\n",
 	       n_agents, n_msgs, acked, reports, records, bytes, secs,
 	       secs > 0 ? (double)reports / secs : 0, secs > 0 ? (double)records / secs : 0,
 	       n_lat ? lat[n_lat / 2] : 0, n_lat ? lat[(n_lat * 99) / 100] : 0,
 	       n_lat ? lat[n_lat - 1] : 0, st[0], st[1], st[2], st[3], st[4], errors, t_welcome,
-	       hwm_kb, anon_kb);
+	       hwm_kb, anon_kb, cpu_load, cpu_coll);
 	for (long i = 0; i < n_agents; i++)
 		zmq_close(ag[i].sock);
 	zmq_ctx_term(ctx);

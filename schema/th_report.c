@@ -207,7 +207,7 @@ static int check_cell(th_report *r, const th_def *d, size_t row, size_t c, th_di
 	case TH_T_TEXT: {
 		if (!v->s)
 			return th_diag_add(diag, TH_SEV_ERROR, TH_ETYPE, f, 0, rw, col->id, "text missing");
-		int ok = th_utf8_check(v->s, v->len);
+		int ok = v->nfc ? 1 : th_utf8_check(v->s, v->len);
 		if (ok < 0)
 			return th_diag_add(diag, TH_SEV_ERROR, TH_EUTF8, f, 0, rw, col->id,
 			                   "invalid UTF-8 or control characters");
@@ -220,6 +220,7 @@ static int check_cell(th_report *r, const th_def *d, size_t row, size_t c, th_di
 			free(v->s);
 			v->s = nfc;
 			v->len = (uint32_t)nlen;
+			v->nfc = 1;
 		}
 		uint32_t max = col->max_len ? col->max_len : 2000;
 		if (v->len > max)

@@ -26,6 +26,9 @@ typedef enum {
 
 typedef struct th_value {
 	uint8_t null;      /* 1: null (all other fields ignored) */
+	uint8_t nfc;       /* text only, 1: s is already known to be valid, control-free NFC
+	                    * UTF-8 (set by the wire decoder, which made it so);
+	                    * th_report_validate skips that check.  0 = check it. */
 	int64_t i;         /* int, scaled decimal, enum index, yyyymmdd date, bool */
 	char *s;           /* text only: NUL-terminated NFC UTF-8, malloc'd */
 	uint32_t len;      /* text only: bytes, without the NUL */

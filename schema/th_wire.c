@@ -621,6 +621,7 @@ static int decode_rows(th_mp *m, const th_def *d, const th_limits *lim, th_repor
 					if (nrc)
 						return TH_ENOMEM;
 					v->len = (uint32_t)l;
+					v->nfc = 1;   /* validation need not check it again */
 				}
 				break;
 			}

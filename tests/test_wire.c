@@ -124,6 +124,8 @@ static void every_pl1_type_and_null(void **state)
 		assert_int_equal(a->null, b->null);
 		if (!a->null)
 			assert_int_equal(th_value_cmp(a, b, d->cols[c].type), 0);
+		/* decoded text is marked checked (NFC, valid): validation skips it */
+		assert_int_equal(b->nfc, !b->null && d->cols[c].type == TH_T_TEXT);
 	}
 	th_submit_decoded_free(&s);
 	free(buf);
