@@ -209,6 +209,64 @@ int th_rollup_sub(const th_def *d, int64_t *acc, const int64_t *v, int *need_rec
 	return rc;
 }
 
+/* The min/max columns of th_rollup_replace: acc's values from the old counts
+ * in acc (not yet updated), written to out. */
+static int replace_extrema(const th_def *d, const int64_t *acc, const int64_t *vold,
+                           const int64_t *vnew, int64_t *out)
+{
+	int need = 0;
+	for (size_t ci = 0; ci < d->n_cols; ci++) {
+		const th_column *c = &d->cols[ci];
+		if (!is_minmax(c->rollup))
+			continue;
+		size_t v = c->slot, n = c->slot + 1;
+		int64_t others = acc[n] - vold[n];
+		int held = vold[n] > 0 && !better(c->rollup, acc[v], vold[v]);
+		if (others == 0) {
+			out[v] = vnew[n] > 0 ? vnew[v] : 0;
+		} else if (held) {
+			/* the extremum came from vold: vnew keeps it only if at least as good */
+			if (vnew[n] > 0 && !better(c->rollup, vold[v], vnew[v]))
+				out[v] = vnew[v];
+			else
+				need = 1;
+		} else if (vnew[n] > 0 && better(c->rollup, vnew[v], acc[v])) {
+			out[v] = vnew[v];
+		}
+	}
+	return need;
+}
+
+/* th_rollup_replace for a parsed definition (slot_kind known): one pass that
+ * computes every additive slot into a scratch vector with its checks, then the
+ * extrema, then one copy; acc is untouched on error. */
+static int replace_fast(const th_def *d, int64_t *acc, const int64_t *vold, const int64_t *vnew,
+                        int *need_recompute)
+{
+	int64_t out[512];
+	int over = 0, range = 0;
+	const uint8_t *kind = d->slot_kind;
+	for (size_t s = 0; s < d->n_slots; s++) {
+		int64_t a;
+		if (kind[s] == TH_SLOT_EXTREMUM) {
+			out[s] = acc[s];
+			continue;
+		}
+		over |= __builtin_sub_overflow(acc[s], vold[s], &a);
+		range |= (a < 0) & (kind[s] == TH_SLOT_COUNT);
+		over |= __builtin_add_overflow(a, vnew[s], &out[s]);
+	}
+	if (over)
+		return TH_EOVERFLOW;
+	if (range)
+		return TH_ERANGE;
+	int need = replace_extrema(d, acc, vold, vnew, out);
+	memcpy(acc, out, d->n_slots * sizeof *acc);
+	if (need_recompute)
+		*need_recompute = need;
+	return 0;
+}
+
 int th_rollup_replace(const th_def *d, int64_t *acc, const int64_t *vold, const int64_t *vnew,
                       int *need_recompute)
 {
@@ -216,6 +274,8 @@ int th_rollup_replace(const th_def *d, int64_t *acc, const int64_t *vold, const 
 	int bad = 0, need = 0;
 	if (!d || !acc || !vold || !vnew)
 		return TH_EINVAL;
+	if (d->slot_kind && d->n_slots <= 512)
+		return replace_fast(d, acc, vold, vnew, need_recompute);
 	FOR_ADDITIVE(d, s, {
 		if (__builtin_sub_overflow(acc[s], vold[s], &tmp) ||
 		    __builtin_add_overflow(tmp, vnew[s], &tmp))
