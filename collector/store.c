@@ -44,6 +44,7 @@ struct th_store {
 		uint32_t *e;          /* expected count per unit index (subtree) */
 	} exp[EXP_CACHE];
 	size_t exp_next;
+	int format;               /* 2, or 1 for a format-1 store opened read-only */
 	struct ncache *nc;        /* the group's nodes while th_store_apply runs, else NULL */
 	struct ncache *ncmem;     /* its memory, kept between groups */
 	uint8_t *enc;             /* node_write_db's buffer, enc_cap bytes */
@@ -421,7 +422,60 @@ static int open_dbis(th_store *s, MDB_txn *txn)
 	return TH_OK;
 }
 
+/* The history key of (report key k, rev): k, NUL, rev as big-endian uint64. */
+static size_t history_key(uint8_t *hk, const MDB_val *k, uint64_t rev)
+{
+	memcpy(hk, k->mv_data, k->mv_size);
+	hk[k->mv_size] = 0;
+	put_be64(hk + k->mv_size + 1, rev);
+	return k->mv_size + 9;
+}
+
 static int upgrade_nodes(th_store *s);
+
+/* Deletes history[key, rev] for every latest record (key, rev) of reports. */
+static int drop_latest_from_history(th_store *s, MDB_txn *txn)
+{
+	MDB_cursor *c;
+	int rc = mdb_cursor_open(txn, s->reports, &c);
+	if (rc)
+		return xlate(rc);
+	uint8_t (*hks)[MAX_KEY + 9] = NULL;
+	size_t *hls = NULL, n = 0, cap = 0;
+	int ret = TH_OK;
+	MDB_val k, v;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size > MAX_KEY || v.mv_size < sizeof(rec_header))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			uint8_t (*nk)[MAX_KEY + 9] = realloc(hks, cap * sizeof *nk);
+			size_t *nl = realloc(hls, cap * sizeof *nl);
+			if (nk)
+				hks = nk;
+			if (nl)
+				hls = nl;
+			if (!nk || !nl) {
+				ret = TH_ENOMEM;
+				break;
+			}
+		}
+		rec_header h;
+		memcpy(&h, v.mv_data, sizeof h);
+		hls[n] = history_key(hks[n], &k, h.rev);
+		n++;
+	}
+	mdb_cursor_close(c);
+	for (size_t i = 0; i < n && ret == TH_OK; i++) {
+		MDB_val hk = {hls[i], hks[i]};
+		rc = mdb_del(txn, s->history, &hk, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
+	}
+	free(hks);
+	free(hls);
+	return ret;
+}
 
 int th_store_open(const char *dir, const th_store_opts *opts, th_store **out)
 {
@@ -522,6 +576,7 @@ int th_store_open_why(const char *dir, const th_store_opts *opts, th_store **out
 		    th_strerror(rc));
 		goto fail;
 	}
+	s->format = old_format && s->readonly ? 1 : 2;
 	*out = s;
 	return TH_OK;
 fail:
@@ -1096,9 +1151,12 @@ static int node_vals(const MDB_val *v, const node_header *h, int64_t *out)
 	return at == len ? TH_OK : TH_ESTORE;
 }
 
-/* Store format 1 -> 2: re-encodes every NODE_FIXED node as NODE_VARINT and sets
- * the format, in one transaction (grown and replayed when the map is full).
- * Readers understand both encodings, so nothing half-done is ever visible. */
+static int drop_latest_from_history(th_store *s, MDB_txn *txn);
+
+/* Store format 1 -> 2: re-encodes every NODE_FIXED node as NODE_VARINT, drops
+ * each key's latest revision from history (format 2 keeps it in reports only)
+ * and sets the format, in one transaction (grown and replayed when the map is
+ * full).  Nothing half-done is ever visible. */
 static int upgrade_nodes(th_store *s)
 {
 	for (;;) {
@@ -1167,6 +1225,8 @@ static int upgrade_nodes(th_store *s)
 		free(vals);
 		free(keys);
 		free(kls);
+		if (ret == TH_OK)
+			ret = drop_latest_from_history(s, txn);
 		if (ret == TH_OK) {
 			MDB_val fk = {6, "format"}, fv = {strlen(FORMAT), FORMAT};
 			rc = mdb_put(txn, s->meta, &fk, &fv, 0);
@@ -1610,6 +1670,26 @@ static void note_change(changes *c, const char *unit, const char *appendix, cons
 	c->slot[j] = (uint32_t)++c->n;
 }
 
+/* Moves the latest record of report key k (rev) into history before a newer
+ * revision replaces it.  The record is copied out first: a put may spill the
+ * page it lives on. */
+static int supersede(th_store *s, MDB_txn *txn, MDB_val *k, uint64_t rev)
+{
+	MDB_val v;
+	int rc = mdb_get(txn, s->reports, k, &v);
+	if (rc)
+		return xlate(rc);
+	void *copy = malloc(v.mv_size ? v.mv_size : 1);
+	if (!copy)
+		return TH_ENOMEM;
+	memcpy(copy, v.mv_data, v.mv_size);
+	uint8_t hk[MAX_KEY + 9];
+	MDB_val hkv = {history_key(hk, k, rev), hk}, hv = {v.mv_size, copy};
+	rc = mdb_put(txn, s->history, &hkv, &hv, 0);
+	free(copy);
+	return rc == 0 ? TH_OK : rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
+}
+
 /* Applies one submission inside txn.  Returns TH_OK (result set, maybe a
  * rejection), or TH_EMAPFULL / other store errors that abort the group. */
 static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t commit, int64_t now,
@@ -1853,21 +1933,14 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 	h.first_time = first;
 	memcpy(h.hash, hash, TH_HASH_LEN);
 	snprintf(h.sender, sizeof h.sender, "%s", sub->sender ? sub->sender : "");
+	/* the revision it replaces becomes history (the latest lives only in reports) */
+	if (have_old && (rc = supersede(s, txn, &k, old.rev))) {
+		ret = rc;
+		goto out;
+	}
 	MDB_val rv;
 	rv.mv_size = sizeof h + clen;
 	if ((rc = mdb_put(txn, s->reports, &k, &rv, MDB_RESERVE))) {
-		ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
-		goto out;
-	}
-	memcpy(rv.mv_data, &h, sizeof h);
-	memcpy((char *)rv.mv_data + sizeof h, canon, clen);
-	char hk[MAX_KEY + 9];
-	memcpy(hk, key, kl);
-	hk[kl] = 0;
-	put_be64((uint8_t *)hk + kl + 1, r->rev);
-	MDB_val hkv = {kl + 9, hk};
-	rv.mv_size = sizeof h + clen;
-	if ((rc = mdb_put(txn, s->history, &hkv, &rv, MDB_RESERVE))) {
 		ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
 		goto out;
 	}
@@ -2292,6 +2365,8 @@ int th_store_history(th_store *s, const char *unit, const char *appendix, const 
 	}
 	MDB_val k = {kl, key}, v;
 	int found = 0;
+	uint64_t last = 0;
+	/* the superseded revisions in rev order, then the latest (from reports) */
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size == kl + 8 && memcmp(k.mv_data, key, kl) == 0) {
 		rec_header h;
@@ -2302,6 +2377,7 @@ int th_store_history(th_store *s, const char *unit, const char *appendix, const 
 			int cr = cb(ctx, &info, r);
 			th_report_destroy(&r);
 			found++;
+			last = h.rev;
 			if (cr) {
 				rc = cr;
 				break;
@@ -2310,6 +2386,21 @@ int th_store_history(th_store *s, const char *unit, const char *appendix, const 
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND || rc == 0) {
+		MDB_val rk = {kl - 1, key}, rv;
+		rc = mdb_get(txn, s->reports, &rk, &rv);
+		rec_header h;
+		th_report *r = NULL;
+		/* a format-1 store not yet upgraded also keeps the latest in history */
+		if (rc == 0 && decode_value(s, &rv, unit, appendix, period, &r, &h) == 0 &&
+		    (!found || h.rev > last)) {
+			th_revision_info info;
+			info_from(&h, &info);
+			rc = cb(ctx, &info, r);
+			found++;
+		}
+		th_report_destroy(&r);
+	}
 	mdb_txn_abort(txn);
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
@@ -2721,8 +2812,9 @@ static int verify_emit(void *ctx, MDB_txn *txn, const th_def *d, const char *app
 	return TH_OK;
 }
 
-/* Every history entry decodes and matches its hash; every latest record has
- * its history entry. */
+/* Every history entry decodes and matches its hash, and is older than its
+ * key's latest record (history holds the superseded revisions; a format-1
+ * store not yet upgraded also holds the latest). */
 static int verify_history(th_store *s, MDB_txn *txn, th_diag *dg)
 {
 	MDB_cursor *c;
@@ -2755,24 +2847,13 @@ static int verify_history(th_store *s, MDB_txn *txn, th_diag *dg)
 			            "history %s %s %s rev %llu: damaged (does not decode or match its hash)",
 			            ru, ra, rp, (unsigned long long)krev);
 		th_report_destroy(&r);
-	}
-	mdb_cursor_close(c);
-	if ((rc = mdb_cursor_open(txn, s->reports, &c)))
-		return xlate(rc);
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size > MAX_KEY || v.mv_size < sizeof(rec_header))
-			continue;
-		rec_header h;
-		memcpy(&h, v.mv_data, sizeof h);
-		uint8_t hk[MAX_KEY + 9];
-		memcpy(hk, k.mv_data, k.mv_size);
-		hk[k.mv_size] = 0;
-		put_be64(hk + k.mv_size + 1, h.rev);
-		MDB_val hkv = {k.mv_size + 9, hk}, hv;
-		if (mdb_get(txn, s->history, &hkv, &hv))
+		MDB_val lv;
+		rec_header lh;
+		if (mdb_get(txn, s->reports, &pk, &lv) || lv.mv_size < sizeof lh ||
+		    (memcpy(&lh, lv.mv_data, sizeof lh), lh.rev < krev || (lh.rev == krev && s->format != 1)))
 			th_diag_add(dg, TH_SEV_ERROR, TH_ESTORE, NULL, 0, 0, NULL,
-			            "report %.*s rev %llu has no history entry", (int)strnlen(k.mv_data, k.mv_size),
-			            (const char *)k.mv_data, (unsigned long long)h.rev);
+			            "history %s %s %s rev %llu: no newer latest revision stands for it", ru, ra,
+			            rp, (unsigned long long)krev);
 	}
 	mdb_cursor_close(c);
 	return TH_OK;
@@ -2847,8 +2928,8 @@ int th_store_stats_get(th_store *s, th_store_stats *out)
 	MDB_stat st;
 	if (mdb_stat(txn, s->reports, &st) == 0)
 		out->reports = st.ms_entries;
-	if (mdb_stat(txn, s->history, &st) == 0)
-		out->revisions = st.ms_entries;
+	if (mdb_stat(txn, s->history, &st) == 0)   /* superseded ones (format 1: all) */
+		out->revisions = st.ms_entries + (s->format == 1 ? 0 : out->reports);
 	MDB_val k = {6, "commit"}, v;
 	if (mdb_get(txn, s->meta, &k, &v) == 0 && v.mv_size == 8)
 		memcpy(&out->commits, v.mv_data, 8);

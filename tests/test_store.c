@@ -1055,7 +1055,8 @@ static void format1_store_upgraded(void **state)
 	fx *f = fx_new();
 	row r1[] = {{1, -40, -7, 1000000000000, 1}, {2, 5, INT64_MIN + 1, INT64_MAX, 0}};
 	must_accept(f, mk("X1", P, 1, r1, 2));
-	must_accept(f, mk1("X2", 1, 6));
+	must_accept(f, mk1("X2", 1, 3));
+	must_accept(f, mk1("X2", 2, 6));
 	must_accept(f, mk1("X3", 1, 123456789));
 	static const char *units[] = {"C", "D1", "D2", "X1", "X2", "X3"};
 	enum { NU = sizeof units / sizeof units[0] };
@@ -1079,6 +1080,38 @@ static void format1_store_upgraded(void **state)
 		assert_int_equal(mdb_put(txn, db, &k, &nv, 0), 0);
 		free(b);
 	}
+	/* format 1 also kept every latest revision in history */
+	MDB_dbi rdb, hdb;
+	assert_int_equal(mdb_dbi_open(txn, "reports", 0, &rdb), 0);
+	assert_int_equal(mdb_dbi_open(txn, "history", 0, &hdb), 0);
+	MDB_stat hs;
+	assert_int_equal(mdb_stat(txn, hdb, &hs), 0);
+	assert_int_equal(hs.ms_entries, 1);   /* X2 rev 1, superseded */
+	MDB_cursor *rc0;
+	assert_int_equal(mdb_cursor_open(txn, rdb, &rc0), 0);
+	MDB_val rk, rv;
+	uint8_t hks[8][64];
+	MDB_val hk[8], hv[8];
+	size_t nr = 0;
+	for (int x = mdb_cursor_get(rc0, &rk, &rv, MDB_FIRST); x == 0; x = mdb_cursor_get(rc0, &rk, &rv, MDB_NEXT)) {
+		assert_true(nr < 8 && rk.mv_size + 9 <= sizeof hks[0]);
+		uint64_t rev;
+		memcpy(&rev, (const uint8_t *)rv.mv_data + 16, 8);   /* rec_header.rev */
+		memcpy(hks[nr], rk.mv_data, rk.mv_size);
+		hks[nr][rk.mv_size] = 0;
+		for (int b = 0; b < 8; b++)
+			hks[nr][rk.mv_size + 1 + b] = (uint8_t)(rev >> (56 - 8 * b));
+		hk[nr] = (MDB_val){rk.mv_size + 9, hks[nr]};
+		hv[nr] = (MDB_val){rv.mv_size, malloc(rv.mv_size)};
+		memcpy(hv[nr].mv_data, rv.mv_data, rv.mv_size);
+		nr++;
+	}
+	mdb_cursor_close(rc0);
+	assert_int_equal(nr, 3);
+	for (size_t i = 0; i < nr; i++) {
+		assert_int_equal(mdb_put(txn, hdb, &hk[i], &hv[i], 0), 0);
+		free(hv[i].mv_data);
+	}
 	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
 	MDB_val fk = {6, "format"}, fv = {15, "tonghop-store 1"};
 	assert_int_equal(mdb_put(txn, meta, &fk, &fv, 0), 0);
@@ -1101,6 +1134,16 @@ static void format1_store_upgraded(void **state)
 				_exit(12);
 			th_node_free(&n);
 		}
+		/* the latest revision once, not twice */
+		hist h = {0};
+		if (th_store_history(r, "X2", "T", P, hist_cb, &h) != 0 || h.n != 2 || h.revs[0] != 1 ||
+		    h.revs[1] != 2)
+			_exit(13);
+		th_store_stats st;
+		if (th_store_stats_get(r, &st) != 0 || st.revisions != 4)
+			_exit(14);
+		if (th_store_verify(r, NULL) != 0)
+			_exit(15);
 		th_store_close(&r);
 		_exit(0);
 	}
@@ -1120,6 +1163,16 @@ static void format1_store_upgraded(void **state)
 		th_node_free(&n);
 	}
 	verify_ok(f);
+	hist h = {0};
+	assert_int_equal(th_store_history(f->s, "X2", "T", P, hist_cb, &h), 0);
+	assert_int_equal(h.n, 2);
+	assert_int_equal(h.revs[0], 1);
+	assert_int_equal(h.revs[1], 2);
+	assert_int_equal(h.a[0], 3);
+	assert_int_equal(h.a[1], 6);
+	th_store_stats sst;
+	assert_int_equal(th_store_stats_get(f->s, &sst), 0);
+	assert_int_equal(sst.revisions, 4);
 	th_store_close(&f->s);
 	txn = raw_begin(f, "rollups", &env, &db);
 	MDB_cursor *c;
@@ -1132,6 +1185,9 @@ static void format1_store_upgraded(void **state)
 	}
 	assert_int_equal(seen, NU);
 	mdb_cursor_close(c);
+	assert_int_equal(mdb_dbi_open(txn, "history", 0, &hdb), 0);
+	assert_int_equal(mdb_stat(txn, hdb, &hs), 0);
+	assert_int_equal(hs.ms_entries, 1);   /* the latest revisions left history */
 	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
 	assert_int_equal(mdb_get(txn, meta, &fk, &fv), 0);
 	assert_int_equal(fv.mv_size, 15);
