@@ -100,6 +100,24 @@ double bench_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+long long bench_write_bytes(long pid)
+{
+	char path[64], line[128];
+	if (pid)
+		snprintf(path, sizeof path, "/proc/%ld/io", pid);
+	else
+		snprintf(path, sizeof path, "/proc/self/io");
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	long long v = -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "write_bytes: %lld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
 int bench_cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;

@@ -49,6 +49,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	double t0 = bench_now();
+	long long w0 = bench_write_bytes(0);
 	size_t txns = 0;
 	for (size_t i = 0; i < set.n && !rc;) {
 		rc = mdb_txn_begin(env, NULL, 0, &txn);
@@ -66,14 +67,15 @@ int main(int argc, char **argv)
 		txns++;
 	}
 	double secs = bench_now() - t0;
+	long long w1 = bench_write_bytes(0);
 	if (rc) {
 		fprintf(stderr, "th-bench-lmdb: %s\n", mdb_strerror(rc));
 		return 1;
 	}
 	printf("lmdb_reports=%zu lmdb_records=%zu lmdb_bytes=%zu lmdb_txns=%zu lmdb_secs=%.4f "
-	       "lmdb_reports_s=%.0f lmdb_records_s=%.0f\n",
+	       "lmdb_reports_s=%.0f lmdb_records_s=%.0f lmdb_disk_bytes=%lld\n",
 	       set.n, set.records, bytes, txns, secs, (double)set.n / secs,
-	       (double)set.records / secs);
+	       (double)set.records / secs, w0 >= 0 && w1 >= 0 ? w1 - w0 : -1);
 	mdb_env_close(env);
 	for (size_t i = 0; i < set.n; i++)
 		free(val[i]);

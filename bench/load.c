@@ -251,6 +251,7 @@ int main(int argc, char **argv)
 	size_t st[5] = {0}, errors = 0;
 	double t0 = bench_now(), t_last = t0;
 	double cpu0 = cpu_secs(0), ccpu0 = pid ? cpu_secs(pid) : 0;
+	long long cw0 = pid ? bench_write_bytes(pid) : -1;
 	long rr = 0;
 	while (acked < n_msgs) {
 		double now = bench_now();
@@ -348,6 +349,7 @@ int main(int argc, char **argv)
 	if (pid)
 		sample(pid, &hwm_kb, &anon_kb);
 	double cpu_load = cpu_secs(0) - cpu0, cpu_coll = pid ? cpu_secs(pid) - ccpu0 : 0;
+	long long cw1 = pid ? bench_write_bytes(pid) : -1;
 	double secs = t_last - t0;
 	qsort(lat, n_lat, sizeof *lat, bench_cmp_double);
 	size_t reports = 0, records = 0;
@@ -358,12 +360,13 @@ int main(int argc, char **argv)
 	printf("agents=%ld submits=%zu acked=%zu reports=%zu records=%zu bytes=%zu secs=%.3f "
 	       "reports_s=%.0f records_s=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f "
 	       "accepted=%zu duplicate=%zu stale=%zu retry=%zu rejected=%zu errors=%zu "
-	       "welcome_s=%.3f coll_hwm_kb=%ld coll_anon_kb=%ld load_cpu_s=%.2f coll_cpu_s=%.2f\n",
+	       "welcome_s=%.3f coll_hwm_kb=%ld coll_anon_kb=%ld load_cpu_s=%.2f coll_cpu_s=%.2f "
+	       "coll_disk_bytes=%lld\n",
 	       n_agents, n_msgs, acked, reports, records, bytes, secs,
 	       secs > 0 ? (double)reports / secs : 0, secs > 0 ? (double)records / secs : 0,
 	       n_lat ? lat[n_lat / 2] : 0, n_lat ? lat[(n_lat * 99) / 100] : 0,
 	       n_lat ? lat[n_lat - 1] : 0, st[0], st[1], st[2], st[3], st[4], errors, t_welcome,
-	       hwm_kb, anon_kb, cpu_load, cpu_coll);
+	       hwm_kb, anon_kb, cpu_load, cpu_coll, cw0 >= 0 && cw1 >= 0 ? cw1 - cw0 : -1);
 	for (long i = 0; i < n_agents; i++)
 		zmq_close(ag[i].sock);
 	zmq_ctx_term(ctx);
