@@ -1137,6 +1137,16 @@ static int node_vals(const MDB_val *v, const node_header *h, int64_t *out)
 		return TH_OK;
 	}
 	for (size_t i = 0; i < cnt; i++) {
+		/* most values take one or two bytes */
+		if (at < len && p[at] < 0x80) {
+			out[i] = unzigzag(p[at++]);
+			continue;
+		}
+		if (at + 1 < len && p[at + 1] < 0x80) {
+			out[i] = unzigzag((uint64_t)(p[at] & 0x7f) | (uint64_t)p[at + 1] << 7);
+			at += 2;
+			continue;
+		}
 		uint64_t u = 0;
 		for (unsigned sh = 0;; sh += 7) {
 			if (at >= len || (sh == 63 && p[at] > 1))

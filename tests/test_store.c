@@ -1053,7 +1053,8 @@ static void format1_store_upgraded(void **state)
 {
 	(void)state;
 	fx *f = fx_new();
-	row r1[] = {{1, -40, -7, 1000000000000, 1}, {2, 5, INT64_MIN + 1, INT64_MAX, 0}};
+	/* values of 1, 2 and 10 varint bytes, negative ones, the extremes */
+	row r1[] = {{1, -40, -7, 1000000000000, 1}, {2, 1000, INT64_MIN + 1, INT64_MAX, 0}};
 	must_accept(f, mk("X1", P, 1, r1, 2));
 	must_accept(f, mk1("X2", 1, 3));
 	must_accept(f, mk1("X2", 2, 6));
@@ -1198,7 +1199,7 @@ static void format1_store_upgraded(void **state)
 	fx_open(f);
 	must_accept(f, mk1("X3", 2, 10));
 	assert_int_equal(tot(f, "D2", C_A), 10);
-	assert_int_equal(tot(f, "C", C_A), -40 + 5 + 6 + 10);
+	assert_int_equal(tot(f, "C", C_A), -40 + 1000 + 6 + 10);
 	verify_ok(f);
 	for (size_t i = 0; i < NU; i++)
 		th_node_free(&before[i]);
