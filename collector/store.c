@@ -75,14 +75,16 @@ typedef struct {
 typedef struct {
 	uint64_t version, commit;
 	uint32_t reported, on_time, late, corrections;
-	uint32_t n_slots, enc;  /* enc: NODE_FIXED or NODE_VARINT */
+	uint32_t n_slots, enc;  /* enc: NODE_FIXED, NODE_VARINT or NODE_SAME */
 	/* own[n_slots], total[n_slots] follow, encoded as enc says */
 } node_header;
 
 /* NODE_FIXED: int64 each (store format 1); NODE_VARINT: zigzag LEB128 varints
  * (format 2): a PL1 node went from 2,072 bytes (an overflow page of its own)
  * to a few hundred. */
-enum { NODE_FIXED = 0, NODE_VARINT = 1 };
+enum { NODE_FIXED = 0, NODE_VARINT = 1, NODE_SAME = 2 };   /* NODE_SAME: total == own,
+                                                             * only own[] (varints) follows:
+                                                             * every leaf unit's node */
 
 /* the layout of collector/STORAGE.md */
 _Static_assert(sizeof(rec_header) == 208, "record header is 208 bytes");
@@ -1078,12 +1080,18 @@ static size_t varint_len(uint64_t u)
 	return n;
 }
 
-/* A node's stored size in NODE_VARINT. */
+static int node_same(size_t n_slots, const int64_t *own, const int64_t *total)
+{
+	return memcmp(own, total, n_slots * sizeof *own) == 0;
+}
+
+/* A node's stored size as node_encode writes it. */
 static size_t node_enc_size(size_t n_slots, const int64_t *own, const int64_t *total)
 {
 	size_t len = sizeof(node_header);
+	int same = node_same(n_slots, own, total);
 	for (size_t i = 0; i < n_slots; i++)
-		len += varint_len(zigzag(own[i])) + varint_len(zigzag(total[i]));
+		len += varint_len(zigzag(own[i])) + (same ? 0 : varint_len(zigzag(total[i])));
 	return len;
 }
 
@@ -1095,19 +1103,20 @@ static uint8_t *put_varint(uint8_t *p, uint64_t u)
 	return p;
 }
 
-/* Writes h (as NODE_VARINT) and the values into out (room for 40 + 20 *
- * n_slots bytes); returns the length, node_enc_size. */
+/* Writes h (as NODE_SAME when total == own, else NODE_VARINT) and the values
+ * into out (room for 40 + 20 * n_slots bytes); returns the length, node_enc_size. */
 static size_t node_encode(uint8_t *out, const node_header *h, size_t n_slots, const int64_t *own,
                           const int64_t *total)
 {
 	node_header hh = *h;
 	hh.n_slots = (uint32_t)n_slots;
-	hh.enc = NODE_VARINT;
+	int same = node_same(n_slots, own, total);
+	hh.enc = same ? NODE_SAME : NODE_VARINT;
 	memcpy(out, &hh, sizeof hh);
 	uint8_t *p = out + sizeof hh;
 	for (size_t i = 0; i < n_slots; i++)
 		p = put_varint(p, zigzag(own[i]));
-	for (size_t i = 0; i < n_slots; i++)
+	for (size_t i = 0; i < n_slots && !same; i++)
 		p = put_varint(p, zigzag(total[i]));
 	return (size_t)(p - out);
 }
@@ -1124,6 +1133,8 @@ static int node_head(const MDB_val *v, node_header *h)
 		return body == cnt * sizeof(int64_t) ? TH_OK : TH_ESTORE;
 	if (h->enc == NODE_VARINT)
 		return body >= cnt && body <= cnt * 10 ? TH_OK : TH_ESTORE;
+	if (h->enc == NODE_SAME)
+		return body >= cnt / 2 && body <= cnt / 2 * 10 ? TH_OK : TH_ESTORE;
 	return TH_ESTORE;
 }
 
@@ -1136,6 +1147,8 @@ static int node_vals(const MDB_val *v, const node_header *h, int64_t *out)
 		memcpy(out, p, len);
 		return TH_OK;
 	}
+	if (h->enc == NODE_SAME)
+		cnt /= 2;   /* own only; total is copied from it below */
 	for (size_t i = 0; i < cnt; i++) {
 		/* most values take one or two bytes */
 		if (at < len && p[at] < 0x80) {
@@ -1158,7 +1171,11 @@ static int node_vals(const MDB_val *v, const node_header *h, int64_t *out)
 		}
 		out[i] = unzigzag(u);
 	}
-	return at == len ? TH_OK : TH_ESTORE;
+	if (at != len)
+		return TH_ESTORE;
+	if (h->enc == NODE_SAME)
+		memcpy(out + cnt, out, cnt * sizeof *out);
+	return TH_OK;
 }
 
 static int drop_latest_from_history(th_store *s, MDB_txn *txn);
@@ -1398,20 +1415,13 @@ static int node_read(th_store *s, MDB_txn *txn, const th_def *d, const char *app
 	return rc;
 }
 
-static int node_read_db(th_store *s, MDB_txn *txn, const th_def *d, const char *key, size_t kl,
-                        node *n)
+/* A node from its stored value v (NULL: absent, zero) into n (allocated). */
+static int node_from_val(const th_def *d, const MDB_val *vp, node *n)
 {
 	int rc = node_alloc(n, d);
-	if (rc)
+	if (rc || !vp)
 		return rc;
-	MDB_val k = {kl, (void *)key}, v;
-	rc = mdb_get(txn, s->rollups, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return TH_OK;
-	if (rc) {
-		node_release(n);
-		return xlate(rc);
-	}
+	MDB_val v = *vp;
 	node_header h;
 	if (node_head(&v, &h)) {
 		node_release(n);
@@ -1431,6 +1441,18 @@ static int node_read_db(th_store *s, MDB_txn *txn, const th_def *d, const char *
 	n->h = h;
 	n->h.enc = NODE_VARINT;
 	return TH_OK;
+}
+
+static int node_read_db(th_store *s, MDB_txn *txn, const th_def *d, const char *key, size_t kl,
+                        node *n)
+{
+	MDB_val k = {kl, (void *)key}, v;
+	int rc = mdb_get(txn, s->rollups, &k, &v);
+	if (rc && rc != MDB_NOTFOUND) {
+		memset(n, 0, sizeof *n);
+		return xlate(rc);
+	}
+	return node_from_val(d, rc ? NULL : &v, n);
 }
 
 static int node_write_db(th_store *s, MDB_txn *txn, const th_def *d, const char *key, size_t kl,
@@ -2160,6 +2182,8 @@ static void expected_clear(th_store *s)
 	}
 }
 
+static int fill_from(const th_def *d, const th_unit *x, uint32_t expected, node n, th_node *out);
+
 static int fill_node(th_store *s, MDB_txn *txn, const th_def *d, const char *appendix,
                      const char *period, const th_unit *x, uint32_t expected, th_node *out)
 {
@@ -2167,6 +2191,12 @@ static int fill_node(th_store *s, MDB_txn *txn, const th_def *d, const char *app
 	int rc = node_read(s, txn, d, appendix, period, x->code, &n);
 	if (rc)
 		return rc;
+	return fill_from(d, x, expected, n, out);
+}
+
+/* out from a node read (n is handed over). */
+static int fill_from(const th_def *d, const th_unit *x, uint32_t expected, node n, th_node *out)
+{
 	memset(out, 0, sizeof *out);
 	/* th_node's own and total are separate blocks (th_node_free) */
 	if (!(out->total = malloc(d->n_slots * sizeof *out->total))) {
@@ -2231,6 +2261,7 @@ int th_store_level(th_store *s, const char *appendix, const char *period, uint32
 		return rc;
 	th_units *u = NULL;
 	const uint32_t *e = NULL;
+	MDB_val *val = NULL;
 	if ((rc = bound(s, txn, 0, period, &u)))
 		goto out;
 	if (!(e = expected_cached(s, u, d))) {
@@ -2242,17 +2273,50 @@ int th_store_level(th_store *s, const char *appendix, const char *period, uint32
 		rc = TH_EUNIT;
 		goto out;
 	}
-	for (size_t i = 0; i < th_units_count(u) && rc == 0; i++) {
+	/* one cursor pass over the appendix and period's nodes (a contiguous key
+	 * range) instead of a B-tree lookup per unit; values stay valid until the
+	 * read transaction ends */
+	size_t nu = th_units_count(u);
+	val = calloc(nu ? nu : 1, sizeof *val);
+	MDB_cursor *c = NULL;
+	char key[MAX_KEY];
+	size_t pl = key3(key, appendix, period, "");
+	if (!val || !pl) {
+		rc = val ? TH_ETOOBIG : TH_ENOMEM;
+		goto out;
+	}
+	if ((rc = mdb_cursor_open(txn, s->rollups, &c))) {
+		rc = xlate(rc);
+		goto out;
+	}
+	MDB_val k = {pl, key}, v;
+	for (int g = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); g == 0 && k.mv_size >= pl &&
+	     !memcmp(k.mv_data, key, pl); g = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		char code[TH_CODE_MAX + 1];
+		size_t cl = k.mv_size - pl;
+		if (cl > TH_CODE_MAX)
+			continue;
+		memcpy(code, (const char *)k.mv_data + pl, cl);
+		code[cl] = 0;
+		long i = th_units_find(u, code);
+		if (i >= 0)
+			val[i] = v;
+	}
+	mdb_cursor_close(c);
+	for (size_t i = 0; i < nu && rc == 0; i++) {
 		const th_unit *x = th_units_at(u, i);
 		if (parent ? x->parent != pi : x->depth != level)
 			continue;
-		th_node n;
-		if ((rc = fill_node(s, txn, d, appendix, period, x, e[i], &n)))
+		node n;
+		th_node tn;
+		if ((rc = node_from_val(d, val[i].mv_data ? &val[i] : NULL, &n)) ||
+		    (rc = fill_from(d, x, e[i], n, &tn)))
 			break;
-		rc = cb(ctx, x, &n);
-		th_node_free(&n);
+		rc = cb(ctx, x, &tn);
+		th_node_free(&tn);
 	}
 out:
+	free(val);
 	mdb_txn_abort(txn);
 	return rc;
 }
@@ -2720,8 +2784,8 @@ static int zero_nodes(th_store *s, MDB_txn *txn, uint64_t commit)
 		h.version++;
 		h.commit = commit;
 		h.reported = h.on_time = h.late = h.corrections = 0;
-		h.enc = NODE_VARINT;   /* every value 0: one byte each */
-		MDB_val kk = {all[i].kl, all[i].key}, nv = {sizeof h + 2 * (size_t)h.n_slots, NULL};
+		h.enc = NODE_SAME;   /* own == total == 0: one byte each */
+		MDB_val kk = {all[i].kl, all[i].key}, nv = {sizeof h + (size_t)h.n_slots, NULL};
 		if ((rc = mdb_put(txn, s->rollups, &kk, &nv, MDB_RESERVE))) {
 			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
 			break;
