@@ -262,6 +262,8 @@ typedef struct {
 	uint64_t msg_id;
 	th_submit_decoded dec;
 	th_ack_result *results;
+	const th_def **vdef; /* per report: the definition it was validated against as it
+	                      * arrived (precheck_report), NULL when already refused */
 	size_t n;
 	th_key key;
 } pending;
@@ -296,8 +298,12 @@ static void add_warning(th_ack_result *r, const char *text)
 		r->n_warnings++;
 }
 
-/* Checks one decoded report; returns 1 when it may go to the store. */
-static int check_report(th_server *s, pending *p, size_t i, th_ack_result *res)
+/* The checks of one decoded report that need no store: its decoding, the key's
+ * role, and validation against the definition the report names.  Run as the
+ * submit arrives, while the committer may be busy with the group before (this
+ * was a quarter of the committer's idle time).  Returns that definition, or
+ * NULL with res set when the report is refused. */
+static const th_def *precheck_report(th_server *s, pending *p, size_t i, th_ack_result *res)
 {
 	th_report *r = p->dec.reports[i];
 	const th_key *key = &p->key;
@@ -305,28 +311,28 @@ static int check_report(th_server *s, pending *p, size_t i, th_ack_result *res)
 		int code = p->dec.err[i];
 		th_ack_status st = code == TH_EDEFCHANGED ? TH_ACK_RETRY_LATER : TH_ACK_REJECTED;
 		result_reject(res, st, code, 0, NULL, "%s", p->dec.why[i] ? p->dec.why[i] : th_strerror(code));
-		return 0;
+		return NULL;
 	}
 	if (key->role == TH_ROLE_READER) {
 		result_reject(res, TH_ACK_REJECTED, TH_EAUTH, 0, NULL,
 		              "this key has the reader role and cannot submit");
-		return 0;
+		return NULL;
 	}
 	if (r->tombstone && key->role != TH_ROLE_ADMIN) {
 		result_reject(res, TH_ACK_REJECTED, TH_EAUTH, 0, NULL, "only an admin key may withdraw a report");
-		return 0;
+		return NULL;
 	}
 	const th_def *d = th_defset_get(s->defs, r->appendix, r->version);
-	if (!d || th_store_def_for(s->store, r->appendix, r->period) != d) {
+	if (!d) {
 		result_reject(res, TH_ACK_RETRY_LATER, TH_EDEFCHANGED, 0, NULL,
 		              "%s version %u is not the version in force; fetch the current definitions",
 		              r->appendix, r->version);
-		return 0;
+		return NULL;
 	}
 	th_diag *diag = th_diag_new();
 	if (!diag) {
 		result_reject(res, TH_ACK_RETRY_LATER, TH_ENOMEM, 0, NULL, "out of memory");
-		return 0;
+		return NULL;
 	}
 	th_report_validate(r, d, diag);
 	int ok = 1;
@@ -348,8 +354,25 @@ static int check_report(th_server *s, pending *p, size_t i, th_ack_result *res)
 		}
 	}
 	th_diag_destroy(&diag);
-	if (!ok)
+	return ok ? d : NULL;
+}
+
+/* The checks that read the store (the version in force for the period, the
+ * hierarchy bound to it, the key's scope): between groups, with the committer
+ * idle.  Returns 1 when the report may go to the store. */
+static int check_report(th_server *s, pending *p, size_t i, th_ack_result *res)
+{
+	th_report *r = p->dec.reports[i];
+	const th_key *key = &p->key;
+	const th_def *d = p->vdef[i];
+	if (!d)
+		return 0;   /* refused as it arrived */
+	if (th_store_def_for(s->store, r->appendix, r->period) != d) {
+		result_reject(res, TH_ACK_RETRY_LATER, TH_EDEFCHANGED, 0, NULL,
+		              "%s version %u is not the version in force; fetch the current definitions",
+		              r->appendix, r->version);
 		return 0;
+	}
 	const th_units *h = NULL;
 	if (th_store_hierarchy_for(s->store, r->period, &h) != 0 || !h) {
 		result_reject(res, TH_ACK_RETRY_LATER, TH_ESTORE, 0, NULL,
@@ -623,9 +646,10 @@ static void committer_wait(committer *c)
 }
 
 /* After the committer finished the group's job (or when there was none): results of a failed
- * commit, counters, acks (only now that the group is durable), publishing. */
-static void group_finish(th_server *s, committer *c, pending *g, size_t ng, th_submission *subs,
-                         size_t ns)
+ * commit, counters, publishing (which reads the store).  *commit and *ctime are for the acks
+ * (group_acks), sent once the committer has the next group. */
+static void group_results(th_server *s, committer *c, th_submission *subs, size_t ns,
+                          uint64_t *commit_out, int64_t *ctime_out)
 {
 	uint64_t commit = 0;
 	int64_t ctime = 0;
@@ -663,6 +687,17 @@ static void group_finish(th_server *s, committer *c, pending *g, size_t ng, th_s
 			       (unsigned long long)commit, ns, (long long)dt);
 		}
 	}
+	if (nchanged)
+		publish_changes(s, changed, nchanged);
+	free(changed);
+	free(subs);
+	*commit_out = commit;
+	*ctime_out = ctime;
+}
+
+/* The acks of a group (only once it is durable): one per submit. */
+static void group_acks(th_server *s, pending *g, size_t ng, uint64_t commit, int64_t ctime)
+{
 	const uint8_t *uuid = th_store_uuid(s->store);
 	for (size_t i = 0; i < ng; i++) {
 		th_ack a = {0};
@@ -683,10 +718,15 @@ static void group_finish(th_server *s, committer *c, pending *g, size_t ng, th_s
 			free(buf);
 		}
 	}
-	if (nchanged)
-		publish_changes(s, changed, nchanged);
-	free(changed);
-	free(subs);
+}
+
+static void group_finish(th_server *s, committer *c, pending *g, size_t ng, th_submission *subs,
+                         size_t ns)
+{
+	uint64_t commit;
+	int64_t ctime;
+	group_results(s, c, subs, ns, &commit, &ctime);
+	group_acks(s, g, ng, commit, ctime);
 }
 
 static void pending_free(pending *p)
@@ -694,6 +734,7 @@ static void pending_free(pending *p)
 	for (size_t k = 0; k < p->n; k++)
 		th_ack_result_free(&p->results[k]);
 	free(p->results);
+	free(p->vdef);
 	th_submit_decoded_free(&p->dec);
 	zmq_msg_close(&p->id);
 }
@@ -850,13 +891,18 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 			p->key = key;
 			p->n = p->dec.n_reports;
 			p->results = calloc(p->n ? p->n : 1, sizeof *p->results);
-			if (!p->results) {
+			p->vdef = calloc(p->n ? p->n : 1, sizeof *p->vdef);
+			if (!p->results || !p->vdef) {
+				free(p->results);
+				free(p->vdef);
 				th_submit_decoded_free(&p->dec);
 				send_error(s, s->ingest, &id, p->msg_id, TH_EBUSY, "out of memory", 1);
 			} else {
 				zmq_msg_init(&p->id);
 				zmq_msg_move(&p->id, &id);
 				p->idhash = idh;
+				for (size_t k = 0; k < p->n; k++)
+					p->vdef[k] = precheck_report(s, p, k, &p->results[k]);
 				(*ng)++;
 				*bytes += len;
 			}
@@ -965,17 +1011,20 @@ static void answer_deferred_hellos(th_server *s)
 int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 {
 	int gmax = s->conf.group_max > 0 ? s->conf.group_max : 1024;
-	/* two groups: one with the committer, one filling */
-	pending *ga = calloc((size_t)gmax, sizeof *ga), *gb = calloc((size_t)gmax, sizeof *gb);
+	/* three groups: one with the committer, one filling, and the one just committed
+	 * whose acks go out once the committer has the next */
+	pending *ga = calloc((size_t)gmax, sizeof *ga), *gb = calloc((size_t)gmax, sizeof *gb),
+	        *gc = calloc((size_t)gmax, sizeof *gc);
 	committer c;
 	memset(&c, 0, sizeof c);
 	c.store = s->store;
 	c.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (!ga || !gb || c.efd < 0 || pthread_mutex_init(&c.mu, NULL) || pthread_cond_init(&c.cv, NULL) ||
-	    pthread_create(&c.th, NULL, committer_main, &c)) {
+	if (!ga || !gb || !gc || c.efd < 0 || pthread_mutex_init(&c.mu, NULL) ||
+	    pthread_cond_init(&c.cv, NULL) || pthread_create(&c.th, NULL, committer_main, &c)) {
 		th_log(TH_LOG_ERROR, "main", "cannot start the committer thread");
 		free(ga);
 		free(gb);
+		free(gc);
 		if (c.efd >= 0)
 			close(c.efd);
 		return TH_ENOMEM;
@@ -995,7 +1044,8 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 		zmq_pollitem_t items[3] = {{s->ingest, 0, room ? ZMQ_POLLIN : 0, 0},
 		                           {s->query, 0, s->committing ? 0 : ZMQ_POLLIN, 0},
 		                           {NULL, c.efd, s->committing ? ZMQ_POLLIN : 0, 0}};
-		int rc = zmq_poll(items, 3, 200);
+		/* a group waiting for an idle committer must not wait for the poll */
+		int rc = zmq_poll(items, 3, !s->committing && nb && !th_reload_flag ? 0 : 200);
 		if (rc < 0) {
 			if (zmq_errno() == EINTR)
 				continue;
@@ -1004,20 +1054,19 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 			th_log(TH_LOG_ERROR, "net", "poll: %s", zmq_strerror(zmq_errno()));
 			continue;
 		}
-		if (items[0].revents & ZMQ_POLLIN) {
-			/* drain what has arrived, bounded by count and bytes */
-			while (nb < (size_t)gmax && bytes < s->conf.group_bytes) {
-				int r = receive_one(s, gb, &nb, &bytes);
-				if (r <= 0)
-					break;
-			}
-		}
+		/* the committer first: it gets the next group before this thread encodes the
+		 * acks of the one it finished or decodes what has arrived since */
+		size_t nc = 0;   /* gc: the group just committed, acks still to send */
+		uint64_t c_commit = 0;
+		int64_t c_time = 0;
 		if (s->committing && (items[2].revents & ZMQ_POLLIN)) {
 			committer_wait(&c);
 			s->committing = 0;
-			group_finish(s, &c, ga, na, subs, ns);
-			for (size_t i = 0; i < na; i++)
-				pending_free(&ga[i]);
+			group_results(s, &c, subs, ns, &c_commit, &c_time);
+			pending *t = gc;
+			gc = ga;
+			ga = t;
+			nc = na;
 			na = 0;
 			subs = NULL;
 			/* between groups the store is free: what waited for it goes first */
@@ -1039,6 +1088,19 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 					pending_free(&ga[i]);
 				na = 0;
 				subs = NULL;
+			}
+		}
+		if (nc) {
+			group_acks(s, gc, nc, c_commit, c_time);
+			for (size_t i = 0; i < nc; i++)
+				pending_free(&gc[i]);
+		}
+		if (items[0].revents & ZMQ_POLLIN) {
+			/* drain what has arrived, bounded by count and bytes */
+			while (nb < (size_t)gmax && bytes < s->conf.group_bytes) {
+				int r = receive_one(s, gb, &nb, &bytes);
+				if (r <= 0)
+					break;
 			}
 		}
 		if (!s->committing && (items[1].revents & ZMQ_POLLIN))
@@ -1081,5 +1143,6 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 	close(c.efd);
 	free(ga);
 	free(gb);
+	free(gc);
 	return TH_OK;
 }
