@@ -264,6 +264,11 @@ typedef struct {
 	th_ack_result *results;
 	const th_def **vdef; /* per report: the definition it was validated against as it
 	                      * arrived (precheck_report), NULL when already refused */
+	/* per report: its canonical form under vdef (length, hash), made as it arrived so
+	 * that the committer does not have to; canon[i] NULL: the store makes them */
+	uint8_t **canon;
+	size_t *clen;
+	uint8_t (*hash)[TH_HASH_LEN];
 	size_t n;
 	th_key key;
 } pending;
@@ -354,6 +359,8 @@ static const th_def *precheck_report(th_server *s, pending *p, size_t i, th_ack_
 		}
 	}
 	th_diag_destroy(&diag);
+	if (ok && th_report_canonical_hash(r, d, &p->canon[i], &p->clen[i], p->hash[i]) != TH_OK)
+		p->canon[i] = NULL;   /* the store makes them itself */
 	return ok ? d : NULL;
 }
 
@@ -619,6 +626,9 @@ static th_submission *group_start(th_server *s, committer *c, pending *g, size_t
 				/* check_report validated it against the version in force */
 				subs[ns].validated = th_store_def_for(s->store, subs[ns].report->appendix,
 				                                      subs[ns].report->period);
+				subs[ns].canon = g[i].canon[k];
+				subs[ns].canon_len = g[i].clen[k];
+				subs[ns].hash = g[i].hash[k];
 				ns++;
 			}
 	*ns_out = ns;
@@ -735,6 +745,11 @@ static void pending_free(pending *p)
 		th_ack_result_free(&p->results[k]);
 	free(p->results);
 	free(p->vdef);
+	for (size_t k = 0; p->canon && k < p->n; k++)
+		free(p->canon[k]);
+	free(p->canon);
+	free(p->clen);
+	free(p->hash);
 	th_submit_decoded_free(&p->dec);
 	zmq_msg_close(&p->id);
 }
@@ -892,9 +907,15 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 			p->n = p->dec.n_reports;
 			p->results = calloc(p->n ? p->n : 1, sizeof *p->results);
 			p->vdef = calloc(p->n ? p->n : 1, sizeof *p->vdef);
-			if (!p->results || !p->vdef) {
+			p->canon = calloc(p->n ? p->n : 1, sizeof *p->canon);
+			p->clen = calloc(p->n ? p->n : 1, sizeof *p->clen);
+			p->hash = calloc(p->n ? p->n : 1, sizeof *p->hash);
+			if (!p->results || !p->vdef || !p->canon || !p->clen || !p->hash) {
 				free(p->results);
 				free(p->vdef);
+				free(p->canon);
+				free(p->clen);
+				free(p->hash);
 				th_submit_decoded_free(&p->dec);
 				send_error(s, s->ingest, &id, p->msg_id, TH_EBUSY, "out of memory", 1);
 			} else {

@@ -1813,13 +1813,20 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		return TH_OK;
 	}
 	uint8_t hash[TH_HASH_LEN];
-	uint8_t *canon = NULL;
+	uint8_t *canon = NULL;     /* owned: computed here */
+	const uint8_t *cf;         /* the canonical form used */
 	size_t clen = 0;
-	if (th_report_canonical(r, d, &canon, &clen) != 0) {
+	if (sub->validated == d && sub->canon && sub->hash) {
+		/* the caller made them with the version in force (off the committer thread) */
+		cf = sub->canon;
+		clen = sub->canon_len;
+		memcpy(hash, sub->hash, TH_HASH_LEN);
+	} else if (th_report_canonical_hash(r, d, &canon, &clen, hash) != 0) {
 		result_set(res, TH_ACK_REJECTED, TH_EINVAL, cur_rev, "report cannot be encoded");
 		return TH_OK;
+	} else {
+		cf = canon;
 	}
-	crypto_generichash(hash, TH_HASH_LEN, canon, clen, NULL, 0);
 	char key[MAX_KEY];
 	size_t kl = key3(key, r->unit, r->appendix, r->period);
 	if (!kl) {
@@ -1977,7 +1984,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		goto out;
 	}
 	memcpy(rv.mv_data, &h, sizeof h);
-	memcpy((char *)rv.mv_data + sizeof h, canon, clen);
+	memcpy((char *)rv.mv_data + sizeof h, cf, clen);
 	/* the period keeps this version after a newer one is loaded */
 	if ((rc = bind_version(s, txn, r->appendix, r->period, d->version))) {
 		ret = rc;

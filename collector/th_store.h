@@ -100,6 +100,11 @@ typedef struct th_submission {
 	const th_def *validated;   /* the definition the caller ran th_report_validate with
 	                            * (without errors, report unchanged since), or NULL; the
 	                            * store validates again unless it is the one in force */
+	/* th_report_canonical_hash(report, validated), or NULL: the store computes them itself
+	 * (it also does when `validated` is not the version in force); not owned */
+	const uint8_t *canon;
+	size_t canon_len;
+	const uint8_t *hash;
 } th_submission;
 
 /* A node whose rollup changed in the last apply, for publishing. */

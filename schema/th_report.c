@@ -446,16 +446,22 @@ done:
 	return TH_OK;
 }
 
+int th_report_canonical_hash(const th_report *r, const th_def *d, uint8_t **out, size_t *len,
+                             uint8_t hash[TH_HASH_LEN])
+{
+	int rc = th_report_canonical(r, d, out, len);
+	if (rc == TH_OK)
+		crypto_generichash(hash, TH_HASH_LEN, *out, *len, NULL, 0);
+	return rc;
+}
+
 int th_report_hash(const th_report *r, const th_def *d, uint8_t out[TH_HASH_LEN])
 {
 	uint8_t *buf;
 	size_t len;
-	int rc = th_report_canonical(r, d, &buf, &len);
-	if (rc)
-		return rc;
-	crypto_generichash(out, TH_HASH_LEN, buf, len, NULL, 0);
-	free(buf);
-	return TH_OK;
+	int rc = th_report_canonical_hash(r, d, &buf, &len, out);
+	free(rc == TH_OK ? buf : NULL);
+	return rc;
 }
 
 int th_report_key(const char *unit, const char *appendix, const char *period, char *buf, size_t cap)

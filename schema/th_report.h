@@ -63,6 +63,9 @@ void th_report_sort(th_report *r, const th_def *d);
 int th_report_canonical(const th_report *r, const th_def *d, uint8_t **out, size_t *len);
 /* BLAKE2b-256 of the canonical form. */
 int th_report_hash(const th_report *r, const th_def *d, uint8_t out[TH_HASH_LEN]);
+/* Both at once: the canonical form (malloc'd into *out, *len) and its hash. */
+int th_report_canonical_hash(const th_report *r, const th_def *d, uint8_t **out, size_t *len,
+                             uint8_t hash[TH_HASH_LEN]);
 
 /* The key as one byte string "unit\0appendix\0period" (no trailing NUL);
  * returns its length, or TH_ETOOBIG when buf (size cap) is too small. */

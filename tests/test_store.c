@@ -363,7 +363,7 @@ static void caller_warnings_kept(void **state)
 	res.warnings[0] = strdup("status derived");
 	res.n_warnings = 1;
 	res.message = strdup("left over");
-	th_submission sub = {r, "t", &res, NULL};
+	th_submission sub = {.report = r, .sender = "t", .result = &res};
 	uint64_t cid;
 	int64_t ct;
 	assert_int_equal(th_store_apply(f->s, &sub, 1, &cid, &ct, NULL, NULL), 0);
@@ -374,6 +374,53 @@ static void caller_warnings_kept(void **state)
 	assert_int_equal(res.stored_rev, 1);
 	th_ack_result_free(&res);
 	th_report_destroy(&r);
+	fx_free(f);
+}
+
+/* The canonical form and hash a caller made off the committer thread are used
+ * only when it validated with the version in force; otherwise the store makes
+ * its own (a wrong one would be stored and hashed as the report). */
+static void caller_canonical_form(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	uint8_t junk[] = {0x93, 0x01, 0x02, 0x03}, junk_hash[TH_HASH_LEN];
+	memset(junk_hash, 0xab, sizeof junk_hash);
+	for (int pass = 0; pass < 2; pass++) {
+		th_report *r = mk1(pass ? "X2" : "X1", 1, 4 + pass);
+		uint8_t *canon = NULL, hash[TH_HASH_LEN];
+		size_t clen = 0;
+		assert_int_equal(th_report_canonical_hash(r, f->d, &canon, &clen, hash), 0);
+		th_ack_result res;
+		memset(&res, 0, sizeof res);
+		th_submission sub = {.report = r, .sender = "t", .result = &res};
+		if (pass == 0) {
+			/* validated with the version in force: taken as given */
+			sub.validated = f->d;
+			sub.canon = canon;
+			sub.canon_len = clen;
+			sub.hash = hash;
+		} else {
+			/* not validated by the caller: its (wrong) bytes are ignored */
+			sub.canon = junk;
+			sub.canon_len = sizeof junk;
+			sub.hash = junk_hash;
+		}
+		uint64_t cid;
+		int64_t ct;
+		assert_int_equal(th_store_apply(f->s, &sub, 1, &cid, &ct, NULL, NULL), 0);
+		assert_int_equal(res.status, TH_ACK_ACCEPTED);
+		th_report *back = NULL;
+		th_revision_info info;
+		assert_int_equal(th_store_get_report(f->s, r->unit, "T", P, &back, &info), 0);
+		assert_memory_equal(info.hash, hash, TH_HASH_LEN);
+		assert_int_equal(th_report_cell(back, 0, C_A)->i, 4 + pass);
+		th_report_destroy(&back);
+		th_ack_result_free(&res);
+		free(canon);
+		th_report_destroy(&r);
+	}
+	verify_ok(f);   /* re-hashes every record */
 	fx_free(f);
 }
 
@@ -1259,7 +1306,7 @@ static int ro_child(fx *f, int64_t want_total)
 		th_report *x = mk1("X3", 1, 1);
 		th_ack_result res;
 		memset(&res, 0, sizeof res);
-		th_submission sub = {x, "t", &res, NULL};
+		th_submission sub = {.report = x, .sender = "t", .result = &res};
 		uint64_t cid;
 		int64_t ct;
 		if (th_store_apply(r, &sub, 1, &cid, &ct, NULL, NULL) != TH_EINVAL)
@@ -1929,6 +1976,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(accepted_and_read_back),
 		cmocka_unit_test(duplicate_changes_nothing),
 		cmocka_unit_test(caller_warnings_kept),
+		cmocka_unit_test(caller_canonical_form),
 		cmocka_unit_test(conflict_rejected),
 		cmocka_unit_test(stale_acknowledged),
 		cmocka_unit_test(definition_changed_retry),
