@@ -1712,6 +1712,48 @@ static void real_definitions_and_hanoi(void **state)
 	assert_int_equal(n.expected, 6);                       /* the lead departments */
 	assert_int_equal(n.reported, 0);
 	th_node_free(&n);
+	/* the real submitters: a department outside PL3's submitter_units, a commune
+	 * filing PL2 and the city filing PL1 are turned away; a lead department is not
+	 * (empty reports: valid, so only the rule decides) */
+	static const struct {
+		const char *unit, *app, *msg;
+	} who[] = {
+	    {"SKHDT", "PL3",
+	     "SKHDT (department) is not expected to file PL3: it is filed by only SNV, STP, VP, STC, "
+	     "STTTT, SKHCN"},
+	    {"00001", "PL2", "00001 (commune) is not expected to file PL2: it is filed by department, district"},
+	    {"01", "PL1",
+	     "01 (city) is not expected to file PL1: it is filed by department, district, commune, agency"},
+	    {"SNV", "PL3", NULL},
+	};
+	for (size_t i = 0; i < sizeof who / sizeof who[0]; i++) {
+		const th_def *wd = th_defset_latest(defs, who[i].app);
+		th_report *wr = th_report_new(who[i].unit, who[i].app, wd->version, "2021", 1, wd->n_cols);
+		assert_non_null(wr);
+		th_ack_result wres;
+		memset(&wres, 0, sizeof wres);
+		th_submission ws = {0};
+		ws.report = wr;
+		ws.sender = "agent";
+		ws.result = &wres;
+		assert_int_equal(th_store_apply(s, &ws, 1, &cid, &ct, NULL, NULL), 0);
+		if (who[i].msg) {
+			assert_int_equal(wres.status, TH_ACK_REJECTED);
+			assert_int_equal(wres.code, TH_ENOTEXPECTED);
+			assert_string_equal(wres.message, who[i].msg);
+		} else {
+			assert_int_equal(wres.status, TH_ACK_ACCEPTED);
+		}
+		th_ack_result_free(&wres);
+		th_report_destroy(&wr);
+	}
+	assert_int_equal(th_store_get_node(s, "PL3", "2021", "01", &n), 0);
+	assert_int_equal(n.expected, 6);
+	assert_int_equal(n.reported, 1);   /* SNV only */
+	th_node_free(&n);
+	assert_int_equal(th_store_get_node(s, "PL1", "2021", "01", &n), 0);
+	assert_int_equal(n.reported, 5);   /* unchanged by the city's attempt */
+	th_node_free(&n);
 	names m = {0};
 	assert_int_equal(th_store_level(s, "PL1", "2021", 2, NULL, names_cb, &m), 0);
 	assert_int_equal(m.n, 16);   /* capped by the helper; 61 units at level 2 */
