@@ -402,6 +402,17 @@ static int check_report(th_server *s, pending *p, size_t i, th_ack_result *res)
 			return 0;
 		}
 	}
+	/* only the appendix's submitters count towards completeness; an admin
+	 * may still withdraw what came in before this rule */
+	const th_unit *un = th_units_at(h, (size_t)u);
+	if (!r->tombstone && !th_def_expects(d, un->kind, un->code)) {
+		char who[160];
+		th_def_submitters_text(d, who, sizeof who);
+		result_reject(res, TH_ACK_REJECTED, TH_ENOTEXPECTED, 0, NULL,
+		              "%s (%s) is not expected to file %s: it is filed by %s", un->code,
+		              un->kind, d->id, who);
+		return 0;
+	}
 	return 1;
 }
 

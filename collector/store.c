@@ -1812,6 +1812,18 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		result_set(res, TH_ACK_REJECTED, TH_EUNIT, cur_rev, m);
 		return TH_OK;
 	}
+	/* completeness counts only the appendix's submitters: a unit that is not
+	 * expected to file it is turned away (a withdrawal still applies, so an
+	 * admin can remove what came in before this rule) */
+	const th_unit *un = th_units_at(u, (size_t)ui);
+	if (!r->tombstone && !th_def_expects(d, un->kind, un->code)) {
+		char who[160], m[320];
+		th_def_submitters_text(d, who, sizeof who);
+		snprintf(m, sizeof m, "%s (%s) is not expected to file %s: it is filed by %s", un->code,
+		         un->kind, d->id, who);
+		result_set(res, TH_ACK_REJECTED, TH_ENOTEXPECTED, cur_rev, m);
+		return TH_OK;
+	}
 	uint8_t hash[TH_HASH_LEN];
 	uint8_t *canon = NULL;     /* owned: computed here */
 	const uint8_t *cf;         /* the canonical form used */

@@ -1623,6 +1623,48 @@ int th_def_expects(const th_def *d, const char *kind, const char *code)
 	return 0;
 }
 
+/* Appends s to buf (length *len, capacity cap); on overflow ends the text in
+ * "..." and returns 0 (nothing more is appended). */
+static int subm_append(char *buf, size_t cap, size_t *len, const char *s)
+{
+	size_t n = strlen(s);
+	if (*len + n < cap) {
+		memcpy(buf + *len, s, n + 1);
+		*len += n;
+		return 1;
+	}
+	/* does not fit: fill the buffer, then mark the cut with "..." */
+	size_t room = cap - 1 - *len;
+	memcpy(buf + *len, s, room);
+	*len = cap - 1;
+	buf[*len] = '\0';
+	size_t dots = *len < 3 ? *len : 3;
+	memcpy(buf + *len - dots, "...", dots);
+	return 0;
+}
+
+void th_def_submitters_text(const th_def *d, char *buf, size_t cap)
+{
+	if (!buf || cap == 0)
+		return;
+	buf[0] = '\0';
+	size_t len = 0;
+	if (!d || (d->n_kinds == 0 && d->n_units == 0)) {
+		subm_append(buf, cap, &len, "nobody");
+		return;
+	}
+	char **names = d->n_units > 0 ? d->units : d->kinds;
+	size_t n = d->n_units > 0 ? d->n_units : d->n_kinds;
+	if (d->n_units > 0 && !subm_append(buf, cap, &len, "only "))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && !subm_append(buf, cap, &len, ", "))
+			return;
+		if (!subm_append(buf, cap, &len, names[i] ? names[i] : "?"))
+			return;
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* sets */
 

@@ -151,6 +151,11 @@ int th_def_requires_kind(const th_def *d, const char *kind);
 /* 1 when the unit (kind, code) is expected to submit the appendix: its kind
  * is in d->kinds and, when d->n_units > 0, its code is in d->units. (added) */
 int th_def_expects(const th_def *d, const char *kind, const char *code);
+/* Who is expected to submit, for messages: "department, district" (the
+ * kinds) or "only SNV, STP, VP" (the submitter_units when there are any);
+ * "nobody" when the definition names no submitter.  Always NUL-terminates a
+ * buffer of cap > 0 bytes; a text that does not fit ends in "...". */
+void th_def_submitters_text(const th_def *d, char *buf, size_t cap);
 
 /* The default definitions directory: $TONGHOP_DEFS when set, else the
  * installed share/tonghop/appendices when it exists, else the source tree's

@@ -50,6 +50,7 @@ static const struct {
 	{TH_EMISSING, "missing", "required value missing"},
 	{TH_ENET, "network", "network error"},
 	{TH_EKEY, "key", "bad or unknown key"},
+	{TH_ENOTEXPECTED, "not_expected", "the unit is not among the appendix's submitters"},
 };
 
 #define N_ERRORS (sizeof errors / sizeof errors[0])

@@ -52,7 +52,8 @@ enum th_err {
 	TH_EMISSING      = -34,  /* a required value or column is missing */
 	TH_ENET          = -35,  /* network / socket error */
 	TH_EKEY          = -36,  /* bad or unknown key */
-	TH_ERR_MIN       = -36
+	TH_ENOTEXPECTED  = -37,  /* the unit is not among the appendix's submitters */
+	TH_ERR_MIN       = -37
 };
 
 /* Static English name-and-description of an error code; never NULL. */

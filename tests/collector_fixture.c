@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -40,6 +41,42 @@ void cf_write_keys(cf_fixture *f, const cf_keypair *omit)
 	assert_int_equal(tu_write_file(path, text, n), 0);
 }
 
+const char *cf_write_defs(const char *dir)
+{
+	static const char *const files[] = {"PL1-v1.def", "PL2-v1.def", "PL3-v1.def"};
+	assert_int_equal(mkdir(dir, 0700), 0);
+	for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+		char src[4096], dst[4096];
+		snprintf(src, sizeof src, "schema/appendices/%s", files[i]);
+		snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
+		size_t len = 0;
+		char *text = tu_read_file(tu_src(src), &len);
+		assert_non_null(text);
+		if (!strcmp(files[i], "PL3-v1.def")) {
+			/* "submitters = department" -> every kind below the city; the
+			 * submitter_units line is commented out */
+			char *subm = strstr(text, "\nsubmitters = department\n");
+			char *units = strstr(text, "\nsubmitter_units =");
+			assert_non_null(subm);
+			assert_non_null(units);
+			units[1] = '#';
+			size_t head = (size_t)(subm - text) + strlen("\nsubmitters = department");
+			static const char more[] = " district commune";
+			char *out = malloc(len + sizeof more);
+			assert_non_null(out);
+			memcpy(out, text, head);
+			memcpy(out + head, more, sizeof more - 1);
+			memcpy(out + head + sizeof more - 1, text + head, len - head + 1);
+			free(text);
+			text = out;
+			len += sizeof more - 1;
+		}
+		assert_int_equal(tu_write_file(dst, text, len), 0);
+		free(text);
+	}
+	return dir;
+}
+
 void cf_start(cf_fixture *f)
 {
 	char db[4096], units[4096], keys[4096], skey[4096], log[4096];
@@ -50,7 +87,7 @@ void cf_start(cf_fixture *f)
 	snprintf(log, sizeof log, "%s/collector.log", f->dir);
 	char *argv[24 + CF_MAX_EXTRA] = {
 		(char *)tu_bin("collector/tonghop-collector"), "--db", db, "--units", units,
-		"--defs", (char *)tu_src("schema/appendices"), "--keys", keys, "--server-key", skey,
+		"--defs", f->defsdir, "--keys", keys, "--server-key", skey,
 		"--bind", f->ingest, "--pub", f->pubep, "--query", f->query, "--allow-root",
 		"--group-max", "64"};
 	size_t n = 20;
@@ -85,7 +122,8 @@ int cf_setup_with(void **state, const char *const *extra)
 	snprintf(text, sizeof text, "public %s\nsecret %s\n", f->server.pub, f->server.sec);
 	assert_int_equal(tu_write_file(path, text, strlen(text)), 0);
 	cf_write_keys(f, NULL);
-	assert_int_equal(th_defset_load_dir(tu_src("schema/appendices"), &f->defs, NULL), 0);
+	snprintf(f->defsdir, sizeof f->defsdir, "%s/defs", f->dir);
+	assert_int_equal(th_defset_load_dir(cf_write_defs(f->defsdir), &f->defs, NULL), 0);
 	f->ctx = zmq_ctx_new();
 	cf_start(f);
 	*state = f;

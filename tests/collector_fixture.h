@@ -35,9 +35,16 @@ typedef struct cf_fixture {
 	cf_keypair reader, reader2, admin;  /* readers and the admin of R */
 	pid_t pid;                          /* the collector, 0 when not running */
 	void *ctx;                          /* the test's ZeroMQ context */
-	th_defset *defs;
+	th_defset *defs;                    /* loaded from defsdir (cf_write_defs) */
+	char defsdir[4096];
 	const char *extra[CF_MAX_EXTRA + 1];   /* further collector options, NULL-terminated */
 } cf_fixture;
+
+/* The definitions the fixtures serve, written to dir (created): schema/appendices
+ * with PL3 filed by every department, district and commune (no submitter_units), so
+ * that the fixture's units D1, C1, C2 and SNVX may file the PL3 reports the tests are
+ * built on; R (a city) files nothing, PL1 and PL2 are as shipped.  Returns dir. */
+const char *cf_write_defs(const char *dir);
 
 /* cmocka setup: a fixture whose collector also gets the options extra (NULL-terminated,
  * may be NULL; the strings must outlive the fixture), running when it returns. */

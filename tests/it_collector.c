@@ -148,6 +148,122 @@ static void scope_rules(void **state)
 	zmq_close(rd);
 }
 
+/* PL3/2021 completeness at unit over the query socket: expected and reported. */
+static void pl3_counts(cf_fixture *f, const char *unit, uint32_t *expected, uint32_t *reported)
+{
+	msgpack_unpacked u;
+	char *raw;
+	cf_query_unpacked(f, "node", unit, &u, &raw);
+	const msgpack_object *node = cf_field(&u.data, "node");
+	assert_non_null(node);
+	const msgpack_object *e = cf_field(node, "expected"), *r = cf_field(node, "reported");
+	assert_non_null(e);
+	assert_non_null(r);
+	*expected = (uint32_t)e->via.u64;
+	*reported = (uint32_t)r->via.u64;
+	msgpack_unpacked_destroy(&u);
+	free(raw);
+}
+
+/* Submits r over s and returns the raw ack (caller frees), which must hold one result. */
+static uint8_t *submit_raw(cf_fixture *f, void *s, th_report *r, size_t *rlen)
+{
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_submit(7001, &r, 1, f->defs, &buf, &len), 0);
+	uint8_t *rep = cf_request(s, buf, len, 5000, rlen);
+	free(buf);
+	assert_non_null(rep);
+	return rep;
+}
+
+static int has_bytes(const uint8_t *b, size_t n, const char *s)
+{
+	size_t k = strlen(s);
+	for (size_t i = 0; i + k <= n; i++)
+		if (!memcmp(b + i, s, k))
+			return 1;
+	return 0;
+}
+
+/* A unit that is not among an appendix's submitters is turned away with reason
+ * not_expected, whatever its key may do: the city (admin key) filing PL3, a commune
+ * filing PL2 (departments and districts). Nothing counts; the admin may still
+ * withdraw; completeness never shows more reported than expected. */
+static void not_expected_rejected(void **state)
+{
+	cf_fixture *f = *state;
+	void *adm = cf_dealer(f, f->ingest, &f->admin), *c1 = cf_dealer(f, f->ingest, &f->c1);
+	uint32_t exp0 = 0, rep0 = 0;
+	pl3_counts(f, "R", &exp0, &rep0);
+	assert_int_equal(exp0, 5);   /* SNV SNVX D1 C1 C2: the city is not a submitter */
+	assert_int_equal(rep0, 0);
+
+	th_report *r = cf_pl3(f, "R", 1, 4, 0, 0);
+	size_t rlen;
+	uint8_t *raw = submit_raw(f, adm, r, &rlen);
+	assert_true(has_bytes(raw, rlen, "not_expected"));   /* the reason on the wire */
+	th_ack a;
+	const char *why = NULL;
+	assert_int_equal(th_wire_decode_ack(raw, rlen, &a, &why), 0);
+	free(raw);
+	assert_int_equal(a.n_results, 1);
+	assert_int_equal(a.results[0].status, TH_ACK_REJECTED);
+	assert_int_equal(a.results[0].code, TH_ENOTEXPECTED);
+	assert_string_equal(a.results[0].message,
+	                    "R (city) is not expected to file PL3: it is filed by department, district, commune");
+	th_ack_free(&a);
+	assert_int_equal(cf_query_total(f, "R", "da_hoan_thanh", NULL), -1);   /* nothing stored */
+
+	/* a commune filing PL2 (an empty report: valid, so only the rule refuses it) */
+	const th_def *d2 = th_defset_latest(f->defs, "PL2");
+	assert_non_null(d2);
+	th_report *p2 = th_report_new("C1", "PL2", d2->version, "2021", 1, d2->n_cols);
+	assert_non_null(p2);
+	cf_submit(f, c1, p2, &a);
+	assert_int_equal(a.results[0].status, TH_ACK_REJECTED);
+	assert_int_equal(a.results[0].code, TH_ENOTEXPECTED);
+	assert_string_equal(a.results[0].message,
+	                    "C1 (commune) is not expected to file PL2: it is filed by department, district");
+	th_ack_free(&a);
+	/* the same empty PL2 from the district is taken: the rule, not the report, refused it */
+	void *d1 = cf_dealer(f, f->ingest, &f->d1);
+	free(p2->unit);
+	p2->unit = strdup("D1");
+	assert_int_equal(cf_submit_status(f, d1, p2, NULL), TH_ACK_ACCEPTED);
+
+	/* the admin withdraws for the city: a tombstone is never turned away */
+	th_report *t = th_report_new("R", "PL3", r->version, "2021", 2, r->n_cols);
+	assert_non_null(t);
+	t->tombstone = 1;
+	int code = -1;
+	assert_int_equal(cf_submit_status(f, adm, t, &code), TH_ACK_ACCEPTED);
+	assert_int_equal(code, 0);
+
+	/* every expected unit files, the city tries again: reported stops at expected */
+	const struct {
+		void *s;
+		const char *unit;
+	} all[] = {{adm, "SNV"}, {adm, "SNVX"}, {d1, "D1"}, {c1, "C1"}, {d1, "C2"}, {adm, "R"}};
+	for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+		th_report *x = cf_pl3(f, all[i].unit, 3, 1, 0, 0);
+		th_ack_status want = strcmp(all[i].unit, "R") ? TH_ACK_ACCEPTED : TH_ACK_REJECTED;
+		assert_int_equal(cf_submit_status(f, all[i].s, x, NULL), want);
+		th_report_destroy(&x);
+	}
+	uint32_t e = 0, rp = 0;
+	pl3_counts(f, "R", &e, &rp);
+	assert_int_equal(e, 5);
+	assert_int_equal(rp, 5);
+	assert_int_equal(cf_query_total(f, "R", "da_hoan_thanh", NULL), 5);
+	th_report_destroy(&r);
+	th_report_destroy(&p2);
+	th_report_destroy(&t);
+	zmq_close(adm);
+	zmq_close(c1);
+	zmq_close(d1);
+}
+
 static void unknown_key_refused(void **state)
 {
 	cf_fixture *f = *state;
@@ -691,6 +807,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(dedup_rules, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(invalid_report_rejected_with_place, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(scope_rules, cf_setup, cf_teardown),
+		cmocka_unit_test_setup_teardown(not_expected_rejected, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(unknown_key_refused, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(revoked_after_sighup, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(revoked_reader_query_refused, cf_setup, cf_teardown),

@@ -46,7 +46,7 @@ typedef struct {
 
 typedef struct {
 	char *dir;
-	char db[512], udir[512], log[512], ingest[64], pubep[64], query[64];
+	char db[512], udir[512], log[512], defsdir[512], ingest[64], pubep[64], query[64];
 	keypair server, admin, reader, agent;
 	pid_t pid;
 	void *ctx;
@@ -166,7 +166,7 @@ static void start(fixture *f)
 	snprintf(keys, sizeof keys, "%s/keys", f->dir);
 	snprintf(skey, sizeof skey, "%s/server.key", f->dir);
 	char *argv[] = {(char *)tu_bin("collector/tonghop-collector"), "--db", f->db, "--units-dir",
-	                f->udir, "--defs", (char *)tu_src("schema/appendices"), "--keys", keys,
+	                f->udir, "--defs", f->defsdir, "--keys", keys,
 	                "--server-key", skey, "--bind", f->ingest, "--pub", f->pubep, "--query",
 	                f->query, "--allow-root", NULL};
 	f->pid = tu_spawn(argv, f->log);
@@ -212,7 +212,8 @@ static int setup(void **state)
 	assert_int_equal(mkdir(f->udir, 0750), 0);
 	snprintf(path, sizeof path, "%s/it-1.units", f->udir);
 	assert_int_equal(tu_write_file(path, UNITS_1, strlen(UNITS_1)), 0);
-	assert_int_equal(th_defset_load_dir(tu_src("schema/appendices"), &f->defs, NULL), 0);
+	snprintf(f->defsdir, sizeof f->defsdir, "%s/defs", f->dir);
+	assert_int_equal(th_defset_load_dir(cf_write_defs(f->defsdir), &f->defs, NULL), 0);
 	f->ctx = zmq_ctx_new();
 	start(f);
 	*state = f;

@@ -213,6 +213,9 @@ static void real_pl2(void **state)
 	assert_int_equal(q->den_code[2], d->derive->code_of[TH_TASK_OVERDUE]);
 	assert_true(th_def_requires_kind(d, "district"));
 	assert_false(th_def_requires_kind(d, "commune"));
+	char who[64];
+	th_def_submitters_text(d, who, sizeof who);
+	assert_string_equal(who, "department, district");
 	th_defset_destroy(&s);
 }
 
@@ -234,6 +237,41 @@ static void real_pl3(void **state)
 	assert_false(th_def_expects(d, "department", "SYT"));
 	assert_false(th_def_expects(d, "district", "SNV"));
 	assert_false(th_def_expects(d, "department", NULL));
+	th_defset_destroy(&s);
+}
+
+/* The submitters as text for messages: the submitter_units when set, else
+ * the kinds; a small buffer is cut with "..." and always terminated. */
+static void submitters_text(void **state)
+{
+	(void)state;
+	th_defset *s = real_set();
+	const th_def *d = th_defset_get(s, "PL3", 1);
+	assert_non_null(d);
+	char buf[256];
+	th_def_submitters_text(d, buf, sizeof buf);
+	assert_string_equal(buf, "only SNV, STP, VP, STC, STTTT, SKHCN");
+	char small[12];
+	memset(small, 'x', sizeof small);
+	th_def_submitters_text(d, small, sizeof small);
+	assert_string_equal(small, "only SNV...");
+	char tiny[3];
+	th_def_submitters_text(d, tiny, sizeof tiny);
+	assert_string_equal(tiny, "..");
+	char one[1] = {'x'};
+	th_def_submitters_text(d, one, sizeof one);
+	assert_int_equal(one[0], '\0');
+	th_def_submitters_text(d, NULL, 10);   /* no crash */
+	/* exactly fitting: no cut */
+	char fit[sizeof "only SNV, STP, VP, STC, STTTT, SKHCN"];
+	th_def_submitters_text(d, fit, sizeof fit);
+	assert_string_equal(fit, "only SNV, STP, VP, STC, STTTT, SKHCN");
+	d = th_defset_get(s, "PL1", 1);
+	assert_non_null(d);
+	th_def_submitters_text(d, buf, sizeof buf);
+	assert_string_equal(buf, "department, district, commune, agency");
+	th_def_submitters_text(NULL, buf, sizeof buf);
+	assert_string_equal(buf, "nobody");
 	th_defset_destroy(&s);
 }
 
@@ -573,6 +611,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(real_pl1),
 		cmocka_unit_test(real_pl2),
 		cmocka_unit_test(real_pl3),
+		cmocka_unit_test(submitters_text),
 		cmocka_unit_test(lookup_by_title),
 		cmocka_unit_test(continuation_and_comments),
 		cmocka_unit_test(bad_unknown_type),

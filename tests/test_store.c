@@ -551,6 +551,78 @@ static void unknown_unit_rejected(void **state)
 	fx_free(f);
 }
 
+/* The city is not among T's submitters (district commune agency): its report
+ * is turned away with not_expected, names who files T, stores nothing and
+ * leaves the rollups alone; a withdrawal for it still applies; reported never
+ * passes expected. */
+static void not_expected_unit_rejected(void **state)
+{
+	(void)state;
+	fx *f = fx_new();
+	must_accept(f, mk1("X1", 1, 4));
+	must_accept(f, mk1("D1", 1, 10));
+	th_node before = node(f, "C");
+	assert_int_equal(before.reported, 2);
+	int code = 0;
+	uint64_t stored = 99;
+	assert_int_equal(one(f, mk1("C", 1, 1000), &code, &stored), TH_ACK_REJECTED);
+	assert_int_equal(code, TH_ENOTEXPECTED);
+	assert_int_equal(stored, 0);
+	assert_string_equal(th_errname(code), "not_expected");
+	char *m = one_msg(f, mk1("C", 2, 1000), NULL);
+	assert_string_equal(m, "C (city) is not expected to file T: it is filed by district, commune, agency");
+	free(m);
+	/* nothing of it is stored */
+	th_report *r = NULL;
+	th_revision_info info;
+	assert_int_equal(th_store_get_report(f->s, "C", "T", P, &r, &info), TH_ENOTFOUND);
+	assert_null(r);
+	th_node after = node(f, "C");
+	assert_int_equal(after.reported, before.reported);
+	assert_int_equal(after.expected, before.expected);
+	assert_int_equal(after.version, before.version);
+	assert_memory_equal(after.total, before.total, f->d->n_slots * sizeof *before.total);
+	assert_memory_equal(after.own, before.own, f->d->n_slots * sizeof *before.own);
+	th_node_free(&after);
+	th_node_free(&before);
+	/* in a group with expected units: only the city's report is turned away */
+	th_report *rs[3] = {mk1("X2", 1, 5), mk1("C", 3, 7), mk1("D2", 1, 6)};
+	th_ack_result res[3];
+	assert_int_equal(apply_n(f, rs, 3, res, NULL, NULL, NULL), 0);
+	assert_int_equal(res[0].status, TH_ACK_ACCEPTED);
+	assert_int_equal(res[1].status, TH_ACK_REJECTED);
+	assert_int_equal(res[1].code, TH_ENOTEXPECTED);
+	assert_int_equal(res[2].status, TH_ACK_ACCEPTED);
+	for (int i = 0; i < 3; i++)
+		th_ack_result_free(&res[i]);
+	assert_int_equal(tot(f, "C", C_A), 4 + 10 + 5 + 6);
+	/* a withdrawal (what an admin sends) applies even for the city */
+	assert_int_equal(one(f, tomb("C", 4), &code, &stored), TH_ACK_ACCEPTED);
+	assert_int_equal(stored, 4);
+	assert_int_equal(th_store_get_report(f->s, "C", "T", P, &r, &info), 0);
+	assert_int_equal(info.tombstone, 1);
+	th_report_destroy(&r);
+	/* everyone has filed or tried to: reported == expected, never more */
+	must_accept(f, mk1("X3", 1, 1));
+	static const char *all[] = {"C", "D1", "D2", "X1", "X2", "X3"};
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+		th_node n = node(f, all[i]);
+		assert_true(n.reported <= n.expected);
+		th_node_free(&n);
+	}
+	th_node n = node(f, "C");
+	assert_int_equal(n.expected, 5);
+	assert_int_equal(n.reported, 5);
+	th_node_free(&n);
+	verify_ok(f);
+	assert_int_equal(th_store_rebuild(f->s), 0);
+	n = node(f, "C");
+	assert_int_equal(n.reported, 5);
+	assert_int_equal(tot(f, "C", C_A), 4 + 10 + 5 + 6 + 1);
+	th_node_free(&n);
+	fx_free(f);
+}
+
 static void garbage_never_stored(void **state)
 {
 	(void)state;
@@ -1690,6 +1762,48 @@ static void real_definitions_and_hanoi(void **state)
 	assert_int_equal(n.expected, 6);                       /* the lead departments */
 	assert_int_equal(n.reported, 0);
 	th_node_free(&n);
+	/* the real submitters: a department outside PL3's submitter_units, a commune
+	 * filing PL2 and the city filing PL1 are turned away; a lead department is not
+	 * (empty reports: valid, so only the rule decides) */
+	static const struct {
+		const char *unit, *app, *msg;
+	} who[] = {
+	    {"SKHDT", "PL3",
+	     "SKHDT (department) is not expected to file PL3: it is filed by only SNV, STP, VP, STC, "
+	     "STTTT, SKHCN"},
+	    {"00001", "PL2", "00001 (commune) is not expected to file PL2: it is filed by department, district"},
+	    {"01", "PL1",
+	     "01 (city) is not expected to file PL1: it is filed by department, district, commune, agency"},
+	    {"SNV", "PL3", NULL},
+	};
+	for (size_t i = 0; i < sizeof who / sizeof who[0]; i++) {
+		const th_def *wd = th_defset_latest(defs, who[i].app);
+		th_report *wr = th_report_new(who[i].unit, who[i].app, wd->version, "2021", 1, wd->n_cols);
+		assert_non_null(wr);
+		th_ack_result wres;
+		memset(&wres, 0, sizeof wres);
+		th_submission ws = {0};
+		ws.report = wr;
+		ws.sender = "agent";
+		ws.result = &wres;
+		assert_int_equal(th_store_apply(s, &ws, 1, &cid, &ct, NULL, NULL), 0);
+		if (who[i].msg) {
+			assert_int_equal(wres.status, TH_ACK_REJECTED);
+			assert_int_equal(wres.code, TH_ENOTEXPECTED);
+			assert_string_equal(wres.message, who[i].msg);
+		} else {
+			assert_int_equal(wres.status, TH_ACK_ACCEPTED);
+		}
+		th_ack_result_free(&wres);
+		th_report_destroy(&wr);
+	}
+	assert_int_equal(th_store_get_node(s, "PL3", "2021", "01", &n), 0);
+	assert_int_equal(n.expected, 6);
+	assert_int_equal(n.reported, 1);   /* SNV only */
+	th_node_free(&n);
+	assert_int_equal(th_store_get_node(s, "PL1", "2021", "01", &n), 0);
+	assert_int_equal(n.reported, 5);   /* unchanged by the city's attempt */
+	th_node_free(&n);
 	names m = {0};
 	assert_int_equal(th_store_level(s, "PL1", "2021", 2, NULL, names_cb, &m), 0);
 	assert_int_equal(m.n, 16);   /* capped by the helper; 61 units at level 2 */
@@ -1784,7 +1898,12 @@ static void check_model(fx *f, const th_units *u, punit *pu, int late)
 	size_t nu = th_units_count(u);
 	for (size_t i = 0; i < nu; i++) {
 		int64_t rows = 0, sa = 0, na = 0, lo = 0, nlo = 0, hi = 0, nhi = 0, ft = 0, nf = 0;
-		uint32_t reported = 0;
+		uint32_t reported = 0, expected = 0;
+		for (size_t j = 0; j < nu; j++) {
+			if (th_units_in_subtree(u, i, j) &&
+			    th_def_expects(f->d, th_units_at(u, j)->kind, th_units_at(u, j)->code))
+				expected++;
+		}
 		for (size_t j = 0; j < nu; j++) {
 			if (!th_units_in_subtree(u, i, j) || pu[j].latest < 0)
 				continue;
@@ -1833,6 +1952,8 @@ static void check_model(fx *f, const th_units *u, punit *pu, int late)
 		if (nf)
 			assert_int_equal(v, ft);
 		assert_int_equal(n.reported, reported);
+		assert_int_equal(n.expected, expected);
+		assert_true(n.reported <= n.expected);
 		assert_int_equal(late ? n.late : n.on_time, reported);
 		assert_int_equal(late ? n.on_time : n.late, 0);
 		th_node_free(&n);
@@ -1923,11 +2044,19 @@ static void run_property(uint64_t seed, int groups, int small_map, int late)
 		memcpy(sorted, ops, sizeof(pop) * (size_t)n);
 		qsort(sorted, (size_t)n, sizeof *sorted, cmp_pop);
 		th_ack_status want[8];
+		int want_code[8];
 		for (int i = 0; i < n; i++) {
 			punit *x = &pu[sorted[i].unit];
+			const th_unit *tu = th_units_at(u, sorted[i].unit);
 			uint64_t cur = x->latest >= 0 ? x->sent[x->latest].rev : 0;
 			th_ack_status st;
-			if (x->latest < 0 || sorted[i].p.rev > cur) {
+			want_code[sorted[i].idx] = 0;
+			if (!sorted[i].p.tomb && !th_def_expects(f->d, tu->kind, tu->code)) {
+				/* the root (a city) does not file T: turned away whatever its
+				 * rev, nothing of it stored; its withdrawals still apply */
+				st = TH_ACK_REJECTED;
+				want_code[sorted[i].idx] = TH_ENOTEXPECTED;
+			} else if (x->latest < 0 || sorted[i].p.rev > cur) {
 				st = TH_ACK_ACCEPTED;
 				for (size_t k = 0; k < x->n_sent; k++)
 					if (x->sent[k].rev == sorted[i].p.rev)
@@ -1945,6 +2074,8 @@ static void run_property(uint64_t seed, int groups, int small_map, int late)
 				        (unsigned long long)seed, g, i, res[i].status, want[i],
 				        res[i].message ? res[i].message : "");
 			assert_int_equal(res[i].status, want[i]);
+			if (want[i] == TH_ACK_REJECTED)
+				assert_int_equal(res[i].code, want_code[i]);
 			th_ack_result_free(&res[i]);
 		}
 		verify_ok(f);
@@ -1982,6 +2113,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(definition_changed_retry),
 		cmocka_unit_test(period_keeps_its_version),
 		cmocka_unit_test(unknown_unit_rejected),
+		cmocka_unit_test(not_expected_unit_rejected),
 		cmocka_unit_test(garbage_never_stored),
 		cmocka_unit_test(replace_removes_rows),
 		cmocka_unit_test(revisions_in_one_group_apply_in_rev_order),
