@@ -58,12 +58,15 @@ static void usage(FILE *f)
 "       tonghop-publish run [options] --drop DIR\n"
 "       tonghop-publish status [options] [--format text|json]\n"
 "       tonghop-publish prune [options]\n"
+"       tonghop-publish withdraw [options] UNIT APPENDIX PERIOD\n"
 "\n"
 "send    validates each appendix file, stamps a revision, stores it durably in the\n"
 "        outbox, delivers everything pending and waits for the acknowledgements.\n"
 "run     service mode: watches the drop folder, delivers, reconnects forever.\n"
 "status  shows the outbox: pending, acknowledged (receipts), rejected, last contact.\n"
 "prune   applies the history retention now (run does it at start and daily).\n"
+"withdraw  withdraws the report UNIT APPENDIX PERIOD (needs an admin key): a tombstone\n"
+"        revision, stamped, stored and delivered like send, removes it from rollups.\n"
 "\n"
 "options (also as `key = value` lines of a --config file, without the dashes):\n"
 "  --config FILE       read options from FILE (command-line options win)\n"
@@ -74,7 +77,7 @@ static void usage(FILE *f)
 "  --server-key FILE   the collector's public key (.pub file, Z85)\n"
 "  --insecure          no CURVE (loopback demos only)\n"
 "  --defs DIR          local definitions (*.def); default: those cached from the collector\n"
-"  --timeout SECONDS   send: give up waiting after this long (default 60)\n"
+"  --timeout SECONDS   send, withdraw: give up waiting after this long (default 60)\n"
 "  --force             send: send content even when it was delivered before and\n"
 "                      superseded since (making the old content current again)\n"
 "  --drop DIR          run: the drop folder\n"
@@ -89,10 +92,11 @@ static void usage(FILE *f)
 "  -v, --verbose       more messages\n"
 "  -h, --help          this text;  -V, --version  the version\n"
 "\n"
-"exit codes (send): 0 all accepted / duplicate / already delivered, 1 some rejected,\n"
-"stale or refused as superseded content, 2 usage, 3 not acknowledged before the deadline\n"
-"(kept in the outbox, sent next time), 4 files invalid (nothing sent), 5 the collector\n"
-"refused this key.\n", f);
+"exit codes (send, withdraw): 0 all accepted / duplicate / already delivered, 1 some\n"
+"rejected (withdraw with a key that is not an admin key: auth), stale or refused as\n"
+"superseded content, 2 usage (withdraw: unknown appendix, malformed period), 3 not\n"
+"acknowledged before the deadline (kept in the outbox, sent next time), 4 files invalid\n"
+"(nothing sent), 5 the collector refused this key.\n", f);
 }
 
 /* --- configuration ------------------------------------------------------------ */
@@ -483,7 +487,42 @@ static int fetch_defs(conf *c, th_outbox *ob, th_agent *ag, double deadline_ms)
 
 static int prune_outbox(const conf *c, th_outbox *ob, th_ob_prune_stats *st);
 
-static int cmd_send(conf *c, int nfiles, char **files)
+/* The withdrawal of one report key (`withdraw`); NULL for `send`. */
+typedef struct withdrawal {
+	const char *unit, *appendix, *period;
+} withdrawal;
+
+/* A tombstone of w's key for the version of its appendix known from defs
+ * (the one in force / the local one): validated, with its content hash.
+ * TH_EAPPENDIX when defs do not know the appendix. */
+static int make_tombstone(const withdrawal *w, const th_defset *defs, th_report **r,
+                          uint8_t hash[TH_HASH_LEN], th_diag *d)
+{
+	const th_def *def = th_defset_latest(defs, w->appendix);
+	if (!def) {
+		th_diag_add(d, TH_SEV_ERROR, TH_EAPPENDIX, NULL, 0, 0, NULL,
+		            "unknown appendix \"%.64s\": the definitions in use do not have it",
+		            w->appendix);
+		return TH_EAPPENDIX;
+	}
+	*r = th_report_new(w->unit, def->id, def->version, w->period, 0, def->n_cols);
+	if (!*r)
+		return TH_ENOMEM;
+	(*r)->tombstone = 1;
+	int rc = th_report_validate(*r, def, d);
+	if (!rc)
+		rc = th_report_hash(*r, def, hash);
+	if (rc) {
+		if (th_diag_errors(d) == 0)
+			th_diag_add(d, TH_SEV_ERROR, rc, NULL, 0, 0, NULL, "%s", th_strerror(rc));
+		th_report_destroy(r);
+	}
+	return rc;
+}
+
+/* send FILE... or, with w, withdraw UNIT APPENDIX PERIOD (files[0] is the
+ * label printed for it): the same queueing, delivery and exit codes. */
+static int cmd_send(conf *c, int nfiles, char **files, const withdrawal *w)
 {
 	if (nfiles < 1) {
 		fprintf(stderr, "tonghop-publish send: no file given\n");
@@ -545,6 +584,20 @@ static int cmd_send(conf *c, int nfiles, char **files)
 			ex = EX_UNDELIVERED;
 			goto done;
 		}
+		if (w) {
+			rc = make_tombstone(w, defs, &reps[i], hashes[i], d);
+			if (rc)
+				invalid++;
+			print_diag(d, stderr);
+			th_diag_destroy(&d);
+			if (rc) {
+				/* only the arguments make the tombstone: they are what is wrong */
+				fprintf(stderr, "tonghop-publish withdraw: nothing was sent\n");
+				ex = rc == TH_ENOMEM ? EX_UNDELIVERED : EX_USAGE;
+				goto done;
+			}
+			continue;
+		}
 		if (read_file(files[i], defs, &reps[i], hashes[i], d) != 0)
 			invalid++;
 		print_diag(d, stderr);
@@ -568,10 +621,13 @@ static int cmd_send(conf *c, int nfiles, char **files)
 	for (int i = 0; i < nfiles; i++) {
 		items[i].r = reps[i];
 		items[i].hash = hashes[i];
-		fpaths[i] = realpath(files[i], NULL);
-		items[i].file = fpaths[i] ? fpaths[i] : files[i];
+		fpaths[i] = w ? NULL : realpath(files[i], NULL);
+		items[i].file = w ? NULL : fpaths[i] ? fpaths[i] : files[i];
 	}
-	rc = th_outbox_enqueue_many(ob, items, (size_t)nfiles, c->force, th_agent_now_us());
+	/* a withdrawal may repeat an earlier one (withdrawn, filed again,
+	 * withdrawn again): the history does not refuse it */
+	rc = th_outbox_enqueue_many(ob, items, (size_t)nfiles, c->force || w != NULL,
+	                            th_agent_now_us());
 	if (rc)
 		say("error", "cannot write to the outbox %s: %s", c->outbox, th_strerror(rc));
 	for (int i = 0; i < nfiles; i++) {
@@ -711,6 +767,36 @@ done:
 	th_outbox_close(&ob);
 	fflush(stdout);
 	return ex;
+}
+
+/* --- withdraw ---------------------------------------------------------------------------- */
+static int cmd_withdraw(conf *c, int nargs, char **args)
+{
+	if (nargs != 3) {
+		fprintf(stderr, "tonghop-publish withdraw: expected UNIT APPENDIX PERIOD (%s)\n",
+		        nargs < 3 ? "too few arguments" : "too many arguments");
+		usage(stderr);
+		return EX_USAGE;
+	}
+	withdrawal w = {args[0], args[1], args[2]};
+	if (!*w.unit || strlen(w.unit) > TH_CODE_MAX || strpbrk(w.unit, " \t\r\n")) {
+		fprintf(stderr, "tonghop-publish withdraw: unit code \"%.64s\" is empty, too long or "
+		                "has blanks\n", w.unit);
+		return EX_USAGE;
+	}
+	if (!*w.appendix || strlen(w.appendix) > TH_CODE_MAX) {
+		fprintf(stderr, "tonghop-publish withdraw: appendix \"%.64s\" is empty or too long\n",
+		        w.appendix);
+		return EX_USAGE;
+	}
+	if (!th_period_valid(w.period)) {
+		fprintf(stderr, "tonghop-publish withdraw: period \"%.32s\" is not yyyy, yyyy-Qn, "
+		                "yyyy-Hn or yyyy-mm\n", w.period);
+		return EX_USAGE;
+	}
+	char label[] = "withdrawal";
+	char *files[1] = {label};
+	return cmd_send(c, 1, files, &w);
 }
 
 /* --- run --------------------------------------------------------------------------------- */
@@ -1407,7 +1493,14 @@ int main(int argc, char **argv)
 		sa.sa_handler = on_signal;
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
-		ex = cmd_send(&c, nfiles, files);
+		ex = cmd_send(&c, nfiles, files, NULL);
+	} else if (!strcmp(cmd, "withdraw")) {
+		struct sigaction sa;
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_signal;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		ex = cmd_withdraw(&c, nfiles, files);
 	} else if (!strcmp(cmd, "run")) {
 		ex = nfiles ? EX_USAGE : cmd_run(&c);
 		if (nfiles)

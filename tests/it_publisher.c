@@ -1568,6 +1568,229 @@ static void curve_scope_and_refusal(void **state)
 	assert_int_equal(store_check(f, inside, 1), 1);
 }
 
+#ifdef HAVE_STORE
+/* The current revision of a key in the stopped collector's store: rc of
+ * th_store_get_report, *tomb whether it is a withdrawal, *nrevs how many
+ * revisions the key has. */
+static int store_key(fx *f, const char *unit, const char *app, const char *per, int *tomb,
+                     int *nrevs)
+{
+	th_store *s = NULL;
+	th_store_opts so = {0};
+	assert_int_equal(th_store_open(f->db, &so, &s), 0);
+	assert_int_equal(th_store_set_defs(s, defs()), 0);
+	th_report *r = NULL;
+	th_revision_info info;
+	memset(&info, 0, sizeof info);
+	*tomb = 0;
+	*nrevs = 0;
+	int rc = th_store_get_report(s, unit, app, per, &r, &info);
+	if (rc == 0) {
+		*tomb = info.tombstone;
+		th_report_destroy(&r);
+		assert_int_equal(th_store_history(s, unit, app, per, count_rev, nrevs), 0);
+	}
+	th_store_close(&s);
+	return rc;
+}
+#endif
+
+/* `withdraw UNIT APPENDIX PERIOD` with CURVE keys: the agent key that filed
+ * the report is refused (`auth`, exit 1, the store keeps the report), the
+ * admin key withdraws it (accepted, exit 0, the store's current revision is
+ * a tombstone). */
+static void withdraw_admin_only(void **state)
+{
+#ifndef HAVE_STORE
+	(void)state;
+	skip();
+#else
+	fx *f = *state;
+	const char *coll = getenv("TH_IT_COLLECTOR");
+	if (coll && *coll)
+		skip();   /* needs the real collector's keys */
+	if (access(tu_bin("collector/tonghop-collector"), X_OK) != 0)
+		skip();
+	char pfx[3][4300], path[4400];
+	const char *names[3] = {"server", "agent", "admin"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(pfx[i], sizeof pfx[i], "%s/%s", f->dir, names[i]);
+		char *argv[] = {(char *)tu_bin("collector/tonghop-collector"), "keygen", pfx[i], NULL};
+		assert_int_equal(tu_run(argv, f->log), 0);
+	}
+	char apub[41], adpub[41], keysf[4300], lines[400];
+	snprintf(path, sizeof path, "%s.pub", pfx[1]);
+	read_pub(path, apub);
+	snprintf(path, sizeof path, "%s.pub", pfx[2]);
+	read_pub(path, adpub);
+	snprintf(keysf, sizeof keysf, "%s/keys.txt", f->dir);
+	snprintf(lines, sizeof lines, "%s Q01 agent district agent\n%s HN admin central admin\n",
+	         apub, adpub);
+	assert_int_equal(tu_write_file(keysf, lines, strlen(lines)), 0);
+	char skey[4400], spub[4400], akey[4400], adkey[4400];
+	snprintf(skey, sizeof skey, "%s.key", pfx[0]);
+	snprintf(spub, sizeof spub, "%s.pub", pfx[0]);
+	snprintf(akey, sizeof akey, "%s.key", pfx[1]);
+	snprintf(adkey, sizeof adkey, "%s.key", pfx[2]);
+	coll_start_with(f, keysf, skey);
+	char file[4200], unit[TH_CODE_MAX + 1], app[TH_CODE_MAX + 1], per[TH_PERIOD_MAX + 1];
+	uint8_t h[TH_HASH_LEN];
+	one_file(f, "P0103", NULL, 71, 0, file);
+	file_hash(file, h, unit, app, per);
+	char *sendv[] = {(char *)tu_bin("publisher/tonghop-publish"), "send", "--outbox", f->outbox,
+	                 "--collector", f->ep, "--key", akey, "--server-key", spub, "--defs",
+	                 (char *)defs_dir(), "--timeout", "30", file, NULL};
+	unlink(f->log);
+	assert_int_equal(tu_run(sendv, f->log), 0);
+	/* the agent key may not withdraw: auth, exit 1, recorded as rejected */
+	char *wv[] = {(char *)tu_bin("publisher/tonghop-publish"), "withdraw", "--outbox", f->outbox,
+	              "--collector", f->ep, "--key", akey, "--server-key", spub, "--defs",
+	              (char *)defs_dir(), "--timeout", "30", unit, app, per, NULL};
+	unlink(f->log);
+	assert_int_equal(tu_run(wv, f->log), 1);
+	char *log = read_log(f);
+	assert_non_null(strstr(log, "rejected"));
+	assert_non_null(strstr(log, "[auth]"));
+	free(log);
+	char *js = status_json(f);
+	char *rej = json_section(js, "rejected");
+	assert_int_equal(count_str(rej, "\"unit\": \"P0103\""), 1);
+	free(rej);
+	free(js);
+	/* the admin key (its own outbox) withdraws it */
+	char adout[4300];
+	snprintf(adout, sizeof adout, "%s/outbox-admin", f->dir);
+	wv[3] = adout;
+	wv[7] = adkey;
+	unlink(f->log);
+	assert_int_equal(tu_run(wv, f->log), 0);
+	log = read_log(f);
+	assert_non_null(strstr(log, "withdrawal: P0103"));
+	assert_non_null(strstr(log, "accepted"));
+	free(log);
+	/* the same withdrawal again: already delivered, nothing new */
+	unlink(f->log);
+	assert_int_equal(tu_run(wv, f->log), 0);
+	log = read_log(f);
+	assert_non_null(strstr(log, "already delivered"));
+	free(log);
+	coll_stop(f);
+	int tomb = 0, nrevs = 0;
+	assert_int_equal(store_key(f, unit, app, per, &tomb, &nrevs), 0);
+	assert_int_equal(tomb, 1);
+	assert_int_equal(nrevs, 2);   /* the report, then its withdrawal; not the refused one */
+#endif
+}
+
+/* A refused withdrawal changes nothing in the store. */
+static void withdraw_refused_store_unchanged(void **state)
+{
+#ifndef HAVE_STORE
+	(void)state;
+	skip();
+#else
+	fx *f = *state;
+	const char *coll = getenv("TH_IT_COLLECTOR");
+	if (coll && *coll)
+		skip();
+	if (access(tu_bin("collector/tonghop-collector"), X_OK) != 0)
+		skip();
+	char pfx[2][4300], path[4400];
+	const char *names[2] = {"server", "agent"};
+	for (int i = 0; i < 2; i++) {
+		snprintf(pfx[i], sizeof pfx[i], "%s/%s", f->dir, names[i]);
+		char *argv[] = {(char *)tu_bin("collector/tonghop-collector"), "keygen", pfx[i], NULL};
+		assert_int_equal(tu_run(argv, f->log), 0);
+	}
+	char apub[41], keysf[4300], line[200];
+	snprintf(path, sizeof path, "%s.pub", pfx[1]);
+	read_pub(path, apub);
+	snprintf(keysf, sizeof keysf, "%s/keys.txt", f->dir);
+	snprintf(line, sizeof line, "%s Q01 agent district agent\n", apub);
+	assert_int_equal(tu_write_file(keysf, line, strlen(line)), 0);
+	char skey[4400], spub[4400], akey[4400];
+	snprintf(skey, sizeof skey, "%s.key", pfx[0]);
+	snprintf(spub, sizeof spub, "%s.pub", pfx[0]);
+	snprintf(akey, sizeof akey, "%s.key", pfx[1]);
+	coll_start_with(f, keysf, skey);
+	char file[4200], unit[TH_CODE_MAX + 1], app[TH_CODE_MAX + 1], per[TH_PERIOD_MAX + 1];
+	uint8_t h[TH_HASH_LEN];
+	one_file(f, "P0104", NULL, 72, 0, file);
+	file_hash(file, h, unit, app, per);
+	char *sendv[] = {(char *)tu_bin("publisher/tonghop-publish"), "send", "--outbox", f->outbox,
+	                 "--collector", f->ep, "--key", akey, "--server-key", spub, "--defs",
+	                 (char *)defs_dir(), "--timeout", "30", file, NULL};
+	unlink(f->log);
+	assert_int_equal(tu_run(sendv, f->log), 0);
+	char *wv[] = {(char *)tu_bin("publisher/tonghop-publish"), "withdraw", "--outbox", f->outbox,
+	              "--collector", f->ep, "--key", akey, "--server-key", spub, "--defs",
+	              (char *)defs_dir(), "--timeout", "30", unit, app, per, NULL};
+	unlink(f->log);
+	assert_int_equal(tu_run(wv, f->log), 1);
+	char *log = read_log(f);
+	assert_non_null(strstr(log, "only an admin key may withdraw"));
+	free(log);
+	coll_stop(f);
+	int tomb = 1, nrevs = 0;
+	assert_int_equal(store_key(f, unit, app, per, &tomb, &nrevs), 0);
+	assert_int_equal(tomb, 0);
+	assert_int_equal(nrevs, 1);
+	assert_int_equal(store_check(f, file, 1), 1);
+#endif
+}
+
+/* withdraw's usage errors: exit 2 with a specific message, nothing queued. */
+static void withdraw_usage(void **state)
+{
+	fx *f = *state;
+	struct {
+		const char *a[3];
+		int n;
+		const char *msg;
+	} cases[] = {
+		{{"P0101", "PL1", NULL}, 2, "expected UNIT APPENDIX PERIOD"},
+		{{"P0101", "PL1", "2021-13"}, 3, "period \"2021-13\" is not"},
+		{{"P0101", "PL1", "20x1"}, 3, "period \"20x1\" is not"},
+		{{"P0101", "PL99", "2021"}, 3, "unknown appendix \"PL99\""},
+		{{"P 01", "PL1", "2021"}, 3, "unit code \"P 01\""},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *argv[32];
+		int n = 0;
+		argv[n++] = (char *)tu_bin("publisher/tonghop-publish");
+		argv[n++] = "withdraw";
+		argv[n++] = "--outbox";
+		argv[n++] = f->outbox;
+		argv[n++] = "--collector";
+		argv[n++] = f->ep;   /* nobody listens: nothing may be sent anyway */
+		argv[n++] = "--insecure";
+		argv[n++] = "--defs";
+		argv[n++] = (char *)defs_dir();
+		argv[n++] = "--timeout";
+		argv[n++] = "5";
+		for (int k = 0; k < cases[i].n; k++)
+			argv[n++] = (char *)cases[i].a[k];
+		argv[n] = NULL;
+		unlink(f->log);
+		assert_int_equal(tu_run(argv, f->log), 2);
+		char *log = read_log(f);
+		if (!strstr(log, cases[i].msg))
+			fail_msg("case %zu: no \"%s\" in:\n%s", i, cases[i].msg, log);
+		assert_null(strstr(log, "queued"));
+		free(log);
+	}
+	/* nothing was ever queued */
+	struct stat st;
+	if (stat(f->outbox, &st) == 0) {
+		th_outbox *ob = NULL;
+		const char *why = NULL;
+		assert_int_equal(th_outbox_open(f->outbox, &ob, &why), 0);
+		assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 0);
+		assert_int_equal(th_outbox_history_count(ob), 0);
+		th_outbox_close(&ob);
+	}
+}
+
 /* Usage errors and a missing key file are exit 2; a broken outbox format is
  * refused. */
 static void usage_and_keys(void **state)
@@ -1608,6 +1831,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(refused_key_exit5, setup, teardown),
 		cmocka_unit_test_setup_teardown(curve_scope_and_refusal, setup, teardown),
 		cmocka_unit_test_setup_teardown(usage_and_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(withdraw_admin_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(withdraw_refused_store_unchanged, setup, teardown),
+		cmocka_unit_test_setup_teardown(withdraw_usage, setup, teardown),
 		cmocka_unit_test_setup_teardown(outbox_batch_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(send_many_files_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(drop_batch_with_invalid, setup, teardown),
