@@ -1635,11 +1635,13 @@ static void withdraw_admin_only(void **state)
 	coll_start_with(f, keysf, skey);
 	char file[4200], unit[TH_CODE_MAX + 1], app[TH_CODE_MAX + 1], per[TH_PERIOD_MAX + 1];
 	uint8_t h[TH_HASH_LEN];
-	one_file(f, "P0103", NULL, 71, 0, file);
+	char other[4200];
+	one_file(f, "P0103", "PL1", 71, 0, file);
+	one_file(f, "P0104", "PL1", 73, 0, other);
 	file_hash(file, h, unit, app, per);
 	char *sendv[] = {(char *)tu_bin("publisher/tonghop-publish"), "send", "--outbox", f->outbox,
 	                 "--collector", f->ep, "--key", akey, "--server-key", spub, "--defs",
-	                 (char *)defs_dir(), "--timeout", "30", file, NULL};
+	                 (char *)defs_dir(), "--timeout", "30", file, other, NULL};
 	unlink(f->log);
 	assert_int_equal(tu_run(sendv, f->log), 0);
 	/* the agent key may not withdraw: auth, exit 1, recorded as rejected */
@@ -1679,6 +1681,32 @@ static void withdraw_admin_only(void **state)
 	assert_int_equal(store_key(f, unit, app, per, &tomb, &nrevs), 0);
 	assert_int_equal(tomb, 1);
 	assert_int_equal(nrevs, 2);   /* the report, then its withdrawal; not the refused one */
+	/* the rollup: Q01 counts only P0104 now, and its totals are P0104's own */
+	th_store *st = NULL;
+	th_store_opts so = {0};
+	assert_int_equal(th_store_open(f->db, &so, &st), 0);
+	assert_int_equal(th_store_set_defs(st, defs()), 0);
+	const th_def *def = th_defset_latest(defs(), "PL1");
+	assert_non_null(def);
+	th_node q, gone, kept;
+	memset(&q, 0, sizeof q);
+	memset(&gone, 0, sizeof gone);
+	memset(&kept, 0, sizeof kept);
+	assert_int_equal(th_store_get_node(st, "PL1", per, "Q01", &q), 0);
+	assert_int_equal(th_store_get_node(st, "PL1", per, "P0103", &gone), 0);
+	assert_int_equal(th_store_get_node(st, "PL1", per, "P0104", &kept), 0);
+	assert_int_equal(q.reported, 1);
+	assert_int_equal(gone.reported, 0);
+	assert_int_equal(kept.reported, 1);
+	assert_true(kept.total[0] > 0);   /* P0104's rows */
+	for (size_t i = 0; i < def->n_slots; i++) {
+		assert_int_equal(gone.total[i], 0);
+		assert_int_equal(q.total[i], kept.total[i]);
+	}
+	th_node_free(&q);
+	th_node_free(&gone);
+	th_node_free(&kept);
+	th_store_close(&st);
 #endif
 }
 
