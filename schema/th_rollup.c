@@ -285,25 +285,8 @@ int th_rollup_replace(const th_def *d, int64_t *acc, const int64_t *vold, const 
 	});
 	if (bad)
 		return bad;
-	for (size_t ci = 0; ci < d->n_cols; ci++) {
-		const th_column *c = &d->cols[ci];
-		if (!is_minmax(c->rollup))
-			continue;
-		size_t v = c->slot, n = c->slot + 1;
-		int64_t others = acc[n] - vold[n];
-		int held = vold[n] > 0 && !better(c->rollup, acc[v], vold[v]);
-		if (others == 0) {
-			acc[v] = vnew[n] > 0 ? vnew[v] : 0;
-		} else if (held) {
-			/* the extremum came from vold: vnew keeps it only if at least as good */
-			if (vnew[n] > 0 && !better(c->rollup, vold[v], vnew[v]))
-				acc[v] = vnew[v];
-			else
-				need = 1;
-		} else if (vnew[n] > 0 && better(c->rollup, vnew[v], acc[v])) {
-			acc[v] = vnew[v];
-		}
-	}
+	/* in place: each column reads and writes only its own two slots */
+	need = replace_extrema(d, acc, vold, vnew, acc);
 	FOR_ADDITIVE(d, s, acc[s] = acc[s] - vold[s] + vnew[s]);
 	if (need_recompute)
 		*need_recompute = need;
