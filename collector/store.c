@@ -433,6 +433,39 @@ static size_t history_key(uint8_t *hk, const MDB_val *k, uint64_t rev)
 	return k->mv_size + 9;
 }
 
+/* Keys collected under a cursor, to be written after it is closed (puts would
+ * move the cursor's pages). */
+typedef struct keylist {
+	uint8_t (*k)[MAX_KEY + 9];
+	size_t *len, n, cap;
+} keylist;
+
+/* Room for one more key of len bytes (at most MAX_KEY + 9), or NULL. */
+static uint8_t *keylist_push(keylist *l, size_t len)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 1024;
+		uint8_t (*nk)[MAX_KEY + 9] = realloc(l->k, cap * sizeof *nk);
+		if (nk)
+			l->k = nk;
+		size_t *nl = realloc(l->len, cap * sizeof *nl);
+		if (nl)
+			l->len = nl;
+		if (!nk || !nl)
+			return NULL;
+		l->cap = cap;
+	}
+	l->len[l->n] = len;
+	return l->k[l->n++];
+}
+
+static void keylist_free(keylist *l)
+{
+	free(l->k);
+	free(l->len);
+	memset(l, 0, sizeof *l);
+}
+
 static int upgrade_nodes(th_store *s);
 
 /* Deletes history[key, rev] for every latest record (key, rev) of reports. */
@@ -442,40 +475,29 @@ static int drop_latest_from_history(th_store *s, MDB_txn *txn)
 	int rc = mdb_cursor_open(txn, s->reports, &c);
 	if (rc)
 		return xlate(rc);
-	uint8_t (*hks)[MAX_KEY + 9] = NULL;
-	size_t *hls = NULL, n = 0, cap = 0;
+	keylist l = {0};
 	int ret = TH_OK;
 	MDB_val k, v;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (k.mv_size > MAX_KEY || v.mv_size < sizeof(rec_header))
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 1024;
-			uint8_t (*nk)[MAX_KEY + 9] = realloc(hks, cap * sizeof *nk);
-			size_t *nl = realloc(hls, cap * sizeof *nl);
-			if (nk)
-				hks = nk;
-			if (nl)
-				hls = nl;
-			if (!nk || !nl) {
-				ret = TH_ENOMEM;
-				break;
-			}
+		uint8_t *hk = keylist_push(&l, k.mv_size + 9);
+		if (!hk) {
+			ret = TH_ENOMEM;
+			break;
 		}
 		rec_header h;
 		memcpy(&h, v.mv_data, sizeof h);
-		hls[n] = history_key(hks[n], &k, h.rev);
-		n++;
+		history_key(hk, &k, h.rev);
 	}
 	mdb_cursor_close(c);
-	for (size_t i = 0; i < n && ret == TH_OK; i++) {
-		MDB_val hk = {hls[i], hks[i]};
+	for (size_t i = 0; i < l.n && ret == TH_OK; i++) {
+		MDB_val hk = {l.len[i], l.k[i]};
 		rc = mdb_del(txn, s->history, &hk, NULL);
 		if (rc && rc != MDB_NOTFOUND)
 			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : xlate(rc);
 	}
-	free(hks);
-	free(hls);
+	keylist_free(&l);
 	return ret;
 }
 
@@ -1196,9 +1218,7 @@ static int upgrade_nodes(th_store *s)
 			mdb_txn_abort(txn);
 			return xlate(rc);
 		}
-		/* the keys first: puts would move the cursor's pages */
-		char (*keys)[MAX_KEY] = NULL;
-		size_t *kls = NULL, n = 0, cap = 0;
+		keylist l = {0};
 		int ret = TH_OK;
 		MDB_val k, v;
 		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && ret == TH_OK;
@@ -1206,27 +1226,18 @@ static int upgrade_nodes(th_store *s)
 			node_header h;
 			if (k.mv_size > MAX_KEY || node_head(&v, &h) || h.enc != NODE_FIXED)
 				continue;   /* damaged nodes are left for verify to report */
-			if (n == cap) {
-				cap = cap ? cap * 2 : 1024;
-				char (*nk)[MAX_KEY] = realloc(keys, cap * sizeof *nk);
-				size_t *nl = realloc(kls, cap * sizeof *nl);
-				if (nk)
-					keys = nk;
-				if (nl)
-					kls = nl;
-				if (!nk || !nl) {
-					ret = TH_ENOMEM;
-					break;
-				}
+			uint8_t *key = keylist_push(&l, k.mv_size);
+			if (!key) {
+				ret = TH_ENOMEM;
+				break;
 			}
-			memcpy(keys[n], k.mv_data, k.mv_size);
-			kls[n++] = k.mv_size;
+			memcpy(key, k.mv_data, k.mv_size);
 		}
 		mdb_cursor_close(c);
 		int64_t *vals = NULL;
 		size_t vcap = 0;
-		for (size_t i = 0; i < n && ret == TH_OK; i++) {
-			MDB_val kk = {kls[i], keys[i]}, ov, nv;
+		for (size_t i = 0; i < l.n && ret == TH_OK; i++) {
+			MDB_val kk = {l.len[i], l.k[i]}, ov, nv;
 			node_header h;
 			if ((rc = mdb_get(txn, s->rollups, &kk, &ov)) || node_head(&ov, &h)) {
 				ret = rc ? xlate(rc) : TH_ESTORE;
@@ -1250,8 +1261,7 @@ static int upgrade_nodes(th_store *s)
 			node_encode(nv.mv_data, &h, h.n_slots, vals, vals + h.n_slots);
 		}
 		free(vals);
-		free(keys);
-		free(kls);
+		keylist_free(&l);
 		if (ret == TH_OK)
 			ret = drop_latest_from_history(s, txn);
 		if (ret == TH_OK) {
