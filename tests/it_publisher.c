@@ -1507,6 +1507,38 @@ static void read_pub(const char *path, char out[41])
 	free(t);
 }
 
+/* A keypair made by `tonghop-collector keygen`: f->dir/NAME.key and .pub. */
+typedef struct curve_id {
+	char key[4400], pub[4400];
+} curve_id;
+
+/* Makes the keypairs names[0..n) (names[0] is the collector's), registers each
+ * names[i] (i > 0) whose reg[i] is not NULL as "PUBLIC reg[i]" in a keys file,
+ * and starts the collector with them. */
+static void curve_collector(fx *f, const char *const *names, const char *const *reg, size_t n,
+                            curve_id *ids)
+{
+	char keysf[4300], lines[1024];
+	size_t at = 0;
+	for (size_t i = 0; i < n; i++) {
+		char pfx[4300];
+		snprintf(pfx, sizeof pfx, "%s/%s", f->dir, names[i]);
+		char *argv[] = {(char *)tu_bin("collector/tonghop-collector"), "keygen", pfx, NULL};
+		assert_int_equal(tu_run(argv, f->log), 0);
+		snprintf(ids[i].key, sizeof ids[i].key, "%s.key", pfx);
+		snprintf(ids[i].pub, sizeof ids[i].pub, "%s.pub", pfx);
+		if (i > 0 && reg[i]) {
+			char z85[41];
+			read_pub(ids[i].pub, z85);
+			at += (size_t)snprintf(lines + at, sizeof lines - at, "%s %s\n", z85, reg[i]);
+			assert_true(at < sizeof lines);
+		}
+	}
+	snprintf(keysf, sizeof keysf, "%s/keys.txt", f->dir);
+	assert_int_equal(tu_write_file(keysf, lines, at), 0);
+	coll_start_with(f, keysf, ids[0].key);
+}
+
 /* With CURVE: a registered agent key files for its subtree (accepted), not
  * outside it (rejected, reason in status); an unregistered key is told
  * "refused this key" and exits 5. */
@@ -1518,25 +1550,11 @@ static void curve_scope_and_refusal(void **state)
 		skip();   /* needs the real collector's keys */
 	if (access(tu_bin("collector/tonghop-collector"), X_OK) != 0)
 		skip();
-	char pfx[3][4300], path[4400];
-	const char *names[3] = {"server", "agent", "other"};
-	for (int i = 0; i < 3; i++) {
-		snprintf(pfx[i], sizeof pfx[i], "%s/%s", f->dir, names[i]);
-		char *argv[] = {(char *)tu_bin("collector/tonghop-collector"), "keygen", pfx[i], NULL};
-		assert_int_equal(tu_run(argv, f->log), 0);
-	}
-	char apub[41], keysf[4300], line[200];
-	snprintf(path, sizeof path, "%s.pub", pfx[1]);
-	read_pub(path, apub);
-	snprintf(keysf, sizeof keysf, "%s/keys.txt", f->dir);
-	snprintf(line, sizeof line, "%s Q01 agent district agent\n", apub);
-	assert_int_equal(tu_write_file(keysf, line, strlen(line)), 0);
-	char skey[4400], spub[4400], akey[4400], okey[4400];
-	snprintf(skey, sizeof skey, "%s.key", pfx[0]);
-	snprintf(spub, sizeof spub, "%s.pub", pfx[0]);
-	snprintf(akey, sizeof akey, "%s.key", pfx[1]);
-	snprintf(okey, sizeof okey, "%s.key", pfx[2]);
-	coll_start_with(f, keysf, skey);
+	static const char *const names[] = {"server", "agent", "other"};
+	static const char *const reg[] = {NULL, "Q01 agent district agent", NULL};   /* other: unregistered */
+	curve_id id[3];
+	curve_collector(f, names, reg, 3, id);
+	char *spub = id[0].pub, *akey = id[1].key, *okey = id[2].key;
 	char inside[4200], outside[4200];
 	one_file(f, "P0103", NULL, 61, 0, inside);
 	one_file(f, "SNV", NULL, 61, 0, outside);
@@ -1611,28 +1629,11 @@ static void withdraw_admin_only(void **state)
 		skip();   /* needs the real collector's keys */
 	if (access(tu_bin("collector/tonghop-collector"), X_OK) != 0)
 		skip();
-	char pfx[3][4300], path[4400];
-	const char *names[3] = {"server", "agent", "admin"};
-	for (int i = 0; i < 3; i++) {
-		snprintf(pfx[i], sizeof pfx[i], "%s/%s", f->dir, names[i]);
-		char *argv[] = {(char *)tu_bin("collector/tonghop-collector"), "keygen", pfx[i], NULL};
-		assert_int_equal(tu_run(argv, f->log), 0);
-	}
-	char apub[41], adpub[41], keysf[4300], lines[400];
-	snprintf(path, sizeof path, "%s.pub", pfx[1]);
-	read_pub(path, apub);
-	snprintf(path, sizeof path, "%s.pub", pfx[2]);
-	read_pub(path, adpub);
-	snprintf(keysf, sizeof keysf, "%s/keys.txt", f->dir);
-	snprintf(lines, sizeof lines, "%s Q01 agent district agent\n%s HN admin central admin\n",
-	         apub, adpub);
-	assert_int_equal(tu_write_file(keysf, lines, strlen(lines)), 0);
-	char skey[4400], spub[4400], akey[4400], adkey[4400];
-	snprintf(skey, sizeof skey, "%s.key", pfx[0]);
-	snprintf(spub, sizeof spub, "%s.pub", pfx[0]);
-	snprintf(akey, sizeof akey, "%s.key", pfx[1]);
-	snprintf(adkey, sizeof adkey, "%s.key", pfx[2]);
-	coll_start_with(f, keysf, skey);
+	static const char *const names[] = {"server", "agent", "admin"};
+	static const char *const reg[] = {NULL, "Q01 agent district agent", "HN admin central admin"};
+	curve_id id[3];
+	curve_collector(f, names, reg, 3, id);
+	char *spub = id[0].pub, *akey = id[1].key, *adkey = id[2].key;
 	char file[4200], unit[TH_CODE_MAX + 1], app[TH_CODE_MAX + 1], per[TH_PERIOD_MAX + 1];
 	uint8_t h[TH_HASH_LEN];
 	char other[4200];
@@ -1723,24 +1724,11 @@ static void withdraw_refused_store_unchanged(void **state)
 		skip();
 	if (access(tu_bin("collector/tonghop-collector"), X_OK) != 0)
 		skip();
-	char pfx[2][4300], path[4400];
-	const char *names[2] = {"server", "agent"};
-	for (int i = 0; i < 2; i++) {
-		snprintf(pfx[i], sizeof pfx[i], "%s/%s", f->dir, names[i]);
-		char *argv[] = {(char *)tu_bin("collector/tonghop-collector"), "keygen", pfx[i], NULL};
-		assert_int_equal(tu_run(argv, f->log), 0);
-	}
-	char apub[41], keysf[4300], line[200];
-	snprintf(path, sizeof path, "%s.pub", pfx[1]);
-	read_pub(path, apub);
-	snprintf(keysf, sizeof keysf, "%s/keys.txt", f->dir);
-	snprintf(line, sizeof line, "%s Q01 agent district agent\n", apub);
-	assert_int_equal(tu_write_file(keysf, line, strlen(line)), 0);
-	char skey[4400], spub[4400], akey[4400];
-	snprintf(skey, sizeof skey, "%s.key", pfx[0]);
-	snprintf(spub, sizeof spub, "%s.pub", pfx[0]);
-	snprintf(akey, sizeof akey, "%s.key", pfx[1]);
-	coll_start_with(f, keysf, skey);
+	static const char *const names[] = {"server", "agent"};
+	static const char *const reg[] = {NULL, "Q01 agent district agent"};
+	curve_id id[2];
+	curve_collector(f, names, reg, 2, id);
+	char *spub = id[0].pub, *akey = id[1].key;
 	char file[4200], unit[TH_CODE_MAX + 1], app[TH_CODE_MAX + 1], per[TH_PERIOD_MAX + 1];
 	uint8_t h[TH_HASH_LEN];
 	one_file(f, "P0104", NULL, 72, 0, file);
