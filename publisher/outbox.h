@@ -8,7 +8,10 @@
  * reason, retry_later keeps it pending with the reason.
  *
  * The environment is durable (no MDB_NOSYNC) and never MDB_WRITEMAP; several
- * processes may open it at once (LMDB serialises the writers).
+ * processes may open it at once (LMDB serialises the writers).  One handle
+ * per process and outbox (LMDB's rule); a handle is used by one thread at a
+ * time.  Every function returns 0 or a TH_E*; LMDB's codes are translated
+ * (common/th_lmdb.h).
  */
 #ifndef TH_OUTBOX_H
 #define TH_OUTBOX_H
@@ -60,8 +63,10 @@ typedef struct th_ob_entry {
 void th_ob_entry_free(th_ob_entry *e);
 
 /* Opens (creating dir and the environment when absent) the outbox; checks
- * the format version (TH_ESTORE when it differs, *why says which).
- * *out only on success. */
+ * the format version.  TH_ESTORE when dir holds another format version, an
+ * LMDB environment that is not an outbox, or a damaged file; TH_EIO when it
+ * cannot be created or opened.  *why (may be NULL) gets a static sentence
+ * naming the problem and the fix.  *out only on success. */
 int th_outbox_open(const char *dir, th_outbox **out, const char **why);
 void th_outbox_close(th_outbox **ob);
 
@@ -191,6 +196,17 @@ int th_outbox_prune(th_outbox *ob, const th_ob_retention *rt, int64_t now_us,
 /* Entries of the history table. */
 size_t th_outbox_history_count(th_outbox *ob);
 
+/* The history record of one content of a key: the rev that carried it, its
+ * last state and when it was stamped.  TH_ENOTFOUND when the content was
+ * never stamped (or its record was pruned); *out only on success. */
+typedef struct th_ob_hist {
+	uint64_t rev;
+	th_ob_state state;
+	int64_t created;            /* unix µs */
+} th_ob_hist;
+int th_outbox_history_get(th_outbox *ob, const char *unit, const char *appendix,
+                          const char *period, const uint8_t hash[TH_HASH_LEN], th_ob_hist *out);
+
 /* Contact bookkeeping for `status`. */
 typedef struct th_ob_meta {
 	int has_store;
@@ -200,6 +216,19 @@ typedef struct th_ob_meta {
 	char collector[256];        /* endpoint of the last contact */
 } th_ob_meta;
 int th_outbox_meta(th_outbox *ob, th_ob_meta *out);
+/* Records the endpoint (NULL: unchanged), the time of the last message from
+ * the collector (0: unchanged) and the last connection problem (NULL:
+ * unchanged, "": none). */
 int th_outbox_set_contact(th_outbox *ob, const char *collector, int64_t when, const char *error);
+
+/* The environment's size: the map, the bytes in use, the id of the last
+ * committed transaction (each write transaction adds one; a call that
+ * writes nothing adds none). */
+typedef struct th_ob_info {
+	size_t map_size;
+	size_t used_bytes;
+	uint64_t last_txn;
+} th_ob_info;
+int th_outbox_info(th_outbox *ob, th_ob_info *out);
 
 #endif

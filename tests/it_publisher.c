@@ -31,8 +31,8 @@
 #define HAVE_STORE 1
 #endif
 
-/* the outbox module is tested directly too (outbox_rules) */
-#include "../publisher/outbox.c"
+#include "outbox.h"
+#include "outbox_fixture.h"
 
 #define MAXF 64
 
@@ -956,215 +956,6 @@ static void refused_key_exit5(void **state)
 	free(js);
 }
 
-/* The outbox's rules without any process: rev stamping, same content,
- * acks, stale is final, old content is not re-stamped, rejected entries
- * cleared by a newer accepted rev, the store-change resend, reopening. */
-static int count_cb(void *ctx, const th_ob_entry *e)
-{
-	(void)e;
-	(*(int *)ctx)++;
-	return 0;
-}
-
-static void outbox_rules(void **state)
-{
-	fx *f = *state;
-	th_outbox *ob = NULL;
-	const char *why = NULL;
-	assert_int_equal(th_outbox_open(f->outbox, &ob, &why), 0);
-	th_report *r = th_report_new("U1", "PL1", 1, "2021", 0, 2);
-	assert_non_null(r);
-	assert_true(th_report_add_row(r) >= 0);
-	th_report_cell(r, 0, 0)->null = 0;
-	th_report_cell(r, 0, 0)->i = 5;
-	th_value *t = th_report_cell(r, 0, 1);
-	t->null = 0;
-	t->s = strdup("Hà Nội");
-	t->len = (uint32_t)strlen(t->s);
-	uint8_t h1[TH_HASH_LEN] = {1}, h2[TH_HASH_LEN] = {2}, h3[TH_HASH_LEN] = {3},
-	        h4[TH_HASH_LEN] = {4}, h5[TH_HASH_LEN] = {5};
-	th_ob_enqueued e;
-	assert_int_equal(th_outbox_enqueue(ob, r, h1, "f1", 0, 1000, &e), 0);
-	assert_int_equal(e.outcome, TH_OB_NEW);
-	assert_int_equal(e.rev, 1000);
-	assert_int_equal(th_outbox_enqueue(ob, r, h1, "f1", 0, 500, &e), 0);
-	assert_int_equal(e.outcome, TH_OB_SAME_PENDING);
-	assert_int_equal(e.rev, 1000);
-	assert_int_equal(th_outbox_enqueue(ob, r, h2, "f2", 0, 500, &e), 0);
-	assert_int_equal(e.outcome, TH_OB_NEW);
-	assert_int_equal(e.rev, 1001);   /* clock behind: last + 1 */
-	th_ob_entry pe;
-	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 1001, &pe), 0);
-	assert_non_null(pe.report);
-	assert_int_equal(pe.report->rev, 1001);
-	assert_int_equal(pe.report->cells[0].i, 5);
-	assert_string_equal(pe.report->cells[1].s, "Hà Nội");
-	th_ob_entry_free(&pe);
-
-	th_ack a;
-	memset(&a, 0, sizeof a);
-	a.id = 1;
-	memset(a.store, 7, TH_STORE_UUID_LEN);
-	a.commit = 9;
-	th_ack_result res[2];
-	memset(res, 0, sizeof res);
-	for (int i = 0; i < 2; i++) {
-		res[i].unit = "U1";
-		res[i].appendix = "PL1";
-		res[i].period = "2021";
-		res[i].stored_rev = 1001;
-	}
-	res[0].status = TH_ACK_ACCEPTED;
-	res[0].rev = 1001;
-	res[1].status = TH_ACK_STALE;
-	res[1].rev = 1000;
-	a.results = res;
-	a.n_results = 2;
-	int oc[2];
-	assert_int_equal(th_outbox_apply_ack(ob, &a, 5, oc), 0);
-	assert_int_equal(oc[0], 1);
-	assert_int_equal(oc[1], 1);
-	assert_int_equal(th_outbox_apply_ack(ob, &a, 5, oc), 0);   /* a repeated ack */
-	assert_int_equal(oc[0], 0);
-	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 0);
-	assert_int_equal(th_outbox_count(ob, TH_OB_TACKED), 1);
-	assert_int_equal(th_outbox_enqueue(ob, r, h2, "f2", 0, 500, &e), 0);
-	assert_int_equal(e.outcome, TH_OB_SAME_DELIVERED);
-	assert_int_equal(th_outbox_enqueue(ob, r, h1, "f1", 0, 500, &e), 0);
-	assert_int_equal(e.outcome, TH_OB_SAME_STALE);   /* stale is final */
-
-	assert_int_equal(th_outbox_enqueue(ob, r, h3, "f3", 0, 500, &e), 0);
-	assert_int_equal(e.rev, 1002);
-	res[0].status = TH_ACK_REJECTED;
-	res[0].rev = 1002;
-	res[0].code = TH_EUNIT;
-	res[0].message = "unknown unit";
-	a.n_results = 1;
-	assert_int_equal(th_outbox_apply_ack(ob, &a, 6, oc), 0);
-	assert_int_equal(th_outbox_count(ob, TH_OB_TREJECTED), 1);
-	assert_int_equal(th_outbox_enqueue(ob, r, h4, "f4", 0, 500, &e), 0);
-	assert_int_equal(e.rev, 1003);
-	res[0].status = TH_ACK_ACCEPTED;
-	res[0].rev = 1003;
-	res[0].message = NULL;
-	res[0].code = 0;
-	assert_int_equal(th_outbox_apply_ack(ob, &a, 7, oc), 0);
-	assert_int_equal(th_outbox_count(ob, TH_OB_TREJECTED), 0);
-	/* older content again: not re-stamped; --force does */
-	assert_int_equal(th_outbox_enqueue(ob, r, h2, "f2", 0, 500, &e), 0);
-	assert_int_equal(e.outcome, TH_OB_OLD_CONTENT);
-	assert_int_equal(e.rev, 1001);
-	assert_int_equal(e.latest_rev, 1003);
-	assert_int_equal(th_outbox_enqueue(ob, r, h2, "f2", 1, 500, &e), 0);
-	assert_int_equal(e.outcome, TH_OB_NEW);
-	assert_int_equal(e.rev, 1004);
-	res[0].rev = 1004;
-	assert_int_equal(th_outbox_apply_ack(ob, &a, 8, oc), 0);
-	/* a welcome's revs raise the next stamp */
-	th_rev_entry re = {"U1", "PL1", "2021", 5000};
-	assert_int_equal(th_outbox_learn_revs(ob, &re, 1), 0);
-	/* the same store: nothing; another store: the latest acked goes again */
-	size_t rq = 99;
-	uint8_t other[TH_STORE_UUID_LEN] = {9};
-	assert_int_equal(th_outbox_store_seen(ob, a.store, &rq), 0);
-	assert_int_equal(rq, 0);
-	assert_int_equal(th_outbox_store_seen(ob, other, &rq), 0);
-	assert_int_equal(rq, 1);
-	int n = 0;
-	assert_int_equal(th_outbox_list(ob, TH_OB_TPENDING, 1, count_cb, &n), 0);
-	assert_int_equal(n, 1);
-	assert_int_equal(th_outbox_enqueue(ob, r, h5, "f5", 0, 500, &e), 0);
-	assert_int_equal(e.outcome, TH_OB_NEW);
-	assert_int_equal(e.rev, 5001);
-	th_outbox_close(&ob);
-	assert_int_equal(th_outbox_open(f->outbox, &ob, &why), 0);
-	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 2);
-	th_outbox_close(&ob);
-	th_report_destroy(&r);
-}
-
-/* --- queueing in one transaction, retention ------------------------------------- */
-static uint64_t last_txnid(th_outbox *ob)
-{
-	MDB_envinfo info;
-	assert_int_equal(mdb_env_info(ob->env, &info), 0);
-	return (uint64_t)info.me_last_txnid;
-}
-
-static th_report *small_report(const char *unit, int64_t v)
-{
-	th_report *r = th_report_new(unit, "PL1", 1, "2021", 0, 1);
-	assert_non_null(r);
-	assert_true(th_report_add_row(r) >= 0);
-	th_report_cell(r, 0, 0)->null = 0;
-	th_report_cell(r, 0, 0)->i = v;
-	return r;
-}
-
-/* th_outbox_enqueue_many: every report in one committed transaction, with
- * the answers n single calls would give; a report whose key is unusable
- * fails alone. */
-static void outbox_batch_queue(void **state)
-{
-	fx *f = *state;
-	th_outbox *ob = NULL;
-	assert_int_equal(th_outbox_open(f->outbox, &ob, NULL), 0);
-	th_report *a1 = small_report("U1", 1), *a2 = small_report("U1", 2),
-	          *b = small_report("U2", 3), *bad = small_report("U3", 4);
-	/* a unit code longer than any report key can hold */
-	char *lng = malloc(600);
-	assert_non_null(lng);
-	memset(lng, 'X', 599);
-	lng[599] = 0;
-	free(bad->unit);
-	bad->unit = lng;
-	uint8_t h1[TH_HASH_LEN] = {1}, h2[TH_HASH_LEN] = {2}, h3[TH_HASH_LEN] = {3},
-	        h4[TH_HASH_LEN] = {4};
-	th_ob_item it[5];
-	memset(it, 0, sizeof it);
-	it[0].r = a1, it[0].hash = h1, it[0].file = "a1";
-	it[1].r = bad, it[1].hash = h4, it[1].file = "bad";
-	it[2].r = a2, it[2].hash = h2, it[2].file = "a2";   /* same key, newer content */
-	it[3].r = b, it[3].hash = h3, it[3].file = "b";
-	it[4].r = a1, it[4].hash = h1, it[4].file = "a1 again";
-	uint64_t t0 = last_txnid(ob);
-	assert_int_equal(th_outbox_enqueue_many(ob, it, 5, 0, 1000), 0);
-	assert_int_equal(last_txnid(ob) - t0, 1);   /* one commit, one fsync */
-	assert_int_equal(it[0].rc, 0);
-	assert_int_equal(it[0].res.outcome, TH_OB_NEW);
-	assert_int_equal(it[0].res.rev, 1000);
-	assert_true(it[1].rc < 0);
-	assert_int_equal(it[2].rc, 0);
-	assert_int_equal(it[2].res.outcome, TH_OB_NEW);
-	assert_int_equal(it[2].res.rev, 1001);   /* strictly increasing within the batch */
-	assert_int_equal(it[3].rc, 0);
-	assert_int_equal(it[3].res.rev, 1000);
-	assert_int_equal(it[4].rc, 0);
-	assert_int_equal(it[4].res.outcome, TH_OB_OLD_CONTENT);   /* superseded by rev 1001 */
-	assert_int_equal(it[4].res.latest_rev, 1001);
-	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 3);
-	th_ob_entry pe;
-	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 1001, &pe), 0);
-	assert_int_equal(pe.report->cells[0].i, 2);
-	assert_string_equal(pe.file, "a2");
-	th_ob_entry_free(&pe);
-	/* nothing new: nothing committed */
-	t0 = last_txnid(ob);
-	assert_int_equal(th_outbox_enqueue_many(ob, it + 2, 2, 0, 2000), 0);
-	assert_int_equal(it[2].res.outcome, TH_OB_SAME_PENDING);
-	assert_int_equal(it[3].res.outcome, TH_OB_SAME_PENDING);
-	assert_int_equal(last_txnid(ob), t0);
-	/* the batch survives a reopen */
-	th_outbox_close(&ob);
-	assert_int_equal(th_outbox_open(f->outbox, &ob, NULL), 0);
-	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 3);
-	th_outbox_close(&ob);
-	th_report_destroy(&a1);
-	th_report_destroy(&a2);
-	th_report_destroy(&b);
-	th_report_destroy(&bad);
-}
-
 /* `send` of many files against a stopped collector queues them all (one
  * rev each, increasing per key) before exiting 3; a second send of the same
  * files queues nothing new. */
@@ -1269,187 +1060,43 @@ static void drop_batch_with_invalid(void **state)
 		assert_int_equal(store_check(f, paths[i], 1), 1);
 }
 
-/* Is the content hash h of (unit, PL1, 2021) in the history table? */
-static int hist_has(th_outbox *ob, const char *unit, const uint8_t *h)
-{
-	uint8_t k[OB_KEY_MAX];
-	int kl = mk_key(k, unit, "PL1", "2021", h, TH_HASH_LEN);
-	assert_true(kl > 0);
-	MDB_txn *txn;
-	assert_int_equal(mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn), 0);
-	MDB_val key = {(size_t)kl, k}, v;
-	int rc = mdb_get(txn, ob->history, &key, &v);
-	mdb_txn_abort(txn);
-	return rc == 0;
-}
-
-static void ack1(th_outbox *ob, const char *unit, uint64_t rev, th_ack_status st,
-                 const uint8_t store[TH_STORE_UUID_LEN])
-{
-	th_ack a;
-	memset(&a, 0, sizeof a);
-	memcpy(a.store, store, TH_STORE_UUID_LEN);
-	a.commit = rev;
-	th_ack_result r;
-	memset(&r, 0, sizeof r);
-	r.unit = (char *)unit;
-	r.appendix = "PL1";
-	r.period = "2021";
-	r.rev = rev;
-	r.status = st;
-	r.stored_rev = rev;
-	if (st == TH_ACK_REJECTED) {
-		r.code = TH_ERULE;
-		r.message = "bad figures";
-	}
-	a.results = &r;
-	a.n_results = 1;
-	int oc = 0;
-	assert_int_equal(th_outbox_apply_ack(ob, &a, (int64_t)rev, &oc), 0);
-	assert_int_equal(oc, 1);
-}
-
-static int kill_after(void *ctx, const th_ob_prune_stats *st)
-{
-	if (st->txns >= *(size_t *)ctx)
-		raise(SIGKILL);
-	return 0;
-}
-
-#define NREV 40
-#define DAY_US 86400000000LL
-
-/* Many revisions of one key: pruning keeps the latest acknowledged one (with
- * its report), pending and rejected ones, the last K contents and those
- * younger than N days; a kill -9 between its transactions loses none of
- * that; status shows the same; a store change still resends the latest
- * acknowledged revision. */
+/* The retention case of test_outbox.c through the commands: after a pass with
+ * N days / K contents, `status` shows the latest acknowledged, the rejected
+ * and the pending revisions and the history's size; `prune` with the
+ * strictest bounds keeps only what the agent needs. */
 static void history_retention(void **state)
 {
 	fx *f = *state;
-	const int64_t base = 1600000000000000LL;   /* 2020-09-13 */
-	const int64_t now = base + 45 * DAY_US;
-	const int64_t days = 10;
-	const uint32_t keep = 3;
-	uint8_t store[TH_STORE_UUID_LEN], other[TH_STORE_UUID_LEN];
-	memset(store, 7, sizeof store);
-	memset(other, 8, sizeof other);
-	uint8_t h[NREV][TH_HASH_LEN], g[3][TH_HASH_LEN];
-	uint64_t rev[NREV], grev[3];
+	of_retention c;
+	of_retention_fill(f->outbox, &c);
 	th_outbox *ob = NULL;
 	assert_int_equal(th_outbox_open(f->outbox, &ob, NULL), 0);
-	/* U1: revisions 0..37 accepted, 38 rejected, 39 pending; one a day */
-	for (int i = 0; i < NREV; i++) {
-		memset(h[i], 0, TH_HASH_LEN);
-		h[i][0] = (uint8_t)(i + 1);
-		th_report *r = small_report("U1", 100 + i);
-		th_ob_enqueued e;
-		assert_int_equal(th_outbox_enqueue(ob, r, h[i], "u1.csv", 0, base + i * DAY_US, &e), 0);
-		assert_int_equal(e.outcome, TH_OB_NEW);
-		rev[i] = e.rev;
-		th_report_destroy(&r);
-		if (i < NREV - 2)
-			ack1(ob, "U1", rev[i], TH_ACK_ACCEPTED, store);
-		else if (i == NREV - 2)
-			ack1(ob, "U1", rev[i], TH_ACK_REJECTED, store);
-	}
-	/* U2: three old revisions, all accepted (fewer than K: all kept) */
-	for (int i = 0; i < 3; i++) {
-		memset(g[i], 0, TH_HASH_LEN);
-		g[i][0] = 0x80;
-		g[i][1] = (uint8_t)i;
-		th_report *r = small_report("U2", 200 + i);
-		th_ob_enqueued e;
-		assert_int_equal(th_outbox_enqueue(ob, r, g[i], "u2.csv", 0, base + i * DAY_US, &e), 0);
-		grev[i] = e.rev;
-		th_report_destroy(&r);
-		ack1(ob, "U2", grev[i], TH_ACK_ACCEPTED, store);
-	}
-	const int latest_acked = NREV - 3;
-	assert_int_equal(th_outbox_history_count(ob), NREV + 3);
-	/* what must stay, from the rule */
-	int must[NREV];
-	size_t kept = 3;
-	for (int i = 0; i < NREV; i++) {
-		must[i] = base + i * DAY_US >= now - days * DAY_US || i >= NREV - (int)keep ||
-		          i >= latest_acked;
-		kept += (size_t)must[i];
-	}
-	assert_true(kept < NREV);   /* the case prunes something */
-	th_outbox_close(&ob);
-
-	/* a pass killed -9 after its third transaction (two deletions each) */
 	th_ob_retention rt;
 	memset(&rt, 0, sizeof rt);
-	rt.days = days;
-	rt.revs = keep;
-	rt.batch = 2;
-	size_t kill_at = 3;
-	rt.progress = kill_after;
-	rt.ctx = &kill_at;
-	fflush(NULL);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		th_outbox *cob = NULL;
-		if (th_outbox_open(f->outbox, &cob, NULL) != 0)
-			_exit(3);
-		th_ob_prune_stats st;
-		th_outbox_prune(cob, &rt, now, &st);
-		_exit(4);   /* not reached: killed */
-	}
-	int ws = 0;
-	assert_int_equal(waitpid(pid, &ws, 0), pid);
-	assert_true(WIFSIGNALED(ws));
-	assert_int_equal(WTERMSIG(ws), SIGKILL);
-	assert_int_equal(th_outbox_open(f->outbox, &ob, NULL), 0);
-	assert_int_equal(th_outbox_history_count(ob), NREV + 3 - kill_at * rt.batch);
-	for (int i = 0; i < NREV; i++)
-		if (must[i])
-			assert_true(hist_has(ob, "U1", h[i]));
-	assert_int_equal(th_outbox_count(ob, TH_OB_TACKED), 2);
-	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 1);
-	assert_int_equal(th_outbox_count(ob, TH_OB_TREJECTED), 1);
-
-	/* the next pass finishes the job; another finds nothing */
-	rt.progress = NULL;
-	rt.batch = 0;
+	rt.days = OF_DAYS;
+	rt.revs = OF_KEEP;
 	th_ob_prune_stats st;
-	assert_int_equal(th_outbox_prune(ob, &rt, now, &st), 0);
-	assert_int_equal(st.pruned, NREV + 3 - kill_at * 2 - kept);
-	assert_int_equal(th_outbox_history_count(ob), kept);
-	for (int i = 0; i < NREV; i++)
-		assert_int_equal(hist_has(ob, "U1", h[i]), must[i]);
-	for (int i = 0; i < 3; i++)
-		assert_true(hist_has(ob, "U2", g[i]));
-	assert_int_equal(th_outbox_prune(ob, &rt, now, &st), 0);
-	assert_int_equal(st.pruned, 0);
-	assert_int_equal(st.txns, 0);
-	/* a kept old content is still refused */
-	th_report *r = small_report("U1", 0);
-	th_ob_enqueued e;
-	assert_int_equal(th_outbox_enqueue(ob, r, h[NREV - 4], "x", 0, now, &e), 0);
-	assert_int_equal(e.outcome, TH_OB_OLD_CONTENT);
-	assert_int_equal(e.rev, rev[NREV - 4]);
+	assert_int_equal(th_outbox_prune(ob, &rt, OF_NOW, &st), 0);
+	assert_int_equal(th_outbox_history_count(ob), c.kept);
 	th_outbox_close(&ob);
 
 	/* status shows the latest acknowledged, the rejected and the pending */
 	char *js = status_json(f);
 	char needle[128];
 	char *acked = json_section(js, "acked");
-	snprintf(needle, sizeof needle, "\"rev\": %llu,", (unsigned long long)rev[latest_acked]);
+	snprintf(needle, sizeof needle, "\"rev\": %llu,", (unsigned long long)c.rev[OF_LATEST_ACKED]);
 	assert_int_equal(count_str(acked, needle), 1);
-	snprintf(needle, sizeof needle, "\"rev\": %llu,", (unsigned long long)grev[2]);
+	snprintf(needle, sizeof needle, "\"rev\": %llu,", (unsigned long long)c.grev[2]);
 	assert_int_equal(count_str(acked, needle), 1);
 	assert_int_equal(count_str(acked, "\"unit\""), 2);
 	char *rej = json_section(js, "rejected");
-	snprintf(needle, sizeof needle, "\"rev\": %llu,", (unsigned long long)rev[NREV - 2]);
+	snprintf(needle, sizeof needle, "\"rev\": %llu,", (unsigned long long)c.rev[OF_NREV - 2]);
 	assert_int_equal(count_str(rej, needle), 1);
 	assert_non_null(strstr(rej, "bad figures"));
 	char *pend = json_section(js, "pending");
-	snprintf(needle, sizeof needle, "\"rev\": %llu,", (unsigned long long)rev[NREV - 1]);
+	snprintf(needle, sizeof needle, "\"rev\": %llu,", (unsigned long long)c.rev[OF_NREV - 1]);
 	assert_int_equal(count_str(pend, needle), 1);
-	snprintf(needle, sizeof needle, "\"history\": %zu,", kept);
+	snprintf(needle, sizeof needle, "\"history\": %zu,", c.kept);
 	assert_non_null(strstr(js, needle));
 	free(acked);
 	free(rej);
@@ -1462,32 +1109,11 @@ static void history_retention(void **state)
 	assert_non_null(strstr(log, "removed"));
 	free(log);
 	assert_int_equal(th_outbox_open(f->outbox, &ob, NULL), 0);
-	for (int i = 0; i < NREV; i++)
-		assert_int_equal(hist_has(ob, "U1", h[i]), i >= latest_acked);
-	assert_true(hist_has(ob, "U2", g[2]));
-	assert_false(hist_has(ob, "U2", g[0]));
+	for (int i = 0; i < OF_NREV; i++)
+		assert_int_equal(of_hist_has(ob, "U1", c.h[i]), i >= OF_LATEST_ACKED);
+	assert_true(of_hist_has(ob, "U2", c.g[2]));
+	assert_false(of_hist_has(ob, "U2", c.g[0]));
 	assert_int_equal(th_outbox_history_count(ob), 4);
-
-	/* a store change resends the latest acknowledged revision of each key,
-	 * with its report */
-	size_t nq = 0;
-	assert_int_equal(th_outbox_store_seen(ob, other, &nq), 0);
-	assert_int_equal(nq, 2);
-	th_ob_entry pe;
-	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", rev[latest_acked], &pe), 0);
-	assert_int_equal(pe.resend, 1);
-	assert_non_null(pe.report);
-	assert_int_equal(pe.report->cells[0].i, 100 + latest_acked);
-	assert_int_equal(pe.report->rev, rev[latest_acked]);
-	th_ob_entry_free(&pe);
-	assert_int_equal(th_outbox_get_pending(ob, "U2", "PL1", "2021", grev[2], &pe), 0);
-	assert_int_equal(pe.report->cells[0].i, 202);
-	th_ob_entry_free(&pe);
-	/* the price of pruning, as documented: a pruned content is new again */
-	assert_int_equal(th_outbox_enqueue(ob, r, h[0], "x", 0, now, &e), 0);
-	assert_int_equal(e.outcome, TH_OB_NEW);
-	assert_true(e.rev > rev[NREV - 1]);
-	th_report_destroy(&r);
 	th_outbox_close(&ob);
 }
 
@@ -1830,7 +1456,6 @@ static void usage_and_keys(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(outbox_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(send_collector_down_then_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(kill9_agent_mid_send, setup, teardown),
 		cmocka_unit_test_setup_teardown(kill9_collector_mid_send, setup, teardown),
@@ -1850,7 +1475,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(withdraw_admin_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(withdraw_refused_store_unchanged, setup, teardown),
 		cmocka_unit_test_setup_teardown(withdraw_usage, setup, teardown),
-		cmocka_unit_test_setup_teardown(outbox_batch_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(send_many_files_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(drop_batch_with_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(history_retention, setup, teardown),
