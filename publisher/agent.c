@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "th_clock.h"
-#include "th_csv.h"
+#include "intake.h"
 #include "th_sock.h"
 
 #define AG_HELLO_MIN_MS 1000
@@ -235,7 +235,7 @@ int th_agent_new(const th_agent_opts *o, th_outbox *ob, const th_agent_hooks *h,
 	if (!a->mon || th_sock_set(a->mon, &mo) || zmq_connect(a->mon, a->mon_ep) != 0)
 		goto fail;
 	if (zmq_connect(a->sock, o->endpoint) != 0) {
-		logf_(a, TH_AGENT_ERROR, "cannot connect to %s: %s", o->endpoint, zmq_strerror(errno));
+		logf_(a, TH_LOG_ERROR, "cannot connect to %s: %s", o->endpoint, zmq_strerror(errno));
 		th_agent_destroy(&a);
 		return TH_EINVAL;
 	}
@@ -294,7 +294,7 @@ static void send_hello(th_agent *a)
 		if (zmq_send(a->sock, buf, len, ZMQ_DONTWAIT) >= 0)
 			sent = 1;
 		else if (errno != EAGAIN)
-			logf_(a, TH_AGENT_WARN, "sending hello: %s", zmq_strerror(errno));
+			logf_(a, TH_LOG_WARN, "sending hello: %s", zmq_strerror(errno));
 		free(buf);
 	}
 	if (!sent) {
@@ -358,15 +358,12 @@ static void revalidate(th_agent *a)
 		th_diag *d = th_diag_new();
 		int ok = 0;
 		if (s->file && *s->file && d) {
-			th_csv_opts co = {0};
-			if (th_csv_read_report(s->file, a->defs_inforce, &co, &r, d) == 0 &&
+			uint8_t hash[TH_HASH_LEN];
+			if (th_intake_file(s->file, a->defs_inforce, &r, hash, d) == 0 &&
 			    !strcmp(r->unit, s->it.unit) && !strcmp(r->appendix, s->it.appendix) &&
 			    !strcmp(r->period, s->it.period)) {
-				const th_def *def = th_defset_get(a->defs_inforce, r->appendix, r->version);
-				uint8_t hash[TH_HASH_LEN];
 				th_ob_enqueued res;
-				if (def && th_report_hash(r, def, hash) == 0 &&
-				    th_outbox_enqueue(a->ob, r, hash, s->file, 1, th_now_us(), &res) == 0) {
+				if (th_outbox_enqueue(a->ob, r, hash, s->file, 1, th_now_us(), &res) == 0) {
 					ok = 1;
 					snprintf(msg, sizeof msg,
 					         "definition %s version %u is no longer in force; %s was read "
@@ -387,7 +384,7 @@ static void revalidate(th_agent *a)
 		}
 		th_outbox_reject_pending(a->ob, s->it.unit, s->it.appendix, s->it.period, s->it.rev,
 		                         TH_EDEFCHANGED, msg);
-		logf_(a, ok ? TH_AGENT_WARN : TH_AGENT_ERROR, "%s %s %s: %s", s->it.unit,
+		logf_(a, ok ? TH_LOG_WARN : TH_LOG_ERROR, "%s %s %s: %s", s->it.unit,
 		      s->it.appendix, s->it.period, msg);
 		if (a->h.result) {
 			th_ack fake = {0};
@@ -418,7 +415,7 @@ static void on_welcome(th_agent *a, const uint8_t *buf, size_t len)
 	memset(&w, 0, sizeof w);
 	int rc = th_wire_decode_welcome(buf, len, &w, &why);
 	if (rc) {
-		logf_(a, TH_AGENT_WARN, "bad welcome from the collector: %s", why ? why : th_strerror(rc));
+		logf_(a, TH_LOG_WARN, "bad welcome from the collector: %s", why ? why : th_strerror(rc));
 		return;
 	}
 	a->lim = w.limits;
@@ -434,18 +431,18 @@ static void on_welcome(th_agent *a, const uint8_t *buf, size_t len)
 	th_outbox_learn_revs(a->ob, w.revs, w.n_revs);
 	size_t n = 0;
 	if (th_outbox_store_seen(a->ob, w.store, &n) == 0 && n)
-		logf_(a, TH_AGENT_WARN,
+		logf_(a, TH_LOG_WARN,
 		      "the collector's store is not the one that acknowledged our reports "
 		      "(restored from a backup?): sending %zu acknowledged report(s) again", n);
 	size_t behind = 0;
 	if (th_outbox_requeue_behind(a->ob, w.revs, w.n_revs, &behind) == 0 && behind)
-		logf_(a, TH_AGENT_WARN,
+		logf_(a, TH_LOG_WARN,
 		      "the collector lacks %zu report(s) it acknowledged before (restored from a "
 		      "backup?): sending them again", behind);
 	th_outbox_set_contact(a->ob, a->o.endpoint, th_now_us(), "");
 	if (a->o.unit && w.unit && *a->o.unit && strcmp(a->o.unit, w.unit))
-		logf_(a, TH_AGENT_WARN, "this key is bound to unit %s, not %s", w.unit, a->o.unit);
-	logf_(a, TH_AGENT_INFO, "connected to %s (unit %s, %zu definition(s), %zu key(s) in scope)",
+		logf_(a, TH_LOG_WARN, "this key is bound to unit %s, not %s", w.unit, a->o.unit);
+	logf_(a, TH_LOG_INFO, "connected to %s (unit %s, %zu definition(s), %zu key(s) in scope)",
 	      a->o.endpoint, w.unit ? w.unit : "?", w.n_defs, w.n_revs);
 	th_welcome_free(&w);
 	flights_clear(a);
@@ -462,14 +459,14 @@ static void on_ack(th_agent *a, const uint8_t *buf, size_t len)
 	memset(&k, 0, sizeof k);
 	int rc = th_wire_decode_ack(buf, len, &k, &why);
 	if (rc) {
-		logf_(a, TH_AGENT_WARN, "bad ack from the collector: %s", why ? why : th_strerror(rc));
+		logf_(a, TH_LOG_WARN, "bad ack from the collector: %s", why ? why : th_strerror(rc));
 		return;
 	}
 	int *changed = k.n_results ? calloc(k.n_results, sizeof *changed) : NULL;
 	rc = th_outbox_apply_ack(a->ob, &k, th_now_us(), changed);
 	if (rc) {
 		/* not recorded: the reports stay pending and are sent again */
-		logf_(a, TH_AGENT_ERROR, "cannot record an ack in the outbox: %s", th_strerror(rc));
+		logf_(a, TH_LOG_ERROR, "cannot record an ack in the outbox: %s", th_strerror(rc));
 		free(changed);
 		th_ack_free(&k);
 		return;
@@ -506,7 +503,7 @@ static void on_ack(th_agent *a, const uint8_t *buf, size_t len)
 	a->kicked = 1;
 	if (defchanged) {
 		/* fetch the definitions in force: a new hello brings a welcome */
-		logf_(a, TH_AGENT_WARN, "the collector says a definition changed: fetching definitions");
+		logf_(a, TH_LOG_WARN, "the collector says a definition changed: fetching definitions");
 		a->welcomed = 0;
 		a->next_hello = 0;
 	}
@@ -518,10 +515,10 @@ static void on_error(th_agent *a, const uint8_t *buf, size_t len)
 	const char *why = NULL;
 	memset(&e, 0, sizeof e);
 	if (th_wire_decode_error(buf, len, &e, &why) != 0) {
-		logf_(a, TH_AGENT_WARN, "bad error message from the collector");
+		logf_(a, TH_LOG_WARN, "bad error message from the collector");
 		return;
 	}
-	logf_(a, e.retry ? TH_AGENT_WARN : TH_AGENT_ERROR, "the collector refused a message: %s (%s)",
+	logf_(a, e.retry ? TH_LOG_WARN : TH_LOG_ERROR, "the collector refused a message: %s (%s)",
 	      e.message ? e.message : th_strerror(e.code), th_errname(e.code));
 	th_outbox_set_contact(a->ob, NULL, th_now_us(), e.message ? e.message : th_strerror(e.code));
 	if (e.code == TH_EAUTH || e.code == TH_EKEY)
@@ -547,7 +544,7 @@ static void on_message(th_agent *a, const uint8_t *buf, size_t len)
 	th_msg_type t;
 	const char *why = NULL;
 	if (th_wire_type(buf, len, &t, &why) != 0) {
-		logf_(a, TH_AGENT_WARN, "unreadable message from the collector: %s", why ? why : "?");
+		logf_(a, TH_LOG_WARN, "unreadable message from the collector: %s", why ? why : "?");
 		return;
 	}
 	if (t != TH_MSG_ERROR)
@@ -557,7 +554,7 @@ static void on_message(th_agent *a, const uint8_t *buf, size_t len)
 	case TH_MSG_ACK: on_ack(a, buf, len); break;
 	case TH_MSG_ERROR: on_error(a, buf, len); break;
 	default:
-		logf_(a, TH_AGENT_WARN, "unexpected message type %d from the collector", (int)t);
+		logf_(a, TH_LOG_WARN, "unexpected message type %d from the collector", (int)t);
 	}
 }
 
@@ -609,12 +606,12 @@ static void on_monitor(th_agent *a)
 				                  "side uses --insecure)";
 				a->hs_failures++;
 				a->hs_drops = 0;
-				logf_(a, TH_AGENT_ERROR, "%s", msg);
+				logf_(a, TH_LOG_ERROR, "%s", msg);
 				th_outbox_set_contact(a->ob, a->o.endpoint, 0, msg);
 			}
 			a->tcp_up = 0;
 			if (a->connected)
-				logf_(a, TH_AGENT_WARN, "lost the connection to %s; reconnecting",
+				logf_(a, TH_LOG_WARN, "lost the connection to %s; reconnecting",
 				      a->o.endpoint);
 			a->connected = 0;
 			a->welcomed = 0;
@@ -624,7 +621,7 @@ static void on_monitor(th_agent *a)
 			char msg[200];
 			snprintf(msg, sizeof msg, "the collector refused this key (ZAP status %u)", val);
 			a->auth_refusals++;
-			logf_(a, TH_AGENT_ERROR, "%s", msg);
+			logf_(a, TH_LOG_ERROR, "%s", msg);
 			th_outbox_set_contact(a->ob, a->o.endpoint, 0, msg);
 			break;
 		}
@@ -633,7 +630,7 @@ static void on_monitor(th_agent *a)
 			const char *msg = "the handshake with the collector failed: the collector "
 			                  "refused this key, or --server-key is not the collector's key";
 			a->hs_failures++;
-			logf_(a, TH_AGENT_ERROR, "%s", msg);
+			logf_(a, TH_LOG_ERROR, "%s", msg);
 			th_outbox_set_contact(a->ob, a->o.endpoint, 0, msg);
 			break;
 		}
@@ -711,7 +708,7 @@ static int send_batch(th_agent *a, ag_item *cand, size_t n_cand, size_t *pos)
 	for (;;) {
 		int rc = th_wire_encode_submit(id, reps, k, a->defs_all, &buf, &len);
 		if (rc) {
-			logf_(a, TH_AGENT_ERROR, "cannot encode %s %s %s rev %llu: %s", eps[0]->unit,
+			logf_(a, TH_LOG_ERROR, "cannot encode %s %s %s rev %llu: %s", eps[0]->unit,
 			      eps[0]->appendix, eps[0]->period, (unsigned long long)eps[0]->rev,
 			      th_strerror(rc));
 			th_outbox_reject_pending(a->ob, eps[0]->unit, eps[0]->appendix, eps[0]->period,
@@ -733,7 +730,7 @@ static int send_batch(th_agent *a, ag_item *cand, size_t n_cand, size_t *pos)
 		free(buf);
 		th_outbox_reject_pending(a->ob, eps[0]->unit, eps[0]->appendix, eps[0]->period,
 		                         eps[0]->rev, TH_ETOOBIG, msg);
-		logf_(a, TH_AGENT_ERROR, "%s %s %s: %s", eps[0]->unit, eps[0]->appendix,
+		logf_(a, TH_LOG_ERROR, "%s %s %s: %s", eps[0]->unit, eps[0]->appendix,
 		      eps[0]->period, msg);
 		*pos += 1;
 		out = 1;
@@ -823,7 +820,7 @@ static void check_timeouts(th_agent *a, int64_t now)
 		}
 	}
 	if (timed_out) {
-		logf_(a, TH_AGENT_WARN, "no ack from the collector in time; sending again");
+		logf_(a, TH_LOG_WARN, "no ack from the collector in time; sending again");
 		a->ack_backoff = a->ack_backoff * 2 > AG_RETRY_MAX_MS ? AG_RETRY_MAX_MS
 		                                                     : a->ack_backoff * 2;
 		a->kicked = 1;

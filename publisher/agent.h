@@ -17,9 +17,9 @@
 #include <zmq.h>
 #include "th_error.h"
 #include "th_keyfile.h"
+#include "th_log.h"
 #include "th_wire.h"
 #include "outbox.h"
-
 
 typedef struct th_agent_opts {
 	const char *endpoint;          /* tcp://host:port */
@@ -33,11 +33,10 @@ typedef struct th_agent_opts {
 	int reconnect_max_ms;          /* 0: 5000 */
 } th_agent_opts;
 
-enum { TH_AGENT_INFO = 0, TH_AGENT_WARN, TH_AGENT_ERROR };
-
 typedef struct th_agent_hooks {
 	void *ctx;
-	/* one line for the operator */
+	/* one line for the operator; level is TH_LOG_ERROR, TH_LOG_WARN or
+	 * TH_LOG_INFO (common/th_log.h); msg is valid during the call */
 	void (*log)(void *ctx, int level, const char *msg);
 	/* a result that changed a pending entry of the outbox */
 	void (*result)(void *ctx, const th_ack *a, const th_ack_result *r);
