@@ -1,5 +1,10 @@
 /* cmd_status.c -- `tonghop-publish status [--format text|json]`: the outbox's
- * pending reports, receipts, rejections, last contact and history size. */
+ * pending reports, receipts, rejections, last contact and history size.
+ *
+ * The JSON is made with libjansson (common/th_json.h: text always UTF-8, null
+ * is null) and laid out as it always was: one top-level key a line, one
+ * report a line inside the three arrays, so that `grep` on a report's line
+ * keeps working. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -8,67 +13,81 @@
 #include "outbox.h"
 #include "pubout.h"
 #include "steps.h"
+#include "th_json.h"
 
-static void json_str(FILE *f, const char *s)
+static const char *const table_names[3] = {"pending", "acked", "rejected"};
+
+/* An unsigned counter as a JSON number (jansson's integers are int64: the
+ * rare value above is a real, still a number). */
+static json_t *json_u64(uint64_t v)
 {
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", f);
-		else if (*p == '\t')
-			fputs("\\t", f);
-		else if (*p < 0x20)
-			fprintf(f, "\\u%04x", *p);
-		else
-			fputc(*p, f);
+	return v <= INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
+}
+
+static json_t *json_time(int64_t us)
+{
+	char t[32];
+	th_pubout_time(us, t);
+	return json_string(t);
+}
+
+/* One entry of table t as a JSON object (NULL when out of memory). */
+static json_t *entry_json(const th_ob_entry *e, th_ob_table t)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	int rc = th_json_set(o, "unit", th_json_str(e->unit ? e->unit : "")) ||
+	         th_json_set(o, "appendix", th_json_str(e->appendix ? e->appendix : "")) ||
+	         th_json_set(o, "period", th_json_str(e->period ? e->period : "")) ||
+	         th_json_set(o, "rev", json_u64(e->rev)) ||
+	         th_json_set(o, "version", json_integer(e->version)) ||
+	         th_json_set(o, "state", json_string(th_ob_state_name(e->state))) ||
+	         th_json_set(o, "file", th_json_str(e->file ? e->file : "")) ||
+	         th_json_set(o, "created", json_time(e->created)) ||
+	         th_json_set(o, "updated", json_time(e->updated));
+	if (!rc && t == TH_OB_TPENDING)
+		rc = th_json_set(o, "attempts", json_integer(e->attempts)) ||
+		     th_json_set(o, "resend", json_boolean(e->resend));
+	if (!rc && (t != TH_OB_TACKED || e->state == TH_OB_STALE))
+		rc = th_json_set(o, "code", json_string(e->code ? th_errname(e->code) : "")) ||
+		     th_json_set(o, "message", th_json_str(e->message ? e->message : "")) ||
+		     th_json_set(o, "row", json_integer(e->row)) ||
+		     th_json_set(o, "column", th_json_str(e->column ? e->column : ""));
+	if (!rc && t == TH_OB_TACKED) {
+		char id[37];
+		th_pubout_uuid(e->store, id);
+		rc = th_json_set(o, "store", json_string(id)) ||
+		     th_json_set(o, "commit", json_u64(e->commit)) ||
+		     th_json_set(o, "commit_time", json_time(e->commit_time)) ||
+		     th_json_set(o, "stored_rev", json_u64(e->stored_rev));
 	}
-	fputc('"', f);
+	if (rc)
+		json_decref(o);
+	return rc ? NULL : o;
 }
 
 typedef struct status_ctx {
-	int json;
-	int first;
 	th_ob_table t;
+	json_t *arr;     /* json */
+	int oom;
 } status_ctx;
 
-static int status_row(void *vctx, const th_ob_entry *e)
+static int json_row(void *vctx, const th_ob_entry *e)
 {
 	status_ctx *s = vctx;
-	char t1[32], t2[32], id[37];
-	if (s->json) {
-		printf("%s\n    {\"unit\": ", s->first ? "" : ",");
-		s->first = 0;
-		json_str(stdout, e->unit);
-		printf(", \"appendix\": ");
-		json_str(stdout, e->appendix);
-		printf(", \"period\": ");
-		json_str(stdout, e->period);
-		printf(", \"rev\": %llu, \"version\": %u, \"state\": \"%s\", \"file\": ",
-		       (unsigned long long)e->rev, e->version, th_ob_state_name(e->state));
-		json_str(stdout, e->file);
-		th_pubout_time(e->created, t1);
-		th_pubout_time(e->updated, t2);
-		printf(", \"created\": \"%s\", \"updated\": \"%s\"", t1, t2);
-		if (s->t == TH_OB_TPENDING)
-			printf(", \"attempts\": %u, \"resend\": %s", e->attempts, e->resend ? "true" : "false");
-		if (s->t != TH_OB_TACKED || e->state == TH_OB_STALE) {
-			printf(", \"code\": \"%s\", \"message\": ", e->code ? th_errname(e->code) : "");
-			json_str(stdout, e->message);
-			printf(", \"row\": %ld, \"column\": ", e->row);
-			json_str(stdout, e->column);
-		}
-		if (s->t == TH_OB_TACKED) {
-			th_pubout_uuid(e->store, id);
-			th_pubout_time(e->commit_time, t1);
-			printf(", \"store\": \"%s\", \"commit\": %llu, \"commit_time\": \"%s\", "
-			       "\"stored_rev\": %llu",
-			       id, (unsigned long long)e->commit, t1, (unsigned long long)e->stored_rev);
-		}
-		printf("}");
-		return 0;
+	json_t *o = entry_json(e, s->t);
+	if (!o || json_array_append_new(s->arr, o) != 0) {
+		s->oom = 1;
+		return 1;
 	}
+	return 0;
+}
+
+static int text_row(void *vctx, const th_ob_entry *e)
+{
+	status_ctx *s = vctx;
+	char t1[32], id[37];
 	printf("  %-12s %-5s %-8s rev %llu  v%u", e->unit, e->appendix, e->period,
 	       (unsigned long long)e->rev, e->version);
 	if (s->t == TH_OB_TPENDING) {
@@ -100,6 +119,86 @@ static int status_row(void *vctx, const th_ob_entry *e)
 	return 0;
 }
 
+/* The document as { key: value, one a line }, each array one element a line.
+ * 0 or TH_EIO. */
+static int print_doc(FILE *f, const json_t *doc)
+{
+	const size_t flags = JSON_ENCODE_ANY | JSON_REAL_PRECISION(15);   /* one line, ", " ": " */
+	const char *key;
+	json_t *v;
+	int first = 1, rc = 0;
+	fputc('{', f);
+	json_object_foreach((json_t *)doc, key, v) {
+		fprintf(f, "%s\n  \"%s\": ", first ? "" : ",", key);   /* keys: our own ASCII names */
+		first = 0;
+		if (json_is_array(v) && json_array_size(v)) {
+			fputc('[', f);
+			for (size_t i = 0; i < json_array_size(v); i++) {
+				fputs(i ? ",\n    " : "\n    ", f);
+				rc |= json_dumpf(json_array_get(v, i), f, flags);
+			}
+			fputs("\n  ]", f);
+		} else {
+			rc |= json_dumpf(v, f, flags);
+		}
+	}
+	fputs("\n}\n", f);
+	return rc || ferror(f) ? TH_EIO : 0;
+}
+
+static int status_json(const th_pubconf *c, th_outbox *ob, const th_ob_meta *m)
+{
+	char id[37];
+	if (m->has_store)
+		th_pubout_uuid(m->store, id);
+	json_t *doc = json_object();
+	int rc = !doc || th_json_set(doc, "outbox", th_json_str(c->outbox)) ||
+	         th_json_set(doc, "format", json_integer(TH_OUTBOX_FORMAT)) ||
+	         th_json_set(doc, "collector", th_json_str(m->collector)) ||
+	         th_json_set(doc, "store", m->has_store ? json_string(id) : json_null()) ||
+	         th_json_set(doc, "last_contact",
+	                     m->last_contact ? json_time(m->last_contact) : json_null()) ||
+	         th_json_set(doc, "last_error", th_json_str(m->last_error)) ||
+	         th_json_set(doc, "history", json_u64(th_outbox_history_count(ob)));
+	for (int t = 0; !rc && t < 3; t++) {
+		status_ctx s = {(th_ob_table)t, json_array(), 0};
+		if (!s.arr || th_json_set(doc, table_names[t], s.arr)) {
+			rc = 1;
+			break;
+		}
+		th_outbox_list(ob, (th_ob_table)t, 0, json_row, &s);
+		rc = s.oom;
+	}
+	if (!rc)
+		rc = print_doc(stdout, doc);
+	json_decref(doc);
+	if (rc)
+		th_pubout_say(TH_LOG_ERROR, "%s: cannot write the status: %s", c->outbox,
+		              th_strerror(rc < 0 ? rc : TH_ENOMEM));
+	return rc ? EX_REJECTED : EX_OK;
+}
+
+static int status_text(const th_pubconf *c, th_outbox *ob, const th_ob_meta *m)
+{
+	char id[37] = "", when[32];
+	if (m->has_store)
+		th_pubout_uuid(m->store, id);
+	th_pubout_time(m->last_contact, when);
+	printf("outbox     %s (format %d)\n", c->outbox, TH_OUTBOX_FORMAT);
+	printf("collector  %s, last contact %s%s%s\n", *m->collector ? m->collector : "-", when,
+	       m->has_store ? ", store " : "", id);
+	if (*m->last_error)
+		printf("problem    %s\n", m->last_error);
+	for (int t = 0; t < 3; t++) {
+		printf("%s: %zu\n", table_names[t], th_outbox_count(ob, (th_ob_table)t));
+		status_ctx s = {(th_ob_table)t, NULL, 0};
+		th_outbox_list(ob, (th_ob_table)t, 0, text_row, &s);
+	}
+	printf("history: %zu content record(s) (to refuse superseded content; see prune)\n",
+	       th_outbox_history_count(ob));
+	return EX_OK;
+}
+
 int cmd_status(th_pubconf *c, int nargs, char **args)
 {
 	if (nargs) {
@@ -122,51 +221,7 @@ int cmd_status(th_pubconf *c, int nargs, char **args)
 		return EX_REJECTED;
 	th_ob_meta m;
 	th_outbox_meta(ob, &m);
-	char id[37] = "", when[32];
-	if (m.has_store)
-		th_pubout_uuid(m.store, id);
-	th_pubout_time(m.last_contact, when);
-	static const char *names[3] = {"pending", "acked", "rejected"};
-	if (json) {
-		printf("{\n  \"outbox\": ");
-		json_str(stdout, c->outbox);
-		printf(",\n  \"format\": %d,\n  \"collector\": ", TH_OUTBOX_FORMAT);
-		json_str(stdout, m.collector);
-		printf(",\n  \"store\": ");
-		if (m.has_store)
-			printf("\"%s\"", id);
-		else
-			printf("null");
-		printf(",\n  \"last_contact\": ");
-		if (m.last_contact)
-			printf("\"%s\"", when);
-		else
-			printf("null");
-		printf(",\n  \"last_error\": ");
-		json_str(stdout, m.last_error);
-		printf(",\n  \"history\": %zu", th_outbox_history_count(ob));
-		for (int t = 0; t < 3; t++) {
-			printf(",\n  \"%s\": [", names[t]);
-			status_ctx s = {1, 1, (th_ob_table)t};
-			th_outbox_list(ob, (th_ob_table)t, 0, status_row, &s);
-			printf("%s]", s.first ? "" : "\n  ");
-		}
-		printf("\n}\n");
-	} else {
-		printf("outbox     %s (format %d)\n", c->outbox, TH_OUTBOX_FORMAT);
-		printf("collector  %s, last contact %s%s%s\n", *m.collector ? m.collector : "-", when,
-		       m.has_store ? ", store " : "", id);
-		if (*m.last_error)
-			printf("problem    %s\n", m.last_error);
-		for (int t = 0; t < 3; t++) {
-			printf("%s: %zu\n", names[t], th_outbox_count(ob, (th_ob_table)t));
-			status_ctx s = {0, 1, (th_ob_table)t};
-			th_outbox_list(ob, (th_ob_table)t, 0, status_row, &s);
-		}
-		printf("history: %zu content record(s) (to refuse superseded content; see prune)\n",
-		       th_outbox_history_count(ob));
-	}
+	int ex = json ? status_json(c, ob, &m) : status_text(c, ob, &m);
 	th_outbox_close(&ob);
-	return 0;
+	return ex;
 }
-

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <zmq.h>
 
 #include "testutil.h"
@@ -1117,6 +1118,71 @@ static void history_retention(void **state)
 	th_outbox_close(&ob);
 }
 
+/* `status --format json` is JSON a program can read whatever the stored text
+ * holds (quotes, control characters, bytes that are not UTF-8): numbers are
+ * numbers, a store never seen is null, text is valid UTF-8. */
+static void status_json_typed(void **state)
+{
+	fx *f = *state;
+	th_outbox *ob = NULL;
+	assert_int_equal(th_outbox_open(f->outbox, &ob, NULL), 0);
+	uint8_t h1[TH_HASH_LEN], h2[TH_HASH_LEN];
+	of_hash(h1, 1, 0);
+	of_hash(h2, 2, 0);
+	th_report *r1 = of_report("U1", 1), *r2 = of_report("U2", 2);
+	th_ob_enqueued e1, e2;
+	assert_int_equal(th_outbox_enqueue(ob, r1, h1, "/tmp/\"q\"/Phường.csv", 0, 1000, &e1), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r2, h2, NULL, 0, 2000, &e2), 0);
+	th_ack a;
+	memset(&a, 0, sizeof a);
+	th_ack_result res;
+	memset(&res, 0, sizeof res);
+	res.status = TH_ACK_REJECTED;
+	res.code = TH_ERULE;
+	res.message = "tab\there, \"quoted\", back\\slash, \x01 and \xff\xfe bytes";
+	res.row = 7;
+	res.column = "ho_so";
+	res.unit = "U2";
+	res.appendix = "PL1";
+	res.period = "2021";
+	res.rev = e2.rev;
+	a.results = &res;
+	a.n_results = 1;
+	int oc = 0;
+	assert_int_equal(th_outbox_apply_ack(ob, &a, 3000000, &oc), 0);
+	assert_int_equal(oc, 1);
+	th_outbox_close(&ob);
+	th_report_destroy(&r1);
+	th_report_destroy(&r2);
+
+	char *js = status_json(f);
+	json_error_t err;
+	json_t *doc = json_loads(js, 0, &err);
+	if (!doc)
+		fail_msg("status JSON does not parse: %s (line %d)\n%s", err.text, err.line, js);
+	assert_true(json_is_integer(json_object_get(doc, "format")));
+	assert_true(json_is_null(json_object_get(doc, "store")));
+	assert_true(json_is_string(json_object_get(doc, "last_contact")));
+	assert_int_equal(json_integer_value(json_object_get(doc, "history")), 2);
+	json_t *p = json_array_get(json_object_get(doc, "pending"), 0);
+	assert_non_null(p);
+	assert_string_equal(json_string_value(json_object_get(p, "file")), "/tmp/\"q\"/Phường.csv");
+	assert_int_equal(json_integer_value(json_object_get(p, "rev")), (json_int_t)e1.rev);
+	assert_true(json_is_false(json_object_get(p, "resend")));
+	assert_true(json_is_integer(json_object_get(p, "attempts")));
+	json_t *rj = json_array_get(json_object_get(doc, "rejected"), 0);
+	assert_non_null(rj);
+	assert_string_equal(json_string_value(json_object_get(rj, "code")), "rule");
+	assert_int_equal(json_integer_value(json_object_get(rj, "row")), 7);
+	assert_string_equal(json_string_value(json_object_get(rj, "message")),
+	                    "tab\there, \"quoted\", back\\slash, \x01 and \xef\xbf\xbd\xef\xbf\xbd bytes");
+	assert_int_equal(json_array_size(json_object_get(doc, "acked")), 0);
+	/* one report a line, as before */
+	assert_int_equal(count_str(js, "\n    {\"unit\": "), 2);
+	json_decref(doc);
+	free(js);
+}
+
 /* The public key in a keygen .pub file ("public Z85" line). */
 static void read_pub(const char *path, char out[41])
 {
@@ -1478,6 +1544,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(send_many_files_queued, setup, teardown),
 		cmocka_unit_test_setup_teardown(drop_batch_with_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(history_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(status_json_typed, setup, teardown),
 	};
 	int rc = TH_RUN_TESTS(tests, argc, argv);
 	th_defset_destroy(&g_defs);
