@@ -5,9 +5,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "outbox_fixture.h"
+#include "testutil.h"
 
 th_report *of_report(const char *unit, int64_t v)
 {
@@ -50,6 +52,16 @@ void of_ack(th_outbox *ob, const char *unit, uint64_t rev, th_ack_status st,
 	int oc = 0;
 	assert_int_equal(th_outbox_apply_ack(ob, &a, (int64_t)rev, &oc), 0);
 	assert_int_equal(oc, 1);
+}
+
+void of_pl1_file(const char *path, const char *unit, int seed)
+{
+	char text[512];
+	int n = snprintf(text, sizeof text,
+	                 "#appendix: PL1\n#version: 1\n#unit: %s\n#period: 2021\n"
+	                 "co_ke_hoach_cchc,nhiem_vu_ke_hoach,nhiem_vu_hoan_thanh\n"
+	                 "có,%d,%d\n", unit, 20 + seed, 10 + seed);
+	assert_int_equal(tu_write_file(path, text, (size_t)n), 0);
 }
 
 int of_hist_has(th_outbox *ob, const char *unit, const uint8_t *h)

@@ -17,6 +17,8 @@ void of_hash(uint8_t h[TH_HASH_LEN], uint8_t a, uint8_t b);
  * carries code rule and the message "bad figures". */
 void of_ack(th_outbox *ob, const char *unit, uint64_t rev, th_ack_status st,
             const uint8_t store[TH_STORE_UUID_LEN]);
+/* Writes a valid PL1 2021 appendix file of unit to path (figures from seed). */
+void of_pl1_file(const char *path, const char *unit, int seed);
 /* 1 when content h of (unit, PL1, 2021) is in the history. */
 int of_hist_has(th_outbox *ob, const char *unit, const uint8_t *h);
 
