@@ -37,45 +37,44 @@ static int parse_long(const char *v, long lo, long hi, long *out)
 	return 0;
 }
 
+/* The options that are a string or a yes/no flag, by long name. */
+static const struct {
+	const char *name;
+	size_t off;
+	int flag;
+} simple[] = {
+	{"outbox", offsetof(th_pubconf, outbox), 0},
+	{"collector", offsetof(th_pubconf, collector), 0},
+	{"unit", offsetof(th_pubconf, unit), 0},
+	{"key", offsetof(th_pubconf, key), 0},
+	{"server-key", offsetof(th_pubconf, server_key), 0},
+	{"defs", offsetof(th_pubconf, defs), 0},
+	{"drop", offsetof(th_pubconf, drop), 0},
+	{"format", offsetof(th_pubconf, format), 0},
+	{"insecure", offsetof(th_pubconf, insecure), 1},
+	{"keep", offsetof(th_pubconf, keep), 1},
+	{"polling", offsetof(th_pubconf, force_poll), 1},
+	{"force", offsetof(th_pubconf, force), 1},
+	{"verbose", offsetof(th_pubconf, verbose), 1},
+};
+
 int th_pubconf_set(th_pubconf *c, const char *name, const char *value)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} strs[] = {
-		{"outbox", offsetof(th_pubconf, outbox)},
-		{"collector", offsetof(th_pubconf, collector)},
-		{"unit", offsetof(th_pubconf, unit)},
-		{"key", offsetof(th_pubconf, key)},
-		{"server-key", offsetof(th_pubconf, server_key)},
-		{"defs", offsetof(th_pubconf, defs)},
-		{"drop", offsetof(th_pubconf, drop)},
-		{"format", offsetof(th_pubconf, format)},
-	};
-	static const struct {
-		const char *name;
-		size_t off;
-	} flags[] = {
-		{"insecure", offsetof(th_pubconf, insecure)},
-		{"keep", offsetof(th_pubconf, keep)},
-		{"polling", offsetof(th_pubconf, force_poll)},
-		{"force", offsetof(th_pubconf, force)},
-		{"verbose", offsetof(th_pubconf, verbose)},
-	};
 	char k[32];
 	size_t n = strlen(name);
 	if (n >= sizeof k)
 		return TH_ENOTFOUND;
 	for (size_t i = 0; i <= n; i++)
 		k[i] = name[i] == '_' ? '-' : name[i];
-	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-		if (!strcmp(k, strs[i].name))
-			return set_str((char **)((char *)c + strs[i].off), value);
-	for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-		if (!strcmp(k, flags[i].name)) {
-			*(int *)((char *)c + flags[i].off) = th_conf_bool(value) == 1;
-			return 0;
-		}
+	for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++) {
+		if (strcmp(k, simple[i].name))
+			continue;
+		void *field = (char *)c + simple[i].off;
+		if (!simple[i].flag)
+			return set_str(field, value);
+		*(int *)field = th_conf_bool(value) == 1;
+		return 0;
+	}
 	long x;
 	if (!strcmp(k, "timeout")) {
 		char *end;
