@@ -4,8 +4,10 @@
  * The JSON is made with libjansson (common/th_json.h: text always UTF-8, null
  * is null) and laid out as it always was: one top-level key a line, one
  * report a line inside the three arrays, so that `grep` on a report's line
- * keeps working. */
+ * keeps working.  Each value is dumped as it is made (an outbox of 20,000
+ * entries does not become one document in memory). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -69,19 +71,81 @@ static json_t *entry_json(const th_ob_entry *e, th_ob_table t)
 
 typedef struct status_ctx {
 	th_ob_table t;
-	json_t *arr;     /* json */
-	int oom;
+	FILE *f;         /* json: where the entries go */
+	size_t n;        /* json: entries written */
+	int err;         /* json: TH_ENOMEM / TH_EIO */
 } status_ctx;
 
+#define JSON_FLAGS (JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))   /* one line, ", " ": " */
+
+/* Writes v (taking its reference) on one line; 0 or TH_ENOMEM / TH_EIO. */
+static int dump(FILE *f, json_t *v)
+{
+	if (!v)
+		return TH_ENOMEM;
+	char *text = json_dumps(v, JSON_FLAGS);   /* one write a value, not one a token */
+	json_decref(v);
+	if (!text)
+		return TH_ENOMEM;
+	int rc = fputs(text, f) == EOF ? TH_EIO : 0;
+	free(text);
+	return rc;
+}
+
+/* One top-level "key": value line of the document. */
+static int member(FILE *f, int *first, const char *key, json_t *v)
+{
+	fprintf(f, "%s\n  \"%s\": ", *first ? "" : ",", key);   /* keys: our own ASCII names */
+	*first = 0;
+	return dump(f, v);
+}
+
+/* Each entry on a line of its own as it is listed: the document never has
+ * to be held whole. */
 static int json_row(void *vctx, const th_ob_entry *e)
 {
 	status_ctx *s = vctx;
-	json_t *o = entry_json(e, s->t);
-	if (!o || json_array_append_new(s->arr, o) != 0) {
-		s->oom = 1;
-		return 1;
+	fputs(s->n++ ? ",\n    " : "\n    ", s->f);
+	s->err = dump(s->f, entry_json(e, s->t));
+	return s->err ? 1 : 0;
+}
+
+static int status_json(const th_pubconf *c, th_outbox *ob, const th_ob_meta *m)
+{
+	FILE *f = stdout;
+	char id[37];
+	if (m->has_store)
+		th_pubout_uuid(m->store, id);
+	int first = 1;
+	fputc('{', f);
+	int rc = member(f, &first, "outbox", th_json_str(c->outbox));
+	if (!rc)
+		rc = member(f, &first, "format", json_integer(TH_OUTBOX_FORMAT));
+	if (!rc)
+		rc = member(f, &first, "collector", th_json_str(m->collector));
+	if (!rc)
+		rc = member(f, &first, "store", m->has_store ? json_string(id) : json_null());
+	if (!rc)
+		rc = member(f, &first, "last_contact",
+		            m->last_contact ? json_time(m->last_contact) : json_null());
+	if (!rc)
+		rc = member(f, &first, "last_error", th_json_str(m->last_error));
+	if (!rc)
+		rc = member(f, &first, "history", json_u64(th_outbox_history_count(ob)));
+	for (int t = 0; !rc && t < 3; t++) {
+		fprintf(f, ",\n  \"%s\": [", table_names[t]);
+		status_ctx s = {(th_ob_table)t, f, 0, 0};
+		th_outbox_list(ob, (th_ob_table)t, 0, json_row, &s);
+		rc = s.err;
+		fputs(s.n ? "\n  ]" : "]", f);
 	}
-	return 0;
+	fputs("\n}\n", f);
+	if (!rc && (fflush(f) != 0 || ferror(f)))
+		rc = TH_EIO;
+	if (rc)
+		th_pubout_say(TH_LOG_ERROR, "%s: cannot write the status: %s", c->outbox,
+		              th_strerror(rc));
+	return rc ? EX_REJECTED : EX_OK;
 }
 
 static int text_row(void *vctx, const th_ob_entry *e)
@@ -119,65 +183,6 @@ static int text_row(void *vctx, const th_ob_entry *e)
 	return 0;
 }
 
-/* The document as { key: value, one a line }, each array one element a line.
- * 0 or TH_EIO. */
-static int print_doc(FILE *f, const json_t *doc)
-{
-	const size_t flags = JSON_ENCODE_ANY | JSON_REAL_PRECISION(15);   /* one line, ", " ": " */
-	const char *key;
-	json_t *v;
-	int first = 1, rc = 0;
-	fputc('{', f);
-	json_object_foreach((json_t *)doc, key, v) {
-		fprintf(f, "%s\n  \"%s\": ", first ? "" : ",", key);   /* keys: our own ASCII names */
-		first = 0;
-		if (json_is_array(v) && json_array_size(v)) {
-			fputc('[', f);
-			for (size_t i = 0; i < json_array_size(v); i++) {
-				fputs(i ? ",\n    " : "\n    ", f);
-				rc |= json_dumpf(json_array_get(v, i), f, flags);
-			}
-			fputs("\n  ]", f);
-		} else {
-			rc |= json_dumpf(v, f, flags);
-		}
-	}
-	fputs("\n}\n", f);
-	return rc || ferror(f) ? TH_EIO : 0;
-}
-
-static int status_json(const th_pubconf *c, th_outbox *ob, const th_ob_meta *m)
-{
-	char id[37];
-	if (m->has_store)
-		th_pubout_uuid(m->store, id);
-	json_t *doc = json_object();
-	int rc = !doc || th_json_set(doc, "outbox", th_json_str(c->outbox)) ||
-	         th_json_set(doc, "format", json_integer(TH_OUTBOX_FORMAT)) ||
-	         th_json_set(doc, "collector", th_json_str(m->collector)) ||
-	         th_json_set(doc, "store", m->has_store ? json_string(id) : json_null()) ||
-	         th_json_set(doc, "last_contact",
-	                     m->last_contact ? json_time(m->last_contact) : json_null()) ||
-	         th_json_set(doc, "last_error", th_json_str(m->last_error)) ||
-	         th_json_set(doc, "history", json_u64(th_outbox_history_count(ob)));
-	for (int t = 0; !rc && t < 3; t++) {
-		status_ctx s = {(th_ob_table)t, json_array(), 0};
-		if (!s.arr || th_json_set(doc, table_names[t], s.arr)) {
-			rc = 1;
-			break;
-		}
-		th_outbox_list(ob, (th_ob_table)t, 0, json_row, &s);
-		rc = s.oom;
-	}
-	if (!rc)
-		rc = print_doc(stdout, doc);
-	json_decref(doc);
-	if (rc)
-		th_pubout_say(TH_LOG_ERROR, "%s: cannot write the status: %s", c->outbox,
-		              th_strerror(rc < 0 ? rc : TH_ENOMEM));
-	return rc ? EX_REJECTED : EX_OK;
-}
-
 static int status_text(const th_pubconf *c, th_outbox *ob, const th_ob_meta *m)
 {
 	char id[37] = "", when[32];
@@ -191,7 +196,7 @@ static int status_text(const th_pubconf *c, th_outbox *ob, const th_ob_meta *m)
 		printf("problem    %s\n", m->last_error);
 	for (int t = 0; t < 3; t++) {
 		printf("%s: %zu\n", table_names[t], th_outbox_count(ob, (th_ob_table)t));
-		status_ctx s = {(th_ob_table)t, NULL, 0};
+		status_ctx s = {(th_ob_table)t, NULL, 0, 0};
 		th_outbox_list(ob, (th_ob_table)t, 0, text_row, &s);
 	}
 	printf("history: %zu content record(s) (to refuse superseded content; see prune)\n",
