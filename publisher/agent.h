@@ -61,8 +61,7 @@ int th_agent_welcomed(const th_agent *a);
  * failed otherwise (wrong server key, protocol), since the agent started. */
 int th_agent_auth_refusals(const th_agent *a);
 int th_agent_handshake_failures(const th_agent *a);
-/* 1 when pending (unit, appendix, period, rev) waits in a retry hold or is
- * in flight; for status output. */
+/* 1 while submits sent on this connection wait for their acks. */
 int th_agent_busy(const th_agent *a);
 
 #endif

@@ -594,6 +594,7 @@ static void inflight_limits(void **state)
 	size_t n = gather(f, 100, got, 8);   /* about a second: far below the ack timeout */
 	assert_true(th_agent_welcomed(f->ag));
 	assert_int_equal(n, 2);
+	assert_true(th_agent_busy(f->ag));
 	for (size_t i = 0; i < n; i++)
 		assert_int_equal(got[i].sub.n_reports, 1);
 	accept_all(f, &got[0]);
@@ -605,6 +606,7 @@ static void inflight_limits(void **state)
 	accept_all(f, &got[3]);
 	until(f, nothing_pending, "all four answered");
 	assert_int_equal(count_table(f, TH_OB_TACKED), 4);
+	assert_false(th_agent_busy(f->ag));
 	for (size_t i = 0; i < 4; i++)
 		msg_free(&got[i]);
 }
