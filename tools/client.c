@@ -19,31 +19,61 @@ struct th_qc {
 	char *reply;       /* the last answer's bytes: unpacked strings point into it */
 };
 
+/* Closes a socket and ends its context (either may be NULL). */
+static void release(void *ctx, void *sock)
+{
+	if (sock)
+		zmq_close(sock);
+	if (ctx)
+		zmq_ctx_term(ctx);
+}
+
+/* A context and a socket of type with linger 0, the receive timeout and, unless
+ * insecure, CURVE from the key files (nokeys: the sentence when they are not
+ * given).  0, or TH_EINVAL (no keys), TH_EIO / TH_EKEY (the files), TH_ENET,
+ * with why; nothing is left open on failure. */
+static int open_socket(int type, int rcvtimeo_ms, const char *key_file, const char *server_key,
+                       int insecure, const char *nokeys, void **ctx, void **sock, char *why,
+                       size_t cap)
+{
+	int rc = TH_ENET;
+	*ctx = zmq_ctx_new();
+	*sock = *ctx ? zmq_socket(*ctx, type) : NULL;
+	if (!*sock) {
+		snprintf(why, cap, "cannot create a socket: %s", zmq_strerror(zmq_errno()));
+		goto fail;
+	}
+	th_sockopts so = TH_SOCKOPTS_INIT;
+	so.rcvtimeo_ms = rcvtimeo_ms;
+	so.linger_ms = 0;
+	th_sock_set(*sock, &so);
+	if (!insecure && (!key_file || !server_key)) {
+		snprintf(why, cap, "%s", nokeys);
+		rc = TH_EINVAL;
+		goto fail;
+	}
+	if (!insecure && (rc = th_keyfile_curve_client(*sock, server_key, key_file, why, cap)) != 0)
+		goto fail;
+	return 0;
+fail:
+	release(*ctx, *sock);
+	*ctx = *sock = NULL;
+	return rc;
+}
+
 th_qc *th_qc_new(const char *endpoint, const char *key_file, const char *server_key, int insecure,
                  char *why, size_t why_cap)
 {
 	th_qc *q = calloc(1, sizeof *q);
-	if (!q)
+	if (!q) {
+		snprintf(why, why_cap, "out of memory");
 		return NULL;
+	}
 	q->next_id = 1;
-	q->ctx = zmq_ctx_new();
-	q->sock = q->ctx ? zmq_socket(q->ctx, ZMQ_DEALER) : NULL;
-	if (!q->sock) {
-		snprintf(why, why_cap, "cannot create a socket");
+	if (open_socket(ZMQ_DEALER, 10000, key_file, server_key, insecure,
+	                "give --key FILE and --server-key FILE (or --insecure)", &q->ctx, &q->sock, why,
+	                why_cap) != 0)
 		goto fail;
-	}
-	th_sockopts so = TH_SOCKOPTS_INIT;
-	so.rcvtimeo_ms = 10000;
-	so.linger_ms = 0;
-	th_sock_set(q->sock, &so);
-	if (!insecure) {
-		if (!key_file || !server_key) {
-			snprintf(why, why_cap, "give --key FILE and --server-key FILE (or --insecure)");
-			goto fail;
-		}
-		if (th_keyfile_curve_client(q->sock, server_key, key_file, why, why_cap) != 0)
-			goto fail;
-	}
 	if (zmq_connect(q->sock, endpoint)) {
 		snprintf(why, why_cap, "%s: %s", endpoint, zmq_strerror(zmq_errno()));
 		goto fail;
@@ -59,10 +89,7 @@ void th_qc_destroy(th_qc **pq)
 	if (!pq || !*pq)
 		return;
 	th_qc *q = *pq;
-	if (q->sock)
-		zmq_close(q->sock);
-	if (q->ctx)
-		zmq_ctx_term(q->ctx);
+	release(q->ctx, q->sock);
 	free(q->reply);
 	free(q);
 	*pq = NULL;
@@ -518,33 +545,17 @@ struct th_stream {
 int th_stream_open(const char *pub, const char *key_file, const char *server_key, int insecure,
                    long level, const char *unit, th_stream **out, char *why, size_t cap)
 {
-	int rc = TH_ENET;
 	th_stream *s = calloc(1, sizeof *s);
 	if (!s) {
 		snprintf(why, cap, "out of memory");
 		return TH_ENOMEM;
 	}
-	s->ctx = zmq_ctx_new();
-	s->sub = s->ctx ? zmq_socket(s->ctx, ZMQ_SUB) : NULL;
-	if (!s->sub) {
-		snprintf(why, cap, "cannot create a socket: %s", zmq_strerror(zmq_errno()));
+	int rc = open_socket(ZMQ_SUB, 200, key_file, server_key, insecure,
+	                     "give --key FILE and --server-key FILE (or --insecure for a local demo "
+	                     "collector)", &s->ctx, &s->sub, why, cap);
+	if (rc)
 		goto fail;
-	}
-	th_sockopts so = TH_SOCKOPTS_INIT;
-	so.rcvtimeo_ms = 200;
-	so.linger_ms = 0;
-	th_sock_set(s->sub, &so);
-	if (!insecure) {
-		if (!key_file || !server_key) {
-			snprintf(why, cap, "give --key FILE and --server-key FILE (or --insecure for a local "
-			                   "demo collector)");
-			rc = TH_EINVAL;
-			goto fail;
-		}
-		if ((rc = th_keyfile_curve_client(s->sub, server_key, key_file, why, cap)) != 0)
-			goto fail;
-		rc = TH_ENET;
-	}
+	rc = TH_ENET;
 	/* topics (QUERY.md): L<level>\x1f<unit>\x1f..., every segment terminated */
 	char topic[160] = "";
 	if (level > 0 && unit)
@@ -569,10 +580,7 @@ void th_stream_destroy(th_stream **ps)
 	if (!ps || !*ps)
 		return;
 	th_stream *s = *ps;
-	if (s->sub)
-		zmq_close(s->sub);
-	if (s->ctx)
-		zmq_ctx_term(s->ctx);
+	release(s->ctx, s->sub);
 	free(s);
 	*ps = NULL;
 }

@@ -153,15 +153,22 @@ void th_table_set(th_table *t, size_t row, size_t col, const char *text)
 		c->kind = TH_CELL_TEXT;
 }
 
-void th_table_setf(th_table *t, size_t row, size_t col, const char *fmt, ...)
+/* The formatted text (malloc'd); NULL, and the table marked, when out of memory. */
+static char *vformat(th_table *t, const char *fmt, va_list ap)
 {
-	va_list ap;
-	va_start(ap, fmt);
 	char *s = NULL;
 	if (vasprintf(&s, fmt, ap) < 0) {
 		s = NULL;
 		t->err = TH_ENOMEM;
 	}
+	return s;
+}
+
+void th_table_setf(th_table *t, size_t row, size_t col, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = vformat(t, fmt, ap);
 	va_end(ap);
 	th_cell *c = slot(t, row, col);
 	if (c && s) {
@@ -251,9 +258,7 @@ void th_table_add_title(th_table *t, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
+	char *s = vformat(t, fmt, ap);
 	va_end(ap);
 	char **n = s ? realloc(t->titles.v, (t->titles.n + 1) * sizeof *n) : NULL;
 	if (!n) {
