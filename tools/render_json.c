@@ -65,24 +65,49 @@ static json_t *cell_json(const th_cell *c, int numeric)
 	return json_null();
 }
 
+/* Column c's key as a JSON string with its quotes (malloc'd); NULL when out of memory. */
+static char *encoded_key(const th_table *t, size_t c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (!m)
+		return NULL;
+	th_json_string(m, th_table_key(t, c));
+	if (fclose(m) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
 int th_render_json(const th_table *t, FILE *f)
 {
 	size_t nc = th_table_cols(t);
 	int rc = 0;
-	fputs("[", f);
-	for (size_t r = 0; r < th_table_rows(t) && !rc; r++) {
-		json_t *row = json_object();
-		for (size_t c = 0; c < nc && row && !rc; c++) {
-			json_t *v = cell_json(th_table_cell(t, r, c), th_table_numeric(t, c));
-			rc = v ? th_json_set(row, th_table_key(t, c), v) : TH_ENOMEM;
-		}
-		fputs(r ? ",\n " : "\n ", f);
-		if (!row)
+	/* the keys are the same in every row: encoded once */
+	char **keys = calloc(nc ? nc : 1, sizeof *keys);
+	for (size_t c = 0; keys && c < nc && !rc; c++)
+		if (!(keys[c] = encoded_key(t, c)))
 			rc = TH_ENOMEM;
-		if (!rc)
-			rc = th_json_print_inline(f, row);
-		json_decref(row);
+	if (!keys)
+		rc = TH_ENOMEM;
+	fputs("[", f);
+	/* each row an object on its own line, keys in column order, every key and
+	 * value encoded by jansson */
+	for (size_t r = 0; r < th_table_rows(t) && !rc; r++) {
+		fputs(r ? ",\n {" : "\n {", f);
+		for (size_t c = 0; c < nc && !rc; c++) {
+			json_t *v = cell_json(th_table_cell(t, r, c), th_table_numeric(t, c));
+			fprintf(f, "%s%s: ", c ? ", " : "", keys[c]);
+			rc = v ? th_json_print_inline(f, v) : TH_ENOMEM;
+			json_decref(v);
+		}
+		fputc('}', f);
 	}
 	fputs("\n]\n", f);
+	for (size_t c = 0; keys && c < nc; c++)
+		free(keys[c]);
+	free(keys);
 	return rc;
 }
