@@ -7,7 +7,6 @@
  * keeps working.  Each value is dumped as it is made (an outbox of 20,000
  * entries does not become one document in memory). */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -76,19 +75,14 @@ typedef struct status_ctx {
 	int err;         /* json: TH_ENOMEM / TH_EIO */
 } status_ctx;
 
-#define JSON_FLAGS (JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))   /* one line, ", " ": " */
-
-/* Writes v (taking its reference) on one line; 0 or TH_ENOMEM / TH_EIO. */
+/* Writes v (taking its reference) on one line (th_json_print_inline);
+ * 0 or TH_ENOMEM / TH_EIO. */
 static int dump(FILE *f, json_t *v)
 {
 	if (!v)
 		return TH_ENOMEM;
-	char *text = json_dumps(v, JSON_FLAGS);   /* one write a value, not one a token */
+	int rc = th_json_print_inline(f, v);
 	json_decref(v);
-	if (!text)
-		return TH_ENOMEM;
-	int rc = fputs(text, f) == EOF ? TH_EIO : 0;
-	free(text);
 	return rc;
 }
 
