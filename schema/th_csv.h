@@ -21,14 +21,10 @@
 #include "th_error.h"
 #include "th_def.h"
 #include "th_report.h"
+#include "th_sheet.h"
 
-typedef struct th_csv_opts {
-	const char *unit;      /* NULL: from the file's metadata */
-	const char *appendix;  /* NULL: from the file's metadata */
-	const char *period;    /* NULL: from the file's metadata */
-	uint64_t rev;          /* stored in the report as is (0 is fine: the agent stamps it) */
-	const char *encoding;  /* NULL: detect; else an iconv name to force */
-} th_csv_opts;
+/* The readers' common options (th_sheet.h). */
+typedef th_read_opts th_csv_opts;
 
 /* Reads an appendix file into a validated report.  defs supplies the
  * definition (the file's version, or the latest of the appendix when the
@@ -40,6 +36,11 @@ int th_csv_read_report(const char *path, const th_defset *defs, const th_csv_opt
 /* Same from memory; name is used in diagnostics. */
 int th_csv_parse_report(const char *data, size_t len, const char *name, const th_defset *defs,
                         const th_csv_opts *opts, th_report **out, th_diag *diag);
+/* Same for a table with a unit column (one report per unit): *out is a
+ * malloc'd array of *n reports (th_reports_free), written only on success.
+ * The single-report calls refuse such a table unless opts->unit picks one. */
+int th_csv_parse_reports(const char *data, size_t len, const char *name, const th_defset *defs,
+                         const th_csv_opts *opts, th_report ***out, size_t *n, th_diag *diag);
 
 /* Low-level tokenizer, exposed for other tabular files and tests: splits
  * UTF-8 text into records; calls cb for each record with its fields

@@ -55,19 +55,7 @@ static uint64_t hstr(uint64_t h, const char *s)
 
 static int32_t add_days(int32_t ymd, long days)
 {
-	long d0 = th_date_days(ymd) + days;
-	/* civil from days */
-	long z = d0 + 719468;
-	long era = (z >= 0 ? z : z - 146096) / 146097;
-	long doe = z - era * 146097;
-	long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	long y = yoe + era * 400;
-	long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	long mp = (5 * doy + 2) / 153;
-	long d = doy - (153 * mp + 2) / 5 + 1;
-	long m = mp + (mp < 10 ? 3 : -9);
-	y += m <= 2;
-	return (int32_t)(y * 10000 + m * 100 + d);
+	return th_date_from_days(th_date_days(ymd) + days);
 }
 
 static const char *phrases[] = {
