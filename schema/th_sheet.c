@@ -45,6 +45,7 @@ typedef struct {
 typedef struct {
 	th_report *r;
 	long *where;         /* report row -> line / sheet row */
+	uint8_t *bad;        /* row * n_cols + col: the cell had a problem already */
 	size_t cap;
 } rep_t;
 
@@ -334,6 +335,7 @@ void th_sheet_destroy(th_sheet **ps)
 	for (size_t i = 0; i < s->n_reps; i++) {
 		th_report_destroy(&s->reps[i].r);
 		free(s->reps[i].where);
+		free(s->reps[i].bad);
 	}
 	free(s->reps);
 	if (s->memo && s->def)
@@ -1280,25 +1282,22 @@ static int data_row(th_sheet *s, long row, const th_cell *c, size_t n)
 {
 	const th_def *d = s->def;
 	const th_cell *uc = NULL;
-	int any = 0;
+	int any = 0, stray = 0;
 	for (size_t i = 0; i < n; i++) {
 		long m = c[i].col < s->ncolmap ? s->colmap[c[i].col] : COL_NONE;
 		if (m >= 0)
 			any = 1;
 		else if (m == COL_UNIT)
 			uc = &c[i];
-		else if (m == COL_NONE) {
-			if (s->sheet)
-				problem(s, TH_ESYNTAX, row, c[i].col, COL_NONE, "a value in a column that has no "
-				        "header above it");
-			else if (c[i].col >= s->ncolmap)
-				problem(s, TH_ESYNTAX, row, -1, COL_NONE, "%zu cells but the header has %zu",
-				        (size_t)c[n - 1].col + 1, s->ncolmap);
-			else
-				problem(s, TH_ESYNTAX, row, -1, COL_NONE, "a value in field %u, which has no "
-				        "header", c[i].col + 1);
-			return TH_OK;
-		}
+		else if (m == COL_NONE && s->sheet)
+			problem(s, TH_ESYNTAX, row, c[i].col, COL_NONE, "a value in a column that has no "
+			        "header above it");
+		else if (m == COL_NONE && c[i].col < s->ncolmap)
+			problem(s, TH_ESYNTAX, row, -1, COL_NONE, "a value in field %u, which has no header",
+			        c[i].col + 1);
+		else if (m == COL_NONE && !stray++)
+			problem(s, TH_ESYNTAX, row, -1, COL_NONE, "%zu cells but the header has %zu",
+			        (size_t)c[n - 1].col + 1, s->ncolmap);
 	}
 	if (!any)
 		return TH_OK;   /* only an STT, a unit or a name: an empty row */
@@ -1323,18 +1322,25 @@ static int data_row(th_sheet *s, long row, const th_cell *c, size_t n)
 	if ((size_t)ri >= rp->cap) {
 		size_t cap = rp->cap ? rp->cap * 2 : 16;
 		long *nw = realloc(rp->where, cap * sizeof *nw);
-		if (!nw)
+		if (nw)
+			rp->where = nw;
+		uint8_t *nb = nw ? realloc(rp->bad, cap * d->n_cols) : NULL;
+		if (!nb)
 			return TH_ENOMEM;
-		rp->where = nw;
+		rp->bad = nb;
 		rp->cap = cap;
 	}
 	rp->where[ri] = row;
+	memset(rp->bad + (size_t)ri * d->n_cols, 0, d->n_cols);
 	for (size_t i = 0; i < n; i++) {
 		long dc = c[i].col < s->ncolmap ? s->colmap[c[i].col] : COL_NONE;
 		if (dc < 0)
 			continue;
+		size_t before = th_diag_count(s->diag);
 		if ((rc = parse_cell(s, (size_t)dc, &c[i], th_report_cell(r, (size_t)ri, (size_t)dc), row)))
 			return rc;
+		if (th_diag_count(s->diag) > before)
+			rp->bad[(size_t)ri * d->n_cols + (size_t)dc] = 1;
 	}
 	return TH_OK;
 }
@@ -1442,6 +1448,31 @@ int th_sheet_row(th_sheet *s, long row, const th_cell *cells, size_t n)
 
 /* --- the end ----------------------------------------------------------------------- */
 
+/* A validation problem about a cell whose value was already refused (it
+ * reads as empty), or about a column missing from the header (said once):
+ * not said again. */
+static int already_said(const th_sheet *s, const rep_t *rp, const th_diag_entry *e)
+{
+	const th_def *d = s->def;
+	if (e->row <= 0 || (size_t)e->row > rp->r->n_rows)
+		return 0;
+	size_t row = (size_t)e->row - 1;
+	long dc = e->column ? th_def_column(d, e->column) : -1;
+	if (dc >= 0 && (s->colpos[dc] < 0 || rp->bad[row * d->n_cols + (size_t)dc]))
+		return 1;
+	if (e->code == TH_EDUPKEY) {
+		size_t other;
+		if (sscanf(e->msg, "row key repeats row %zu", &other) != 1 || other < 1 ||
+		    other > rp->r->n_rows)
+			other = e->row;
+		for (size_t k = 0; k < d->n_key; k++)
+			if (rp->bad[row * d->n_cols + d->key_cols[k]] ||
+			    rp->bad[(other - 1) * d->n_cols + d->key_cols[k]])
+				return 1;
+	}
+	return 0;
+}
+
 /* Places the report's own validation problems back on the table. */
 static void place_validation(th_sheet *s, rep_t *rp, th_diag *scratch)
 {
@@ -1449,6 +1480,8 @@ static void place_validation(th_sheet *s, rep_t *rp, th_diag *scratch)
 	for (size_t i = 0; i < th_diag_count(scratch); i++) {
 		const th_diag_entry *e = th_diag_at(scratch, i);
 		long where = e->row > 0 && (size_t)e->row <= rp->r->n_rows ? rp->where[e->row - 1] : 0;
+		if (already_said(s, rp, e))
+			continue;
 		if (!s->sheet) {
 			th_diag_add(s->diag, e->sev, e->code, s->file, where, e->row, e->column, "%s", e->msg);
 			continue;
@@ -1485,7 +1518,8 @@ int th_sheet_finish(th_sheet *s, th_report ***out, size_t *n, th_diag *diag)
 		else if (d)
 			problem(s, TH_EMISSING, 0, -1, COL_NONE, "no header row (column ids or titles) found");
 	}
-	if (s->state > 0 && !s->failed && th_diag_errors(s->diag) == 0) {
+	if (s->state > 0 && !s->failed) {
+		size_t reading_errors = th_diag_errors(s->diag);
 		th_diag *scratch = th_diag_new();
 		if (!scratch)
 			return TH_ENOMEM;
@@ -1495,7 +1529,9 @@ int th_sheet_finish(th_sheet *s, th_report ***out, size_t *n, th_diag *diag)
 			place_validation(s, &s->reps[i], scratch);
 		}
 		th_diag_destroy(&scratch);
-		if (s->unit_col >= 0 && s->n_reps == 0)
+		if (reading_errors)
+			;   /* the problems say enough */
+		else if (s->unit_col >= 0 && s->n_reps == 0)
 			problem(s, TH_EMISSING, 0, -1, COL_NONE, s->opts && s->opts->unit
 			        ? "no row for unit %s" : "no unit has any figures filled in%s",
 			        s->opts && s->opts->unit ? s->opts->unit : "");
