@@ -26,7 +26,7 @@ typedef struct {
 
 typedef struct {
 	lxw_format *title, *meta, *hint, *head, *id, *ident, *ident_left;
-	lxw_format *f_int, *f_dec[10], *f_date, *f_text, *f_long, *f_list;
+	lxw_format *f_int, *f_dec[10], *f_date, *f_text, *f_long, *f_list, *f_bool;
 	lxw_format *i_title, *i_head, *i_cell;
 } formats;
 
@@ -114,6 +114,8 @@ static void make_formats(tpl *t)
 	f->f_text = fmt(t, "@", 1, 0);
 	f->f_long = fmt(t, "@", 1, 1);
 	f->f_list = fmt(t, "@", 1, 1);
+	f->f_bool = fmt(t, "@", 1, 0);
+	format_set_align(f->f_bool, LXW_ALIGN_CENTER);
 	f->i_title = workbook_add_format(t->wb);
 	format_set_bold(f->i_title);
 	format_set_font_size(f->i_title, 13);
@@ -134,6 +136,8 @@ static lxw_format *cell_format(const tpl *t, const th_column *c)
 		return t->f.f_date;
 	case TH_T_TEXT:
 		return c->max_len > 200 ? t->f.f_long : t->f.f_text;
+	case TH_T_BOOL:
+		return t->f.f_bool;
 	default:
 		return t->f.f_list;
 	}
