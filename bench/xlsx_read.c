@@ -9,8 +9,8 @@
  * the definitions and the whole read.
  *
  *   th-bench-xlsx DEFS_DIR [ROWS [RUNS]]
- * prints one line per file: rows, bytes, median and best seconds, rows/s,
- * peak RSS of the reading process.
+ * prints one line per file: rows, bytes, median and best wall seconds,
+ * median CPU seconds, rows/s of each, peak RSS of the reading process.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,9 +112,11 @@ static th_report *tasks(const th_def *d, unsigned rows)
 	return r;
 }
 
-/* Reads path in a fresh process; returns its wall seconds, *rss its peak KiB. */
+/* Reads path in a fresh process; returns its wall seconds, *cpu its CPU
+ * seconds (user + system: what a loaded machine does not inflate), *rss its
+ * peak KiB. */
 static double read_once(const char *self, const char *path, const char *defs_dir, unsigned rows,
-                        long *rss)
+                        double *cpu, long *rss)
 {
 	char n[32];
 	snprintf(n, sizeof n, "%u", rows);
@@ -131,6 +133,8 @@ static double read_once(const char *self, const char *path, const char *defs_dir
 		exit(1);
 	}
 	*rss = ru.ru_maxrss;
+	*cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	return now() - t0;
 }
 
@@ -195,21 +199,23 @@ int main(int argc, char **argv)
 	tw = now() - tw;
 	const char *paths[2] = {xl, csv};
 	for (int k = 0; k < 2; k++) {
-		double t[100];
+		double t[100], c[100];
 		long rss = 0, peak = 0;
 		for (int i = 0; i < runs; i++) {
-			t[i] = read_once("/proc/self/exe", paths[k], argv[1], rows, &rss);
+			t[i] = read_once("/proc/self/exe", paths[k], argv[1], rows, &c[i], &rss);
 			if (rss > peak)
 				peak = rss;
 		}
 		qsort(t, (size_t)runs, sizeof t[0], cmp_d);
+		qsort(c, (size_t)runs, sizeof c[0], cmp_d);
 		FILE *f = fopen(paths[k], "rb");
 		fseek(f, 0, SEEK_END);
 		long bytes = ftell(f);
 		fclose(f);
-		printf("%s read: %u rows, %ld bytes, median %.3f s, best %.3f s, %.0f rows/s (median), "
-		       "peak RSS %ld KiB\n", k ? "csv " : "xlsx", rows, bytes, t[runs / 2], t[0],
-		       (double)rows / t[runs / 2], peak);
+		printf("%s read: %u rows, %ld bytes; wall median %.3f s (best %.3f s) = %.0f rows/s; "
+		       "CPU median %.3f s = %.0f rows/s; peak RSS %ld KiB\n", k ? "csv " : "xlsx", rows,
+		       bytes, t[runs / 2], t[0], (double)rows / t[runs / 2], c[runs / 2],
+		       (double)rows / c[runs / 2], peak);
 	}
 	printf("xlsx write (template with the values): %.3f s\n", tw);
 	th_report_destroy(&r);

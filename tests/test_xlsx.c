@@ -272,6 +272,39 @@ static void errors_and_formulas_without_values(void **state)
 	done(&x);
 }
 
+/* Some writers prefix every element (x:row, x:c): the names are the same. */
+static void prefixed_elements(void **state)
+{
+	(void)state;
+	const char *sheet =
+		"<?xml version=\"1.0\"?><x:worksheet xmlns:x=\"http://schemas.openxmlformats.org/"
+		"spreadsheetml/2006/main\"><x:sheetData>"
+		"<x:row r=\"1\"><x:c r=\"A1\" t=\"inlineStr\"><x:is><x:t>Phụ lục: PL3</x:t></x:is></x:c></x:row>"
+		"<x:row r=\"2\"><x:c r=\"A2\" t=\"inlineStr\"><x:is><x:t>Đơn vị: SNV</x:t></x:is></x:c>"
+		"<x:c r=\"B2\" t=\"inlineStr\"><x:is><x:t>Kỳ: 2021</x:t></x:is></x:c></x:row>"
+		"<x:row r=\"3\"><x:c r=\"A3\" t=\"inlineStr\"><x:is><x:t>linh_vuc</x:t></x:is></x:c>"
+		"<x:c r=\"B3\" t=\"inlineStr\"><x:is><x:t>ma_nhiem_vu</x:t></x:is></x:c>"
+		"<x:c r=\"C3\" t=\"inlineStr\"><x:is><x:t>so_nhiem_vu_ke_hoach</x:t></x:is></x:c></x:row>"
+		"<x:row r=\"4\"><x:c r=\"A4\" t=\"inlineStr\"><x:is><x:t>the_che</x:t></x:is></x:c>"
+		"<x:c r=\"B4\" t=\"inlineStr\"><x:is><x:t>T1</x:t></x:is></x:c><x:c r=\"C4\"><x:v>3</x:v></x:c>"
+		"</x:row></x:sheetData></x:worksheet>";
+	xu_part p = {"xl/worksheets/sheet1.xml", sheet, 0};
+	if (!tmp)
+		tmp = tu_tmpdir();
+	char path[4096];
+	snprintf(path, sizeof path, "%s/prefixed.xlsx", tmp);
+	xu_sheet s = {"PL3", "", NULL};
+	xu_book b = {&s, 1, NULL, NULL, NULL, 0, &p, 1};
+	assert_int_equal(xu_book_write(path, &b), 0);
+	result x;
+	read_into(path, NULL, &x);
+	if (x.rc)
+		print_message("%s", x.msgs);
+	assert_int_equal(x.rc, 0);
+	assert_int_equal(cell(x.r[0], 0, "so_nhiem_vu_ke_hoach")->i, 3);
+	done(&x);
+}
+
 /* --- a sheet a unit made itself ------------------------------------------------------ */
 
 #define SELF_TITLE \
@@ -808,6 +841,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(dates_1904_system),
 		cmocka_unit_test(date_1900_leap_bug),
 		cmocka_unit_test(errors_and_formulas_without_values),
+		cmocka_unit_test(prefixed_elements),
 		cmocka_unit_test(self_made_sheet),
 		cmocka_unit_test(every_error_at_once),
 		cmocka_unit_test(rule_and_duplicate_key_placed),

@@ -111,21 +111,22 @@ static void nomem(part *p)
 	XML_StopParser(p->xp, XML_FALSE);
 }
 
-/* Local name of an expanded "uri name" (the parser's namespace separator is ' '). */
+/* The local name of a qualified one ("x:row" -> "row").  The parser does
+ * not resolve namespaces (that doubles its cost); SpreadsheetML's element
+ * names are unique without them, whatever prefix a writer chose. */
 static const char *local(const char *name)
 {
-	const char *sp = strrchr(name, ' ');
-	return sp ? sp + 1 : name;
+	const char *c = strchr(name, ':');
+	return c ? c + 1 : name;
 }
 
-/* An attribute by local name; ns NULL: one without a namespace, else one
- * whose namespace contains ns. */
-static const char *attr(const char **a, const char *name, const char *ns)
+/* An attribute by name; prefixed: one with a namespace prefix and that
+ * local name (r:id), else one without a prefix. */
+static const char *attr(const char **a, const char *name, int prefixed)
 {
 	for (; a[0]; a += 2) {
-		const char *sp = strrchr(a[0], ' ');
-		if (!ns ? (!sp && strcmp(a[0], name) == 0)
-		        : (sp && strcmp(sp + 1, name) == 0 && strstr(a[0], ns) && strstr(a[0], ns) < sp))
+		const char *c = strchr(a[0], ':');
+		if (prefixed ? (c && strcmp(c + 1, name) == 0) : (!c && strcmp(a[0], name) == 0))
 			return a[1];
 	}
 	return NULL;
@@ -243,7 +244,7 @@ static int run_part(xlsx *x, const char *path, th_diag *diag, part *p)
 	if (!zf)
 		return th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, x->name, 0, 0, path,
 		                   "cannot be opened: %s", zip_strerror(x->za));
-	XML_Parser xp = XML_ParserCreateNS(NULL, ' ');
+	XML_Parser xp = XML_ParserCreate(NULL);
 	char *buf = malloc(65536);
 	int rc = TH_OK;
 	if (!xp || !buf) {
@@ -464,8 +465,8 @@ static void rels_start(part *p, const char *name, const char **a)
 	xlsx *x = p->x;
 	if (strcmp(name, "Relationship") != 0)
 		return;
-	const char *id = attr(a, "Id", NULL), *type = attr(a, "Type", NULL);
-	const char *target = attr(a, "Target", NULL), *mode = attr(a, "TargetMode", NULL);
+	const char *id = attr(a, "Id", 0), *type = attr(a, "Type", 0);
+	const char *target = attr(a, "Target", 0), *mode = attr(a, "TargetMode", 0);
 	if (!id || !type || !target || (mode && strcmp(mode, "External") == 0))
 		return;
 	if (x->n_rels >= TH_XLSX_MAX_PARTS) {
@@ -513,11 +514,11 @@ static void workbook_start(part *p, const char *name, const char **a)
 {
 	xlsx *x = p->x;
 	if (strcmp(name, "workbookPr") == 0) {
-		const char *v = attr(a, "date1904", NULL);
+		const char *v = attr(a, "date1904", 0);
 		x->date1904 = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
 	} else if (strcmp(name, "sheet") == 0) {
-		const char *nm = attr(a, "name", NULL), *rid = attr(a, "id", "relationships");
-		const char *state = attr(a, "state", NULL);
+		const char *nm = attr(a, "name", 0), *rid = attr(a, "id", 1);
+		const char *state = attr(a, "state", 0);
 		if (!nm || !rid)
 			return;
 		if (x->n_sheets >= MAX_SHEETS) {
@@ -581,7 +582,7 @@ static void styles_start(part *p, const char *name, const char **a)
 	} else if (strcmp(name, "cellXfs") == 0) {
 		c->in_cellxfs = 1;
 	} else if (c->in_numfmts && strcmp(name, "numFmt") == 0) {
-		const char *id = attr(a, "numFmtId", NULL), *code = attr(a, "formatCode", NULL);
+		const char *id = attr(a, "numFmtId", 0), *code = attr(a, "formatCode", 0);
 		if (!id || !code || !format_is_date(code))
 			return;
 		if (x->n_fmt >= MAX_XF) {
@@ -606,7 +607,7 @@ static void styles_start(part *p, const char *name, const char **a)
 			return;
 		}
 		x->xf_date = nx;
-		const char *v = attr(a, "numFmtId", NULL);
+		const char *v = attr(a, "numFmtId", 0);
 		long id = v ? strtol(v, NULL, 10) : 0;
 		int date = builtin_is_date(id);
 		for (size_t i = 0; i < x->n_fmt && !date; i++)
@@ -917,7 +918,7 @@ static void add_cell(part *p, ws_ctx *w, int kind, int date, const char *shared,
 
 static void cell_start(part *p, ws_ctx *w, const char **a)
 {
-	const char *r = attr(a, "r", NULL), *t = attr(a, "t", NULL), *s = attr(a, "s", NULL);
+	const char *r = attr(a, "r", 0), *t = attr(a, "t", 0), *s = attr(a, "s", 0);
 	long col = w->last_col + 1, row = w->row;
 	if (r && parse_ref(r, &col, &row) < 0) {
 		char at[200];
@@ -947,7 +948,11 @@ static void cell_start(part *p, ws_ctx *w, const char **a)
 	}
 	w->col = col;
 	w->last_col = col;
-	snprintf(w->t, sizeof w->t, "%s", t ? t : "n");
+	size_t tl = t ? strlen(t) : 1;
+	if (tl >= sizeof w->t)
+		tl = sizeof w->t - 1;
+	memcpy(w->t, t ? t : "n", tl);
+	w->t[tl] = 0;
 	w->style = s ? strtol(s, NULL, 10) : 0;
 	w->in_cell = 1;
 	w->has_v = w->has_is = w->has_f = 0;
@@ -1056,7 +1061,7 @@ static void ws_start(part *p, const char *name, const char **a)
 		return;
 	}
 	if (strcmp(name, "row") == 0) {
-		const char *r = attr(a, "r", NULL);
+		const char *r = attr(a, "r", 0);
 		long n = w->last_row + 1;
 		if (r) {
 			char *end;
