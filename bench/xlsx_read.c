@@ -120,19 +120,31 @@ static double read_once(const char *self, const char *path, const char *defs_dir
 {
 	char n[32];
 	snprintf(n, sizeof n, "%u", rows);
+	int fd[2];
+	if (pipe(fd) != 0)
+		exit(1);
 	double t0 = now();
 	pid_t pid = fork();
 	if (pid == 0) {
+		dup2(fd[1], 1);
+		close(fd[0]);
 		execl(self, self, "--read", defs_dir, n, path, (char *)NULL);
 		_exit(127);
 	}
+	close(fd[1]);
 	int st;
 	struct rusage ru;
 	if (pid < 0 || wait4(pid, &st, 0, &ru) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		fprintf(stderr, "th-bench-xlsx: reading %s failed\n", path);
 		exit(1);
 	}
-	*rss = ru.ru_maxrss;
+	/* the child's own high-water mark (ru_maxrss would include the
+	 * parent's pages it had until exec) */
+	char out[64] = "";
+	ssize_t got = read(fd[0], out, sizeof out - 1);
+	close(fd[0]);
+	out[got > 0 ? got : 0] = 0;
+	*rss = atol(out);
 	*cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	return now() - t0;
@@ -155,6 +167,14 @@ static int child(const char *defs_dir, unsigned rows, const char *path)
 	th_report_destroy(&r);
 	th_diag_destroy(&dg);
 	th_defset_destroy(&defs);
+	/* VmHWM: this process's peak resident set, in KiB */
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			printf("%ld\n", atol(line + 6));
+	if (f)
+		fclose(f);
 	return 0;
 }
 
