@@ -477,6 +477,9 @@ static void help_sheet(tpl *t)
 	keep(t, worksheet_set_column(h, 3, 3, 20, NULL));
 	keep(t, worksheet_set_column(h, 4, 4, 10, NULL));
 	keep(t, worksheet_set_column(h, 5, 5, 50, NULL));
+	worksheet_set_landscape(h);
+	worksheet_set_paper(h, 9);
+	worksheet_fit_to_pages(h, 1, 0);
 	snprintf(b, sizeof b, "HƯỚNG DẪN ĐIỀN %s (phiên bản %u), kỳ %s", d->id, d->version,
 	         t->o->period);
 	keep(t, worksheet_write_string(h, r++, 0, b, t->f.i_title));
@@ -518,7 +521,7 @@ static void help_sheet(tpl *t)
 	         "%s!D%d.", d->id, t->o->period, d->id, R_DATA + 1);
 	lines[nl++] = l9;
 	for (size_t i = 0; i < nl; i++, r++) {
-		keep(t, worksheet_write_number(h, r, 0, (double)(i + 1), NULL));
+		keep(t, worksheet_write_number(h, r, 0, (double)(i + 1), t->f.i_cell));
 		keep(t, worksheet_merge_range(h, r, 1, r, 5, lines[i], t->f.i_cell));
 		keep(t, worksheet_set_row(h, r, 31, NULL));
 	}
