@@ -1,5 +1,6 @@
 /* th_csv.c -- appendix files from Excel / LibreOffice (APPENDIX-FILES.md). */
 #include "th_csv.h"
+#include "th_file.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,6 +1,7 @@
 /* th_sheet.c -- rows of cells to reports: every rule after tokenising
  * (th_sheet.h, schema/APPENDIX-FILES.md). */
 #include "th_sheet.h"
+#include "th_xnum.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -463,211 +464,6 @@ static int set_meta_cell(th_sheet *s, int k, const char *v, long row, long scol)
 	return TH_OK;
 }
 
-/* --- numbers as stored in a workbook ------------------------------------------ */
-
-/* value = (neg ? -1 : 1) * digits * 10^exp; digits without leading zeros. */
-typedef struct {
-	int neg;
-	char dig[40];
-	int nd;
-	int exp;
-} xnum;
-
-/* Parses "[-]digits[.digits][E[+-]digits]".  A literal with a point or an
- * exponent came from a binary double: it is rounded to 15 significant
- * digits (what Excel keeps), so 0.30000000000000004 reads as 0.3. */
-static int xnum_parse(const char *s, xnum *x)
-{
-	memset(x, 0, sizeof *x);
-	const char *p = s;
-	int inexact = 0, any = 0, extra = 0;
-	if (*p == '-' || *p == '+')
-		x->neg = *p++ == '-';
-	for (; isdigit((unsigned char)*p); p++) {
-		any = 1;
-		if (x->nd == 0 && *p == '0')
-			continue;
-		if (x->nd < (int)sizeof x->dig)
-			x->dig[x->nd++] = *p;
-		else
-			extra++;
-	}
-	if (*p == '.') {
-		inexact = 1;
-		for (p++; isdigit((unsigned char)*p); p++) {
-			any = 1;
-			if (x->nd == 0 && *p == '0') {
-				x->exp--;
-				continue;
-			}
-			if (x->nd < (int)sizeof x->dig) {
-				x->dig[x->nd++] = *p;
-				x->exp--;
-			}
-		}
-	}
-	if (!any)
-		return TH_ETYPE;
-	if (*p == 'e' || *p == 'E') {
-		inexact = 1;
-		p++;
-		int eneg = 0, e = 0, ed = 0;
-		if (*p == '-' || *p == '+')
-			eneg = *p++ == '-';
-		for (; isdigit((unsigned char)*p); p++, ed++)
-			if (e < 10000)
-				e = e * 10 + (*p - '0');
-		if (!ed)
-			return TH_ETYPE;
-		x->exp += eneg ? -e : e;
-	}
-	if (*p)
-		return TH_ETYPE;
-	x->exp += extra;
-	if (inexact && x->nd > 15) {
-		int up = x->dig[15] >= '5';
-		x->exp += x->nd - 15;
-		x->nd = 15;
-		for (int i = 14; up && i >= 0; i--) {
-			if (x->dig[i] == '9') {
-				x->dig[i] = '0';
-			} else {
-				x->dig[i]++;
-				up = 0;
-			}
-		}
-		if (up) {
-			memmove(x->dig + 1, x->dig, 14);
-			x->dig[0] = '1';
-			x->exp++;
-		}
-	}
-	while (x->nd > 0 && x->dig[x->nd - 1] == '0') {
-		x->nd--;
-		x->exp++;
-	}
-	if (x->nd == 0)
-		x->neg = 0;
-	return TH_OK;
-}
-
-/* value * 10^scale as an int64, when it is a whole number that fits. */
-static int xnum_scaled(const xnum *x, int scale, int64_t *out, const char **why)
-{
-	if (x->nd == 0) {
-		*out = 0;
-		return TH_OK;
-	}
-	long e = (long)x->exp + scale;
-	if (e < 0) {
-		*why = scale ? "has more decimals than the column allows (no silent rounding)"
-		             : "is not a whole number";
-		return TH_ERANGE;
-	}
-	if (x->nd + e > 19) {
-		*why = "is too large";
-		return TH_ERANGE;
-	}
-	uint64_t v = 0;
-	for (int i = 0; i < x->nd; i++)
-		v = v * 10 + (uint64_t)(x->dig[i] - '0');
-	for (long i = 0; i < e; i++) {
-		if (v > UINT64_MAX / 10) {
-			*why = "is too large";
-			return TH_ERANGE;
-		}
-		v *= 10;
-	}
-	if (v > (uint64_t)INT64_MAX + (uint64_t)x->neg) {
-		*why = "is too large";
-		return TH_ERANGE;
-	}
-	*out = x->neg ? (int64_t)(0 - v) : (int64_t)v;
-	return TH_OK;
-}
-
-/* Plain decimal text of a number ("1234.5"), for text cells and metadata. */
-static void xnum_text(const xnum *x, char *out, size_t cap)
-{
-	size_t o = 0;
-	if (x->nd == 0) {
-		snprintf(out, cap, "0");
-		return;
-	}
-	if (x->exp > 20 || x->exp < -30) {
-		snprintf(out, cap, "%s%.*sE%d", x->neg ? "-" : "", x->nd, x->dig, x->exp);
-		return;
-	}
-	char tmp[96];
-	if (x->neg)
-		tmp[o++] = '-';
-	int intd = x->nd + x->exp;   /* digits before the point */
-	if (intd <= 0) {
-		tmp[o++] = '0';
-		tmp[o++] = '.';
-		for (int i = 0; i < -intd; i++)
-			tmp[o++] = '0';
-		for (int i = 0; i < x->nd; i++)
-			tmp[o++] = x->dig[i];
-	} else {
-		for (int i = 0; i < intd; i++)
-			tmp[o++] = i < x->nd ? x->dig[i] : '0';
-		if (intd < x->nd) {
-			tmp[o++] = '.';
-			for (int i = intd; i < x->nd; i++)
-				tmp[o++] = x->dig[i];
-		}
-	}
-	tmp[o] = 0;
-	snprintf(out, cap, "%s", tmp);
-}
-
-/* A date serial to yyyymmdd: 1900 system (serial 1 = 1900-01-01, with the
- * fictitious 1900-02-29 at 60) or 1904 system (serial 0 = 1904-01-01). */
-static int serial_date(const th_sheet *s, const char *text, int32_t *out, const char **why)
-{
-	xnum x;
-	int64_t serial;
-	if (xnum_parse(text, &x) || x.neg) {
-		*why = "is not a date serial";
-		return TH_ETYPE;
-	}
-	if (x.exp < 0) {
-		*why = "has a time of day; a date column takes a date only";
-		return TH_ETYPE;
-	}
-	if (x.nd + x.exp > 7 || xnum_scaled(&x, 0, &serial, why)) {
-		*why = "is a date beyond the year 2999";
-		return TH_ERANGE;
-	}
-	if (serial > 2000000) {
-		*why = "is a date beyond the year 2999";
-		return TH_ERANGE;
-	}
-	long days;   /* since 1970-01-01 */
-	if (s->date1904) {
-		days = th_date_days(19040101) + (long)serial;
-	} else {
-		if (serial == 60) {
-			*why = "is 29/02/1900, a day that does not exist (a spreadsheet's 1900 leap-year "
-			       "bug); type the date again";
-			return TH_ERANGE;
-		}
-		if (serial < 1) {
-			*why = "is day 0 of the 1900 date system, not a date";
-			return TH_ERANGE;
-		}
-		days = th_date_days(19000101) + (long)serial - (serial < 60 ? 1 : 2);
-	}
-	int32_t ymd = th_date_from_days(days);
-	if (!th_date_valid(ymd)) {
-		*why = "is a date outside the years 1900 to 2999";
-		return TH_ERANGE;
-	}
-	*out = ymd;
-	return TH_OK;
-}
-
 /* The text a cell stands for, for metadata values, text columns and
  * headers: numbers in plain form, dates as dd/mm/yyyy (iso: yyyy-mm-dd).
  * NULL for an error cell. */
@@ -680,16 +476,16 @@ static const char *cell_text(const th_sheet *s, const th_cell *c, int iso, char 
 		if (c->date) {
 			int32_t ymd;
 			const char *why;
-			if (serial_date(s, c->text, &ymd, &why) == 0) {
+			if (th_xnum_serial_date(c->text, s->date1904, &ymd, &why) == 0) {
 				char b[32];
 				snprintf(buf, cap, "%s", th_fmt_date(ymd, iso, b));
 				return buf;
 			}
 		}
-		xnum x;
-		if (xnum_parse(c->text, &x))
+		th_xnum x;
+		if (th_xnum_parse(c->text, &x))
 			return c->text;
-		xnum_text(&x, buf, cap);
+		th_xnum_text(&x, buf, cap);
 		return buf;
 	}
 	case TH_CELL_BOOL:
@@ -1131,17 +927,17 @@ static int parse_cell(th_sheet *s, size_t dc, const th_cell *c, th_value *v, lon
 		return TH_OK;
 	}
 	if (c->kind == TH_CELL_NUMBER && !(c->date && col->type == TH_T_TEXT)) {
-		xnum x;
-		if (xnum_parse(c->text, &x)) {
+		th_xnum x;
+		if (th_xnum_parse(c->text, &x)) {
 			problem(s, TH_ETYPE, row, scol, (long)dc, "\"%s\" is not a number", c->text);
 			return TH_OK;
 		}
 		switch (col->type) {
 		case TH_T_INT:
 		case TH_T_DEC:
-			rc = xnum_scaled(&x, col->type == TH_T_DEC ? col->scale : 0, &v->i, &why);
+			rc = th_xnum_scaled(&x, col->type == TH_T_DEC ? col->scale : 0, &v->i, &why);
 			if (rc) {
-				xnum_text(&x, b, sizeof b);
+				th_xnum_text(&x, b, sizeof b);
 				problem(s, rc, row, scol, (long)dc, "%s %s", b, why);
 				return TH_OK;
 			}
@@ -1149,13 +945,13 @@ static int parse_cell(th_sheet *s, size_t dc, const th_cell *c, th_value *v, lon
 			return TH_OK;
 		case TH_T_DATE: {
 			if (!c->date) {
-				xnum_text(&x, b, sizeof b);
+				th_xnum_text(&x, b, sizeof b);
 				problem(s, TH_ETYPE, row, scol, (long)dc, "%s is a number, not a date: format "
 				        "the cell as a date or type dd/mm/yyyy", b);
 				return TH_OK;
 			}
 			int32_t ymd;
-			if ((rc = serial_date(s, c->text, &ymd, &why))) {
+			if ((rc = th_xnum_serial_date(c->text, s->date1904, &ymd, &why))) {
 				problem(s, rc, row, scol, (long)dc, "the date %s", why);
 				return TH_OK;
 			}
@@ -1169,7 +965,7 @@ static int parse_cell(th_sheet *s, size_t dc, const th_cell *c, th_value *v, lon
 			else if (x.nd == 0)
 				v->i = 0;
 			else {
-				xnum_text(&x, b, sizeof b);
+				th_xnum_text(&x, b, sizeof b);
 				problem(s, TH_ETYPE, row, scol, (long)dc, "%s is not a yes/no value (write 1 or "
 				        "0, có or không)", b);
 				return TH_OK;
@@ -1577,86 +1373,5 @@ int th_sheet_finish(th_sheet *s, th_report ***out, size_t *n, th_diag *diag)
 	}
 	*out = v;
 	*n = s->n_reps;
-	return rc;
-}
-
-/* --- files -------------------------------------------------------------------------- */
-
-th_file_kind th_file_sniff(const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	if (len >= 4 && memcmp(p, "PK\x03\x04", 4) == 0)
-		return TH_FILE_ZIP;
-	if (len >= 8 && memcmp(p, "\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", 8) == 0)
-		return TH_FILE_OLE;
-	if (len >= 5 && memcmp(p, "%PDF-", 5) == 0)
-		return TH_FILE_PDF;
-	return TH_FILE_TEXT;
-}
-
-int th_file_refuse(th_file_kind k, const char *name, th_diag *diag)
-{
-	if (k == TH_FILE_OLE)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_EENCODING, name, 0, 0, NULL,
-		                   "is an Excel 97-2003 .xls file (or a workbook protected by a password "
-		                   "to open); save it as .xlsx (Excel: File > Save As > Excel Workbook) or "
-		                   "CSV UTF-8, or convert it with `libreoffice --headless --convert-to xlsx`");
-	if (k == TH_FILE_PDF)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_EENCODING, name, 0, 0, NULL,
-		                   "is a PDF document, not a spreadsheet: send the .xlsx or CSV file the "
-		                   "PDF was printed from");
-	if (k == TH_FILE_ZIP)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_EENCODING, name, 0, 0, NULL,
-		                   "is an Excel workbook (.xlsx, a ZIP archive), not CSV text: read it "
-		                   "as a workbook, or save it as CSV UTF-8");
-	return th_diag_add(diag, TH_SEV_ERROR, TH_EENCODING, name, 0, 0, NULL, "not a spreadsheet");
-}
-
-int th_file_slurp(const char *path, size_t max, char **out, size_t *outlen, th_diag *diag)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_EIO, path, 0, 0, NULL, "cannot open: %s",
-		                   strerror(errno));
-	char *data = NULL;
-	size_t len = 0, cap = 0;
-	int rc = TH_OK;
-	for (;;) {
-		if (cap - len < 65536) {
-			cap = cap ? cap * 2 : 65536 * 4;
-			if (cap > max + 65536 * 4) {
-				rc = th_diag_add(diag, TH_SEV_ERROR, TH_ETOOBIG, path, 0, 0, NULL,
-				                 "file larger than %zu MiB", max >> 20);
-				goto fail;
-			}
-			char *nd = realloc(data, cap + 1);
-			if (!nd) {
-				rc = TH_ENOMEM;
-				goto fail;
-			}
-			data = nd;
-		}
-		size_t got = fread(data + len, 1, cap - len, f);
-		len += got;
-		if (len > max) {
-			rc = th_diag_add(diag, TH_SEV_ERROR, TH_ETOOBIG, path, 0, 0, NULL,
-			                 "file larger than %zu MiB", max >> 20);
-			goto fail;
-		}
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
-		rc = th_diag_add(diag, TH_SEV_ERROR, TH_EIO, path, 0, 0, NULL, "read error");
-		goto fail;
-	}
-	fclose(f);
-	data[len] = 0;
-	*out = data;
-	*outlen = len;
-	return TH_OK;
-fail:
-	free(data);
-	fclose(f);
 	return rc;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "th_csv.h"
+#include "th_file.h"
 #include "th_xlsx.h"
 
 int th_input_parse_reports(const void *data, size_t len, const char *name, const th_defset *defs,

@@ -1,6 +1,7 @@
 /* th_xlsx.c -- .xlsx workbooks to reports: libzip + expat, streaming
  * (th_xlsx.h; layout accepted: schema/APPENDIX-FILES.md). */
 #include "th_xlsx.h"
+#include "th_file.h"
 
 #include <ctype.h>
 #include <expat.h>
