@@ -2,6 +2,7 @@
  * (th_xlsx.h; layout accepted: schema/APPENDIX-FILES.md). */
 #include "th_xlsx.h"
 #include "th_file.h"
+#include "th_xpart.h"
 
 #include <ctype.h>
 #include <expat.h>
@@ -12,10 +13,8 @@
 #include <string.h>
 #include <zip.h>
 
-#define MAX_DEPTH 64
 #define MAX_SHEETS 1024
 #define MAX_XF 65536
-#define MAX_TOTAL (512u << 20)      /* inflated bytes of every part read */
 #define MAX_ROW_BYTES (16u << 20)
 #define MAX_ROW 1048576L
 #define MAX_COL 16384L
@@ -33,10 +32,8 @@ typedef struct {
 } rel;
 
 typedef struct {
-	const char *name;         /* the file, in messages */
+	th_xzip zip;              /* the archive: its name in messages, inflated bytes */
 	th_diag *diag;            /* workbook-level problems */
-	zip_t *za;
-	size_t inflated;          /* bytes inflated so far, every part */
 	int date1904;
 	sheetinfo *sheets;
 	size_t n_sheets;
@@ -55,398 +52,6 @@ typedef struct {
 	size_t n_sst, sst_ocap;
 } xlsx;
 
-/* --- XML parts ----------------------------------------------------------------------- */
-
-typedef struct part part;
-struct part {
-	xlsx *x;
-	const char *path;
-	th_diag *diag;            /* where problems go */
-	XML_Parser xp;
-	int depth;
-	int stopped;              /* a problem was reported; rc says which */
-	int rc;
-	void (*start)(part *, const char *name, const char **attrs);
-	void (*end)(part *, const char *name);
-	void *ud;
-	int collect;              /* character data goes to text */
-	char *text;
-	size_t tlen, tcap, tmax;
-	int too_long;
-};
-
-static void vfail_at(part *p, int code, const char *where, const char *fmt, va_list ap)
-{
-	if (!p->stopped) {
-		th_diag_vadd(p->diag, TH_SEV_ERROR, code, p->x->name, 0, 0, where ? where : p->path, fmt,
-		             ap);
-		p->stopped = 1;
-		p->rc = code;
-	}
-	XML_StopParser(p->xp, XML_FALSE);
-}
-
-static void __attribute__((format(printf, 3, 4))) fail(part *p, int code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vfail_at(p, code, NULL, fmt, ap);
-	va_end(ap);
-}
-
-static void __attribute__((format(printf, 4, 5)))
-fail_at(part *p, int code, const char *where, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vfail_at(p, code, where, fmt, ap);
-	va_end(ap);
-}
-
-static void nomem(part *p)
-{
-	if (!p->stopped) {
-		p->stopped = 1;
-		p->rc = TH_ENOMEM;
-	}
-	XML_StopParser(p->xp, XML_FALSE);
-}
-
-/* The local name of a qualified one ("x:row" -> "row").  The parser does
- * not resolve namespaces (that doubles its cost); SpreadsheetML's element
- * names are unique without them, whatever prefix a writer chose. */
-static const char *local(const char *name)
-{
-	const char *c = strchr(name, ':');
-	return c ? c + 1 : name;
-}
-
-/* An attribute by name; prefixed: one with a namespace prefix and that
- * local name (r:id), else one without a prefix. */
-static const char *attr(const char **a, const char *name, int prefixed)
-{
-	for (; a[0]; a += 2) {
-		const char *c = strchr(a[0], ':');
-		if (prefixed ? (c && strcmp(c + 1, name) == 0) : (!c && strcmp(a[0], name) == 0))
-			return a[1];
-	}
-	return NULL;
-}
-
-static void XMLCALL on_start(void *ud, const char *name, const char **attrs)
-{
-	part *p = ud;
-	if (p->stopped)
-		return;
-	if (++p->depth > MAX_DEPTH) {
-		fail(p, TH_EDEPTH, "elements nested more than %d deep: refused", MAX_DEPTH);
-		return;
-	}
-	if (p->start)
-		p->start(p, local(name), attrs);
-}
-
-static void XMLCALL on_end(void *ud, const char *name)
-{
-	part *p = ud;
-	if (p->stopped)
-		return;
-	p->depth--;
-	if (p->end)
-		p->end(p, local(name));
-}
-
-static void XMLCALL on_text(void *ud, const char *s, int len)
-{
-	part *p = ud;
-	if (p->stopped || !p->collect || len <= 0)
-		return;
-	if (p->tlen + (size_t)len > p->tmax) {
-		p->too_long = 1;
-		return;
-	}
-	if (p->tlen + (size_t)len + 1 > p->tcap) {
-		size_t cap = p->tcap ? p->tcap : 256;
-		while (cap < p->tlen + (size_t)len + 1)
-			cap *= 2;
-		char *nt = realloc(p->text, cap);
-		if (!nt) {
-			nomem(p);
-			return;
-		}
-		p->text = nt;
-		p->tcap = cap;
-	}
-	memcpy(p->text + p->tlen, s, (size_t)len);
-	p->tlen += (size_t)len;
-	p->text[p->tlen] = 0;
-}
-
-static void text_reset(part *p)
-{
-	p->tlen = 0;
-	p->too_long = 0;
-	if (p->text)
-		p->text[0] = 0;
-}
-
-static void XMLCALL on_doctype(void *ud, const char *name, const char *sysid, const char *pubid,
-                               int has_internal)
-{
-	part *p = ud;
-	fail(p, TH_ESYNTAX, "has a document type declaration (<!DOCTYPE %s>), which spreadsheets never "
-	     "write; its entities are not expanded: refused", name ? name : "");
-}
-
-static void XMLCALL on_entity(void *ud, const char *name, int is_param, const char *value,
-                              int vlen, const char *base, const char *sysid, const char *pubid,
-                              const char *notation)
-{
-	part *p = ud;
-	fail(p, TH_ESYNTAX, "declares an XML entity (%s): refused", name ? name : "");
-}
-
-/* The member of the archive, or -1. */
-static zip_int64_t member(xlsx *x, const char *path)
-{
-	return zip_name_locate(x->za, path, ZIP_FL_ENC_RAW);
-}
-
-/* Streams one part through the handlers.  TH_ENOTFOUND when the archive
- * has no such part (nothing reported); else TH_OK or the problem's code
- * (reported to diag). */
-static int run_part(xlsx *x, const char *path, th_diag *diag, part *p)
-{
-	zip_int64_t idx = member(x, path);
-	if (idx < 0)
-		return TH_ENOTFOUND;
-	p->x = x;
-	p->path = path;
-	p->diag = diag;
-	zip_stat_t st;
-	zip_stat_init(&st);
-	if (zip_stat_index(x->za, (zip_uint64_t)idx, 0, &st) != 0)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, x->name, 0, 0, path,
-		                   "cannot be read: %s", zip_strerror(x->za));
-	if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_EENCODING, x->name, 0, 0, path,
-		                   "is encrypted: remove the password and save the workbook again");
-	if ((st.valid & ZIP_STAT_COMP_METHOD) && st.comp_method != ZIP_CM_STORE &&
-	    st.comp_method != ZIP_CM_DEFLATE)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_EENCODING, x->name, 0, 0, path,
-		                   "is compressed with method %u, which spreadsheet programs do not use: "
-		                   "refused", (unsigned)st.comp_method);
-	if ((st.valid & ZIP_STAT_SIZE) && st.size > TH_XLSX_MAX_PART)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_ETOOBIG, x->name, 0, 0, path,
-		                   "declares %llu MiB uncompressed, more than the %u MiB allowed for one "
-		                   "part: refused (a ZIP bomb?)",
-		                   (unsigned long long)(st.size >> 20), TH_XLSX_MAX_PART >> 20);
-	zip_file_t *zf = zip_fopen_index(x->za, (zip_uint64_t)idx, 0);
-	if (!zf)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, x->name, 0, 0, path,
-		                   "cannot be opened: %s", zip_strerror(x->za));
-	XML_Parser xp = XML_ParserCreate(NULL);
-	char *buf = malloc(65536);
-	int rc = TH_OK;
-	if (!xp || !buf) {
-		rc = TH_ENOMEM;
-		goto out;
-	}
-	p->xp = xp;
-	XML_SetUserData(xp, p);
-	XML_SetElementHandler(xp, on_start, on_end);
-	XML_SetCharacterDataHandler(xp, on_text);
-	XML_SetStartDoctypeDeclHandler(xp, on_doctype);
-	XML_SetEntityDeclHandler(xp, on_entity);
-	XML_SetParamEntityParsing(xp, XML_PARAM_ENTITY_PARSING_NEVER);
-	size_t total = 0;
-	for (;;) {
-		zip_int64_t n = zip_fread(zf, buf, 65536);
-		if (n < 0) {
-			rc = th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, x->name, 0, 0, path,
-			                 "cannot be inflated (damaged archive): %s", zip_file_strerror(zf));
-			break;
-		}
-		total += (size_t)n;
-		x->inflated += (size_t)n;
-		if (total > TH_XLSX_MAX_PART) {
-			rc = th_diag_add(diag, TH_SEV_ERROR, TH_ETOOBIG, x->name, 0, 0, path,
-			                 "inflates to more than %u MiB: refused (a ZIP bomb?)",
-			                 TH_XLSX_MAX_PART >> 20);
-			break;
-		}
-		if (x->inflated > MAX_TOTAL) {
-			rc = th_diag_add(diag, TH_SEV_ERROR, TH_ETOOBIG, x->name, 0, 0, path,
-			                 "the parts read so far inflate to more than %u MiB: refused (a ZIP "
-			                 "bomb?)", MAX_TOTAL >> 20);
-			break;
-		}
-		if (XML_Parse(xp, buf, (int)n, n == 0) == XML_STATUS_ERROR) {
-			if (p->stopped)
-				rc = p->rc;
-			else
-				rc = th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, x->name, 0, 0, path,
-				                 "XML error at line %lu, column %lu: %s",
-				                 (unsigned long)XML_GetCurrentLineNumber(xp),
-				                 (unsigned long)XML_GetCurrentColumnNumber(xp) + 1,
-				                 XML_ErrorString(XML_GetErrorCode(xp)));
-			break;
-		}
-		if (p->stopped) {
-			rc = p->rc;
-			break;
-		}
-		if (n == 0)
-			break;
-	}
-out:
-	if (xp)
-		XML_ParserFree(xp);
-	p->xp = NULL;
-	free(buf);
-	free(p->text);
-	p->text = NULL;
-	p->tlen = p->tcap = 0;
-	zip_fclose(zf);
-	return rc;
-}
-
-/* --- part names and paths ------------------------------------------------------- */
-
-static uint32_t le16(const unsigned char *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8;
-}
-
-static uint32_t le32(const unsigned char *p)
-{
-	return le16(p) | le16(p + 2) << 16;
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
-/* What is wrong with a part name, or NULL. */
-static const char *bad_name(const unsigned char *s, size_t n)
-{
-	if (n == 0)
-		return "is empty";
-	if (s[0] == '/')
-		return "is an absolute path";
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == 0)
-			return "holds a NUL byte";
-		if (s[i] == '\\')
-			return "holds a backslash";
-		if (s[i] < 0x20 || s[i] == 0x7f)
-			return "holds a control character";
-		if (s[i] == '.' && i + 1 < n && s[i + 1] == '.' && (i == 0 || s[i - 1] == '/') &&
-		    (i + 2 == n || s[i + 2] == '/'))
-			return "climbs out of the archive (\"..\")";
-	}
-	return NULL;
-}
-
-/* Walks the archive's central directory itself (libzip hides NULs in
- * names) and refuses odd part names and too many parts. */
-static int check_names(const unsigned char *d, size_t len, const char *name, th_diag *diag)
-{
-	size_t eocd = (size_t)-1;
-	if (len >= 22)
-		for (size_t i = len - 22 + 1; i-- > 0 && len - i <= 22 + 65535;)
-			if (memcmp(d + i, "PK\x05\x06", 4) == 0) {
-				eocd = i;
-				break;
-			}
-	if (eocd == (size_t)-1)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, name, 0, 0, NULL,
-		                   "is not a readable ZIP archive (no end of its directory: truncated?)");
-	uint64_t count = le16(d + eocd + 10), off = le32(d + eocd + 16);
-	if ((count == 0xFFFF || off == 0xFFFFFFFFu) && eocd >= 20 &&
-	    memcmp(d + eocd - 20, "PK\x06\x07", 4) == 0) {
-		uint64_t z = le64(d + eocd - 20 + 8);
-		if (z > len || len - z < 56 || memcmp(d + z, "PK\x06\x06", 4) != 0)
-			return th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, name, 0, 0, NULL,
-			                   "is not a readable ZIP archive (broken ZIP64 directory)");
-		count = le64(d + z + 32);
-		off = le64(d + z + 48);
-	}
-	if (count > TH_XLSX_MAX_PARTS)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_ETOOBIG, name, 0, 0, NULL,
-		                   "has %llu parts, more than the %u allowed: refused",
-		                   (unsigned long long)count, TH_XLSX_MAX_PARTS);
-	for (uint64_t k = 0; k < count; k++) {
-		if (off > len || len - off < 46 || memcmp(d + off, "PK\x01\x02", 4) != 0)
-			return th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, name, 0, 0, NULL,
-			                   "is not a readable ZIP archive (broken directory entry %llu)",
-			                   (unsigned long long)k + 1);
-		size_t nl = le16(d + off + 28), el = le16(d + off + 30), cl = le16(d + off + 32);
-		if (len - off - 46 < nl + el + cl)
-			return th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, name, 0, 0, NULL,
-			                   "is not a readable ZIP archive (broken directory entry %llu)",
-			                   (unsigned long long)k + 1);
-		const unsigned char *nm = d + off + 46;
-		const char *why = bad_name(nm, nl);
-		if (why) {
-			char shown[120];
-			size_t o = 0;
-			for (size_t i = 0; i < nl && o + 5 < sizeof shown; i++)
-				o += (size_t)snprintf(shown + o, sizeof shown - o,
-				                      nm[i] < 0x20 || nm[i] >= 0x7f ? "\\x%02x" : "%c", nm[i]);
-			return th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, name, 0, 0, NULL,
-			                   "part name \"%s\" %s: refused (not a workbook written by a "
-			                   "spreadsheet program)", shown, why);
-		}
-		off += 46 + nl + el + cl;
-	}
-	return TH_OK;
-}
-
-/* Resolves a relationship target against the directory of its source part
- * ("xl/workbook.xml" + "worksheets/sheet1.xml"); malloc'd, NULL when it
- * climbs out of the archive or on ENOMEM. */
-static char *resolve(const char *source, const char *target)
-{
-	char *out = malloc(strlen(source) + strlen(target) + 2);
-	if (!out)
-		return NULL;
-	size_t o = 0;
-	if (target[0] == '/') {
-		target++;
-	} else {
-		const char *slash = strrchr(source, '/');
-		if (slash) {
-			memcpy(out, source, (size_t)(slash - source) + 1);
-			o = (size_t)(slash - source) + 1;
-		}
-	}
-	out[o] = 0;
-	for (const char *seg = target; *seg;) {
-		const char *e = strchr(seg, '/');
-		size_t n = e ? (size_t)(e - seg) : strlen(seg);
-		if (n == 2 && seg[0] == '.' && seg[1] == '.') {
-			if (o == 0) {
-				free(out);
-				return NULL;
-			}
-			o--;   /* the '/' */
-			while (o > 0 && out[o - 1] != '/')
-				o--;
-			out[o] = 0;
-		} else if (!(n == 1 && seg[0] == '.') && n > 0) {
-			memcpy(out + o, seg, n);
-			o += n;
-			if (e)
-				out[o++] = '/';
-			out[o] = 0;
-		}
-		seg = e ? e + 1 : seg + n;
-	}
-	return out;
-}
-
 /* --- relationships, workbook, styles ------------------------------------------- */
 
 static void free_rels(xlsx *x)
@@ -461,22 +66,22 @@ static void free_rels(xlsx *x)
 	x->n_rels = 0;
 }
 
-static void rels_start(part *p, const char *name, const char **a)
+static void rels_start(th_xpart *p, const char *name, const char **a)
 {
-	xlsx *x = p->x;
+	xlsx *x = p->owner;
 	if (strcmp(name, "Relationship") != 0)
 		return;
-	const char *id = attr(a, "Id", 0), *type = attr(a, "Type", 0);
-	const char *target = attr(a, "Target", 0), *mode = attr(a, "TargetMode", 0);
+	const char *id = th_xpart_attr(a, "Id", 0), *type = th_xpart_attr(a, "Type", 0);
+	const char *target = th_xpart_attr(a, "Target", 0), *mode = th_xpart_attr(a, "TargetMode", 0);
 	if (!id || !type || !target || (mode && strcmp(mode, "External") == 0))
 		return;
 	if (x->n_rels >= TH_XLSX_MAX_PARTS) {
-		fail(p, TH_ETOOBIG, "more than %u relationships: refused", TH_XLSX_MAX_PARTS);
+		th_xpart_fail(p, TH_ETOOBIG, "more than %u relationships: refused", TH_XLSX_MAX_PARTS);
 		return;
 	}
 	rel *nr = realloc(x->rels, (x->n_rels + 1) * sizeof *nr);
 	if (!nr) {
-		nomem(p);
+		th_xpart_nomem(p);
 		return;
 	}
 	x->rels = nr;
@@ -486,7 +91,7 @@ static void rels_start(part *p, const char *name, const char **a)
 	r->target = strdup(target);
 	x->n_rels++;
 	if (!r->id || !r->type || !r->target)
-		nomem(p);
+		th_xpart_nomem(p);
 }
 
 /* The target of the first relationship of a type ending in "/kind", or of id. */
@@ -506,29 +111,29 @@ static const rel *find_rel(const xlsx *x, const char *kind, const char *id)
 static int read_rels(xlsx *x, const char *path)
 {
 	free_rels(x);
-	part p = {0};
+	th_xpart p = {0};
 	p.start = rels_start;
-	return run_part(x, path, x->diag, &p);
+	return th_xpart_run(&x->zip, x, path, x->diag, &p);
 }
 
-static void workbook_start(part *p, const char *name, const char **a)
+static void workbook_start(th_xpart *p, const char *name, const char **a)
 {
-	xlsx *x = p->x;
+	xlsx *x = p->owner;
 	if (strcmp(name, "workbookPr") == 0) {
-		const char *v = attr(a, "date1904", 0);
+		const char *v = th_xpart_attr(a, "date1904", 0);
 		x->date1904 = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
 	} else if (strcmp(name, "sheet") == 0) {
-		const char *nm = attr(a, "name", 0), *rid = attr(a, "id", 1);
-		const char *state = attr(a, "state", 0);
+		const char *nm = th_xpart_attr(a, "name", 0), *rid = th_xpart_attr(a, "id", 1);
+		const char *state = th_xpart_attr(a, "state", 0);
 		if (!nm || !rid)
 			return;
 		if (x->n_sheets >= MAX_SHEETS) {
-			fail(p, TH_ETOOBIG, "more than %d sheets: refused", MAX_SHEETS);
+			th_xpart_fail(p, TH_ETOOBIG, "more than %d sheets: refused", MAX_SHEETS);
 			return;
 		}
 		sheetinfo *ns = realloc(x->sheets, (x->n_sheets + 1) * sizeof *ns);
 		if (!ns) {
-			nomem(p);
+			th_xpart_nomem(p);
 			return;
 		}
 		x->sheets = ns;
@@ -538,7 +143,7 @@ static void workbook_start(part *p, const char *name, const char **a)
 		s->path = NULL;
 		s->hidden = state && strcmp(state, "visible") != 0;
 		if (!s->name || !s->rid)
-			nomem(p);
+			th_xpart_nomem(p);
 	}
 }
 
@@ -574,41 +179,41 @@ typedef struct {
 	int in_numfmts, in_cellxfs;
 } styles_ctx;
 
-static void styles_start(part *p, const char *name, const char **a)
+static void styles_start(th_xpart *p, const char *name, const char **a)
 {
-	xlsx *x = p->x;
+	xlsx *x = p->owner;
 	styles_ctx *c = p->ud;
 	if (strcmp(name, "numFmts") == 0) {
 		c->in_numfmts = 1;
 	} else if (strcmp(name, "cellXfs") == 0) {
 		c->in_cellxfs = 1;
 	} else if (c->in_numfmts && strcmp(name, "numFmt") == 0) {
-		const char *id = attr(a, "numFmtId", 0), *code = attr(a, "formatCode", 0);
+		const char *id = th_xpart_attr(a, "numFmtId", 0), *code = th_xpart_attr(a, "formatCode", 0);
 		if (!id || !code || !format_is_date(code))
 			return;
 		if (x->n_fmt >= MAX_XF) {
-			fail(p, TH_ETOOBIG, "more than %d number formats: refused", MAX_XF);
+			th_xpart_fail(p, TH_ETOOBIG, "more than %d number formats: refused", MAX_XF);
 			return;
 		}
 		long *nf = realloc(x->fmt_id, (x->n_fmt + 1) * sizeof *nf);
 		if (!nf) {
-			nomem(p);
+			th_xpart_nomem(p);
 			return;
 		}
 		x->fmt_id = nf;
 		x->fmt_id[x->n_fmt++] = strtol(id, NULL, 10);
 	} else if (c->in_cellxfs && strcmp(name, "xf") == 0) {
 		if (x->n_xf >= MAX_XF) {
-			fail(p, TH_ETOOBIG, "more than %d cell formats: refused", MAX_XF);
+			th_xpart_fail(p, TH_ETOOBIG, "more than %d cell formats: refused", MAX_XF);
 			return;
 		}
 		uint8_t *nx = realloc(x->xf_date, x->n_xf + 1);
 		if (!nx) {
-			nomem(p);
+			th_xpart_nomem(p);
 			return;
 		}
 		x->xf_date = nx;
-		const char *v = attr(a, "numFmtId", 0);
+		const char *v = th_xpart_attr(a, "numFmtId", 0);
 		long id = v ? strtol(v, NULL, 10) : 0;
 		int date = builtin_is_date(id);
 		for (size_t i = 0; i < x->n_fmt && !date; i++)
@@ -617,7 +222,7 @@ static void styles_start(part *p, const char *name, const char **a)
 	}
 }
 
-static void styles_end(part *p, const char *name)
+static void styles_end(th_xpart *p, const char *name)
 {
 	styles_ctx *c = p->ud;
 	if (strcmp(name, "numFmts") == 0)
@@ -626,97 +231,21 @@ static void styles_end(part *p, const char *name)
 		c->in_cellxfs = 0;
 }
 
-/* --- text --------------------------------------------------------------------------- */
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes the "_xHHHH_" escapes of OOXML strings in place; 0, or -1 when
- * one stands for a control character or a surrogate. */
-static int unescape(char *s, size_t *len)
-{
-	size_t o = 0, n = *len;
-	int bad = 0;
-	for (size_t i = 0; i < n;) {
-		if (s[i] == '_' && i + 6 < n && s[i + 1] == 'x' && s[i + 6] == '_') {
-			int h0 = hexval(s[i + 2]), h1 = hexval(s[i + 3]), h2 = hexval(s[i + 4]),
-			    h3 = hexval(s[i + 5]);
-			if (h0 >= 0 && h1 >= 0 && h2 >= 0 && h3 >= 0) {
-				unsigned cp = (unsigned)(h0 << 12 | h1 << 8 | h2 << 4 | h3);
-				if ((cp < 0x20 && cp != 9 && cp != 10 && cp != 13) || cp == 0x7f ||
-				    (cp >= 0xD800 && cp <= 0xDFFF))
-					bad = 1;
-				if (cp < 0x80) {
-					s[o++] = (char)cp;
-				} else if (cp < 0x800) {
-					s[o++] = (char)(0xC0 | cp >> 6);
-					s[o++] = (char)(0x80 | (cp & 0x3F));
-				} else {
-					s[o++] = (char)(0xE0 | cp >> 12);
-					s[o++] = (char)(0x80 | (cp >> 6 & 0x3F));
-					s[o++] = (char)(0x80 | (cp & 0x3F));
-				}
-				i += 7;
-				continue;
-			}
-		}
-		s[o++] = s[i++];
-	}
-	s[o] = 0;
-	*len = o;
-	return bad ? -1 : 0;
-}
-
-/* The text of a string, unescaped, checked and in NFC: *out is t itself or
- * a malloc'd NFC copy (*owned = 1).  Returns TH_CELL_TEXT or
- * TH_CELL_INVALID, or TH_ENOMEM. */
-static int clean_text(char *t, size_t *len, char **out, int *owned)
-{
-	*out = t;
-	*owned = 0;
-	if (unescape(t, len) < 0)
-		return TH_CELL_INVALID;
-	int ok = th_utf8_check(t, *len);
-	if (ok < 0)
-		return TH_CELL_INVALID;
-	if (ok == 0) {
-		size_t nl;
-		int rc = th_utf8_nfc(t, *len, out, &nl);
-		if (rc == TH_ENOMEM)
-			return rc;
-		if (rc) {
-			*out = t;
-			return TH_CELL_INVALID;
-		}
-		*owned = 1;
-		*len = nl;
-	}
-	return TH_CELL_TEXT;
-}
-
 /* --- shared strings ----------------------------------------------------------------- */
 
 typedef struct {
 	int in_si, in_t, in_rph;
 } sst_ctx;
 
-static int sst_add(xlsx *x, part *p)
+static int sst_add(xlsx *x, th_xpart *p)
 {
 	static char empty[1];
 	if (x->n_sst >= TH_XLSX_MAX_STRINGS) {
-		fail(p, TH_ETOOBIG, "more than %u shared strings: refused", TH_XLSX_MAX_STRINGS);
+		th_xpart_fail(p, TH_ETOOBIG, "more than %u shared strings: refused", TH_XLSX_MAX_STRINGS);
 		return -1;
 	}
 	if (p->too_long) {
-		fail(p, TH_ETOOBIG, "shared string %zu is longer than %u MiB: refused", x->n_sst,
+		th_xpart_fail(p, TH_ETOOBIG, "shared string %zu is longer than %u MiB: refused", x->n_sst,
 		     TH_XLSX_MAX_CELL >> 20);
 		return -1;
 	}
@@ -727,7 +256,7 @@ static int sst_add(xlsx *x, part *p)
 			x->sst_off = no;
 		uint8_t *nb = no ? realloc(x->sst_bad, cap) : NULL;
 		if (!nb) {
-			nomem(p);
+			th_xpart_nomem(p);
 			return -1;
 		}
 		x->sst_bad = nb;
@@ -738,9 +267,9 @@ static int sst_add(xlsx *x, part *p)
 	int owned = 0, kind = TH_CELL_TEXT;
 	if (p->text) {
 		len = p->tlen;
-		kind = clean_text(p->text, &len, &t, &owned);
+		kind = th_xpart_clean_text(p->text, &len, &t, &owned);
 		if (kind == TH_ENOMEM) {
-			nomem(p);
+			th_xpart_nomem(p);
 			return -1;
 		}
 		if (kind == TH_CELL_INVALID)
@@ -749,7 +278,7 @@ static int sst_add(xlsx *x, part *p)
 	if (x->sst_len + len + 1 > TH_XLSX_MAX_STRING_BYTES) {
 		if (owned)
 			free(t);
-		fail(p, TH_ETOOBIG, "more than %u MiB of shared strings: refused",
+		th_xpart_fail(p, TH_ETOOBIG, "more than %u MiB of shared strings: refused",
 		     TH_XLSX_MAX_STRING_BYTES >> 20);
 		return -1;
 	}
@@ -761,7 +290,7 @@ static int sst_add(xlsx *x, part *p)
 		if (!ns) {
 			if (owned)
 				free(t);
-			nomem(p);
+			th_xpart_nomem(p);
 			return -1;
 		}
 		x->sst = ns;
@@ -778,12 +307,12 @@ static int sst_add(xlsx *x, part *p)
 	return 0;
 }
 
-static void sst_start(part *p, const char *name, const char **a)
+static void sst_start(th_xpart *p, const char *name, const char **a)
 {
 	sst_ctx *c = p->ud;
 	if (strcmp(name, "si") == 0) {
 		c->in_si = 1;
-		text_reset(p);
+		th_xpart_text_reset(p);
 	} else if (c->in_si && strcmp(name, "rPh") == 0) {
 		c->in_rph = 1;
 	} else if (c->in_si && !c->in_rph && strcmp(name, "t") == 0) {
@@ -792,7 +321,7 @@ static void sst_start(part *p, const char *name, const char **a)
 	}
 }
 
-static void sst_end(part *p, const char *name)
+static void sst_end(th_xpart *p, const char *name)
 {
 	sst_ctx *c = p->ud;
 	if (strcmp(name, "t") == 0) {
@@ -802,7 +331,7 @@ static void sst_end(part *p, const char *name)
 		c->in_rph = 0;
 	} else if (strcmp(name, "si") == 0 && c->in_si) {
 		c->in_si = 0;
-		sst_add(p->x, p);
+		sst_add(p->owner, p);
 	}
 }
 
@@ -833,7 +362,7 @@ typedef struct {
 	int rc;                     /* from on_row */
 } ws_ctx;
 
-static void where_cell(part *p, ws_ctx *w, long col, char *buf, size_t cap)
+static void where_cell(th_xpart *p, ws_ctx *w, long col, char *buf, size_t cap)
 {
 	(void)p;
 	th_sheet_cell_name(w->sheet, w->row, col, buf, cap);
@@ -857,12 +386,12 @@ static int parse_ref(const char *r, long *col, long *row)
 	return 0;
 }
 
-static int arena_put(part *p, ws_ctx *w, const char *t, size_t len, size_t *off)
+static int arena_put(th_xpart *p, ws_ctx *w, const char *t, size_t len, size_t *off)
 {
 	if (w->alen + len + 1 > MAX_ROW_BYTES) {
 		char at[200];
 		where_cell(p, w, -1, at, sizeof at);
-		fail_at(p, TH_ETOOBIG, at, "the row holds more than %u MiB of text: refused",
+		th_xpart_fail_at(p, TH_ETOOBIG, at, "the row holds more than %u MiB of text: refused",
 		        MAX_ROW_BYTES >> 20);
 		return -1;
 	}
@@ -872,7 +401,7 @@ static int arena_put(part *p, ws_ctx *w, const char *t, size_t len, size_t *off)
 			cap *= 2;
 		char *na = realloc(w->arena, cap);
 		if (!na) {
-			nomem(p);
+			th_xpart_nomem(p);
 			return -1;
 		}
 		w->arena = na;
@@ -886,7 +415,7 @@ static int arena_put(part *p, ws_ctx *w, const char *t, size_t len, size_t *off)
 }
 
 /* Appends the cell just read to the row. */
-static void add_cell(part *p, ws_ctx *w, int kind, int date, const char *shared, const char *t,
+static void add_cell(th_xpart *p, ws_ctx *w, int kind, int date, const char *shared, const char *t,
                      size_t len)
 {
 	if (w->n == w->cap) {
@@ -896,7 +425,7 @@ static void add_cell(part *p, ws_ctx *w, int kind, int date, const char *shared,
 		if (nc)
 			w->cells = nc;
 		if (!no) {
-			nomem(p);
+			th_xpart_nomem(p);
 			return;
 		}
 		w->off = no;
@@ -917,34 +446,34 @@ static void add_cell(part *p, ws_ctx *w, int kind, int date, const char *shared,
 	w->n++;
 }
 
-static void cell_start(part *p, ws_ctx *w, const char **a)
+static void cell_start(th_xpart *p, ws_ctx *w, const char **a)
 {
-	const char *r = attr(a, "r", 0), *t = attr(a, "t", 0), *s = attr(a, "s", 0);
+	const char *r = th_xpart_attr(a, "r", 0), *t = th_xpart_attr(a, "t", 0), *s = th_xpart_attr(a, "s", 0);
 	long col = w->last_col + 1, row = w->row;
 	if (r && parse_ref(r, &col, &row) < 0) {
 		char at[200];
 		where_cell(p, w, -1, at, sizeof at);
-		fail_at(p, TH_ESYNTAX, at, "cell reference \"%.20s\" is not a cell name like D7", r);
+		th_xpart_fail_at(p, TH_ESYNTAX, at, "cell reference \"%.20s\" is not a cell name like D7", r);
 		return;
 	}
 	if (col >= MAX_COL || row > MAX_ROW) {
 		char at[200];
 		th_sheet_cell_name(w->sheet, row, -1, at, sizeof at);
-		fail_at(p, TH_ERANGE, at, "cell %.20s is beyond XFD1048576, the last cell a sheet has: "
+		th_xpart_fail_at(p, TH_ERANGE, at, "cell %.20s is beyond XFD1048576, the last cell a sheet has: "
 		        "refused", r ? r : "");
 		return;
 	}
 	if (row != w->row) {
 		char at[200];
 		where_cell(p, w, -1, at, sizeof at);
-		fail_at(p, TH_ESYNTAX, at, "cell %.20s is written inside row %ld: refused", r ? r : "",
+		th_xpart_fail_at(p, TH_ESYNTAX, at, "cell %.20s is written inside row %ld: refused", r ? r : "",
 		        w->row);
 		return;
 	}
 	if (col <= w->last_col) {
 		char at[200];
 		where_cell(p, w, col, at, sizeof at);
-		fail_at(p, TH_ESYNTAX, at, "cells of the row are out of order: refused");
+		th_xpart_fail_at(p, TH_ESYNTAX, at, "cells of the row are out of order: refused");
 		return;
 	}
 	w->col = col;
@@ -958,18 +487,18 @@ static void cell_start(part *p, ws_ctx *w, const char **a)
 	w->in_cell = 1;
 	w->has_v = w->has_is = w->has_f = 0;
 	w->flen = 0;
-	text_reset(p);
+	th_xpart_text_reset(p);
 }
 
-static void cell_end(part *p, ws_ctx *w)
+static void cell_end(th_xpart *p, ws_ctx *w)
 {
-	xlsx *x = p->x;
+	xlsx *x = p->owner;
 	char at[200];
 	w->in_cell = 0;
 	p->collect = 0;
 	if (p->too_long) {
 		where_cell(p, w, w->col, at, sizeof at);
-		fail_at(p, TH_ETOOBIG, at, "the cell holds more than %u MiB of text: refused",
+		th_xpart_fail_at(p, TH_ETOOBIG, at, "the cell holds more than %u MiB of text: refused",
 		        TH_XLSX_MAX_CELL >> 20);
 		return;
 	}
@@ -988,7 +517,7 @@ static void cell_end(part *p, ws_ctx *w)
 		unsigned long i = strtoul(t, &end, 10);
 		if (end == t || *end || i >= x->n_sst) {
 			where_cell(p, w, w->col, at, sizeof at);
-			fail_at(p, TH_ESYNTAX, at, "refers to shared string \"%.20s\" of %zu: refused", t,
+			th_xpart_fail_at(p, TH_ESYNTAX, at, "refers to shared string \"%.20s\" of %zu: refused", t,
 			        x->n_sst);
 			return;
 		}
@@ -997,9 +526,9 @@ static void cell_end(part *p, ws_ctx *w)
 	} else if (strcmp(type, "inlineStr") == 0 || strcmp(type, "str") == 0) {
 		char *ct;
 		int owned;
-		int k = clean_text(t, &len, &ct, &owned);
+		int k = th_xpart_clean_text(t, &len, &ct, &owned);
 		if (k == TH_ENOMEM) {
-			nomem(p);
+			th_xpart_nomem(p);
 			return;
 		}
 		add_cell(p, w, k, 0, NULL, k == TH_CELL_TEXT ? ct : "", k == TH_CELL_TEXT ? len : 0);
@@ -1008,7 +537,7 @@ static void cell_end(part *p, ws_ctx *w)
 	} else if (strcmp(type, "b") == 0) {
 		if (strcmp(t, "0") != 0 && strcmp(t, "1") != 0) {
 			where_cell(p, w, w->col, at, sizeof at);
-			fail_at(p, TH_ESYNTAX, at, "boolean cell holds \"%.20s\", not 0 or 1", t);
+			th_xpart_fail_at(p, TH_ESYNTAX, at, "boolean cell holds \"%.20s\", not 0 or 1", t);
 			return;
 		}
 		add_cell(p, w, TH_CELL_BOOL, 0, NULL, t, len);
@@ -1030,11 +559,11 @@ static void cell_end(part *p, ws_ctx *w)
 		add_cell(p, w, TH_CELL_NUMBER, date, NULL, t + b, len - b);
 	} else {
 		where_cell(p, w, w->col, at, sizeof at);
-		fail_at(p, TH_ESYNTAX, at, "unknown cell type \"%.10s\"", type);
+		th_xpart_fail_at(p, TH_ESYNTAX, at, "unknown cell type \"%.10s\"", type);
 	}
 }
 
-static void ws_start(part *p, const char *name, const char **a)
+static void ws_start(th_xpart *p, const char *name, const char **a)
 {
 	ws_ctx *w = p->ud;
 	if (strcmp(name, "sheetData") == 0) {
@@ -1062,7 +591,7 @@ static void ws_start(part *p, const char *name, const char **a)
 		return;
 	}
 	if (strcmp(name, "row") == 0) {
-		const char *r = attr(a, "r", 0);
+		const char *r = th_xpart_attr(a, "r", 0);
 		long n = w->last_row + 1;
 		if (r) {
 			char *end;
@@ -1070,21 +599,21 @@ static void ws_start(part *p, const char *name, const char **a)
 			if (end == r || *end || n < 1) {
 				char at[200];
 				th_sheet_cell_name(w->sheet, 0, -1, at, sizeof at);
-				fail_at(p, TH_ESYNTAX, at, "row number \"%.20s\" is not a number", r);
+				th_xpart_fail_at(p, TH_ESYNTAX, at, "row number \"%.20s\" is not a number", r);
 				return;
 			}
 		}
 		if (n > MAX_ROW) {
 			char at[200];
 			th_sheet_cell_name(w->sheet, 0, -1, at, sizeof at);
-			fail_at(p, TH_ERANGE, at, "row %ld is beyond row %ld, the last a sheet has: refused",
+			th_xpart_fail_at(p, TH_ERANGE, at, "row %ld is beyond row %ld, the last a sheet has: refused",
 			        n, MAX_ROW);
 			return;
 		}
 		if (n <= w->last_row) {
 			char at[200];
 			th_sheet_cell_name(w->sheet, n, -1, at, sizeof at);
-			fail_at(p, TH_ESYNTAX, at, "rows are out of order (row %ld after row %ld): refused", n,
+			th_xpart_fail_at(p, TH_ESYNTAX, at, "rows are out of order (row %ld after row %ld): refused", n,
 			        w->last_row);
 			return;
 		}
@@ -1097,7 +626,7 @@ static void ws_start(part *p, const char *name, const char **a)
 	}
 }
 
-static void ws_end(part *p, const char *name)
+static void ws_end(th_xpart *p, const char *name)
 {
 	ws_ctx *w = p->ud;
 	if (!w->in_data)
@@ -1126,7 +655,7 @@ static void ws_end(part *p, const char *name)
 		int rc = w->on_row(w->row_ud, w->row, w->cells, w->n);
 		if (rc) {
 			w->rc = rc;
-			nomem(p);
+			th_xpart_nomem(p);
 		}
 		w->last_row = w->row;
 		w->row = 0;
@@ -1138,25 +667,25 @@ static void ws_end(part *p, const char *name)
 /* Formula text (for a formula without a saved value) is collected apart:
  * expat hands character data to one handler, so the formula is copied
  * from the cell's text when </f> ends. */
-static void ws_end_wrap(part *p, const char *name)
+static void ws_end_wrap(th_xpart *p, const char *name)
 {
 	ws_ctx *w = p->ud;
 	if (w->in_cell && w->in_f && strcmp(name, "f") == 0) {
 		size_t n = p->tlen < MAX_FORMULA ? p->tlen : MAX_FORMULA;
 		memcpy(w->formula, p->text ? p->text : "", n);
 		w->flen = n;
-		text_reset(p);
+		th_xpart_text_reset(p);
 		p->collect = 0;
 	}
 	ws_end(p, name);
 }
 
-static void ws_start_wrap(part *p, const char *name, const char **a)
+static void ws_start_wrap(th_xpart *p, const char *name, const char **a)
 {
 	ws_ctx *w = p->ud;
 	ws_start(p, name, a);
 	if (w->in_cell && w->in_f && strcmp(name, "f") == 0) {
-		text_reset(p);
+		th_xpart_text_reset(p);
 		p->collect = 1;
 	}
 }
@@ -1168,14 +697,14 @@ static int read_sheet(xlsx *x, const sheetinfo *si, th_diag *diag, row_fn on_row
 	w.sheet = si->name;
 	w.on_row = on_row;
 	w.row_ud = ud;
-	part p = {0};
+	th_xpart p = {0};
 	p.start = ws_start_wrap;
 	p.end = ws_end_wrap;
 	p.ud = &w;
 	p.tmax = TH_XLSX_MAX_CELL;
-	int rc = run_part(x, si->path, diag, &p);
+	int rc = th_xpart_run(&x->zip, x, si->path, diag, &p);
 	if (rc == TH_ENOTFOUND)
-		rc = th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, x->name, 0, 0, NULL,
+		rc = th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, x->zip.name, 0, 0, NULL,
 		                 "sheet \"%s\" has no part %s in the archive (damaged workbook)", si->name,
 		                 si->path);
 	if (w.rc)
@@ -1252,37 +781,37 @@ static void xlsx_free(xlsx *x)
 	free(x->sst);
 	free(x->sst_off);
 	free(x->sst_bad);
-	if (x->za)
-		zip_discard(x->za);
+	if (x->zip.za)
+		zip_discard(x->zip.za);
 }
 
 /* A ZIP that is not an .xlsx: say what it is. */
 static int not_a_workbook(xlsx *x)
 {
-	if (member(x, "xl/workbook.bin") >= 0)
-		return th_diag_add(x->diag, TH_SEV_ERROR, TH_EENCODING, x->name, 0, 0, NULL,
+	if (th_xpart_member(&x->zip, "xl/workbook.bin") >= 0)
+		return th_diag_add(x->diag, TH_SEV_ERROR, TH_EENCODING, x->zip.name, 0, 0, NULL,
 		                   "is an Excel binary workbook (.xlsb); save it as .xlsx (Excel: File > "
 		                   "Save As > Excel Workbook) or CSV UTF-8");
-	zip_int64_t m = member(x, "mimetype");
+	zip_int64_t m = th_xpart_member(&x->zip, "mimetype");
 	if (m >= 0) {
 		char buf[80] = "";
-		zip_file_t *zf = zip_fopen_index(x->za, (zip_uint64_t)m, 0);
+		zip_file_t *zf = zip_fopen_index(x->zip.za, (zip_uint64_t)m, 0);
 		if (zf) {
 			zip_int64_t n = zip_fread(zf, buf, sizeof buf - 1);
 			buf[n > 0 ? n : 0] = 0;
 			zip_fclose(zf);
 		}
 		if (strstr(buf, "opendocument.spreadsheet"))
-			return th_diag_add(x->diag, TH_SEV_ERROR, TH_EENCODING, x->name, 0, 0, NULL,
+			return th_diag_add(x->diag, TH_SEV_ERROR, TH_EENCODING, x->zip.name, 0, 0, NULL,
 			                   "is an OpenDocument spreadsheet (.ods); save it as .xlsx "
 			                   "(LibreOffice: File > Save As > Excel 2007-365) or CSV UTF-8, or "
 			                   "convert it with `libreoffice --headless --convert-to xlsx`");
 	}
-	if (member(x, "word/document.xml") >= 0)
-		return th_diag_add(x->diag, TH_SEV_ERROR, TH_EENCODING, x->name, 0, 0, NULL,
+	if (th_xpart_member(&x->zip, "word/document.xml") >= 0)
+		return th_diag_add(x->diag, TH_SEV_ERROR, TH_EENCODING, x->zip.name, 0, 0, NULL,
 		                   "is a Word document, not a spreadsheet: fill in the appendix's .xlsx "
 		                   "template or a CSV file");
-	return th_diag_add(x->diag, TH_SEV_ERROR, TH_EENCODING, x->name, 0, 0, NULL,
+	return th_diag_add(x->diag, TH_SEV_ERROR, TH_EENCODING, x->zip.name, 0, 0, NULL,
 	                   "is a ZIP archive but not an Excel workbook (it has no xl/workbook.xml)");
 }
 
@@ -1294,16 +823,16 @@ static int load_workbook(xlsx *x)
 	if (rc && rc != TH_ENOTFOUND)
 		return rc;
 	const rel *r = rc ? NULL : find_rel(x, "officeDocument", NULL);
-	char *wb = r ? resolve("", r->target) : strdup("xl/workbook.xml");
+	char *wb = r ? th_xpart_resolve("", r->target) : strdup("xl/workbook.xml");
 	if (!wb)
 		return TH_ENOMEM;
-	if (member(x, wb) < 0) {
+	if (th_xpart_member(&x->zip, wb) < 0) {
 		free(wb);
 		return not_a_workbook(x);
 	}
-	part p = {0};
+	th_xpart p = {0};
 	p.start = workbook_start;
-	rc = run_part(x, wb, x->diag, &p);
+	rc = th_xpart_run(&x->zip, x, wb, x->diag, &p);
 	char *relpath = NULL;
 	if (rc == TH_OK) {
 		const char *slash = strrchr(wb, '/');
@@ -1312,40 +841,40 @@ static int load_workbook(xlsx *x)
 			relpath = NULL;
 		rc = relpath ? read_rels(x, relpath) : TH_ENOMEM;
 		if (rc == TH_ENOTFOUND)
-			rc = th_diag_add(x->diag, TH_SEV_ERROR, TH_ESYNTAX, x->name, 0, 0, NULL,
+			rc = th_diag_add(x->diag, TH_SEV_ERROR, TH_ESYNTAX, x->zip.name, 0, 0, NULL,
 			                 "has no %s (damaged workbook)", relpath);
 	}
 	free(relpath);
 	for (size_t i = 0; rc == TH_OK && i < x->n_sheets; i++) {
 		const rel *sr = find_rel(x, NULL, x->sheets[i].rid);
-		x->sheets[i].path = sr ? resolve(wb, sr->target) : NULL;
+		x->sheets[i].path = sr ? th_xpart_resolve(wb, sr->target) : NULL;
 		if (!x->sheets[i].path)
 			x->sheets[i].hidden = 2;   /* a chart sheet or a broken link: never read */
 	}
 	char *styles = NULL, *sst = NULL;
 	if (rc == TH_OK) {
 		const rel *st = find_rel(x, "styles", NULL), *ss = find_rel(x, "sharedStrings", NULL);
-		styles = st ? resolve(wb, st->target) : NULL;
-		sst = ss ? resolve(wb, ss->target) : NULL;
+		styles = st ? th_xpart_resolve(wb, st->target) : NULL;
+		sst = ss ? th_xpart_resolve(wb, ss->target) : NULL;
 	}
 	if (rc == TH_OK && styles) {
 		styles_ctx sc = {0};
-		part ps = {0};
+		th_xpart ps = {0};
 		ps.start = styles_start;
 		ps.end = styles_end;
 		ps.ud = &sc;
-		rc = run_part(x, styles, x->diag, &ps);
+		rc = th_xpart_run(&x->zip, x, styles, x->diag, &ps);
 		if (rc == TH_ENOTFOUND)
 			rc = TH_OK;
 	}
 	if (rc == TH_OK && sst) {
 		sst_ctx sc = {0};
-		part ps = {0};
+		th_xpart ps = {0};
 		ps.start = sst_start;
 		ps.end = sst_end;
 		ps.ud = &sc;
 		ps.tmax = TH_XLSX_MAX_CELL;
-		rc = run_part(x, sst, x->diag, &ps);
+		rc = th_xpart_run(&x->zip, x, sst, x->diag, &ps);
 		if (rc == TH_ENOTFOUND)
 			rc = TH_OK;
 	}
@@ -1364,7 +893,7 @@ static int sheet_row(void *ud, long row, const th_cell *cells, size_t n)
 static th_sheet *open_table(xlsx *x, size_t i, const th_defset *defs, const th_read_opts *opts,
                             const kv_t *meta, const char *meta_sheet)
 {
-	th_sheet *s = th_sheet_new(x->name, x->sheets[i].name, defs, opts);
+	th_sheet *s = th_sheet_new(x->zip.name, x->sheets[i].name, defs, opts);
 	if (!s)
 		return NULL;
 	th_sheet_set_date1904(s, x->date1904);
@@ -1386,30 +915,30 @@ int th_xlsx_parse_reports(const void *data, size_t len, const char *name, const 
 	kv_t meta = {0};
 	th_sheet *s = NULL, *first = NULL;
 	int rc;
-	x.name = name ? name : "input.xlsx";
+	x.zip.name = name ? name : "input.xlsx";
 	x.diag = diag;
 	th_file_kind kind = th_file_sniff(data, len);
 	if (kind == TH_FILE_TEXT)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_EENCODING, x.name, 0, 0, NULL,
+		return th_diag_add(diag, TH_SEV_ERROR, TH_EENCODING, x.zip.name, 0, 0, NULL,
 		                   "is not an .xlsx workbook (it does not start as a ZIP archive does)");
 	if (kind != TH_FILE_ZIP)
-		return th_file_refuse(kind, x.name, diag);
+		return th_file_refuse(kind, x.zip.name, diag);
 	if (len > TH_XLSX_MAX_FILE)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_ETOOBIG, x.name, 0, 0, NULL,
+		return th_diag_add(diag, TH_SEV_ERROR, TH_ETOOBIG, x.zip.name, 0, 0, NULL,
 		                   "file larger than %u MiB", TH_XLSX_MAX_FILE >> 20);
-	if ((rc = check_names(data, len, x.name, diag)))
+	if ((rc = th_xpart_check_names(data, len, x.zip.name, diag)))
 		return rc;
 	zip_error_t ze;
 	zip_error_init(&ze);
 	zip_source_t *src = zip_source_buffer_create(data, len, 0, &ze);
 	if (src) {
-		x.za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
-		if (!x.za)
+		x.zip.za = zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze);
+		if (!x.zip.za)
 			zip_source_free(src);
 	}
-	if (!x.za) {
+	if (!x.zip.za) {
 		int zr = zip_error_code_zip(&ze);
-		rc = th_diag_add(diag, TH_SEV_ERROR, zr == ZIP_ER_MEMORY ? TH_ENOMEM : TH_ESYNTAX, x.name,
+		rc = th_diag_add(diag, TH_SEV_ERROR, zr == ZIP_ER_MEMORY ? TH_ENOMEM : TH_ESYNTAX, x.zip.name,
 		                 0, 0, NULL, zr == ZIP_ER_EXISTS
 		                 ? "two parts of the archive have the same name: refused"
 		                 : "is not a readable ZIP archive (%s)", zip_error_strerror(&ze));
@@ -1430,7 +959,7 @@ int th_xlsx_parse_reports(const void *data, size_t len, const char *name, const 
 		}
 	const char *fmt = kv_get(&meta, "format");
 	if (fmt && strtol(fmt + strcspn(fmt, "0123456789"), NULL, 10) > TH_XLSX_TEMPLATE_FORMAT) {
-		rc = th_diag_add(diag, TH_SEV_ERROR, TH_EINVAL, x.name, 0, 0, TH_XLSX_META_SHEET,
+		rc = th_diag_add(diag, TH_SEV_ERROR, TH_EINVAL, x.zip.name, 0, 0, TH_XLSX_META_SHEET,
 		                 "was made by a newer tonghop (template format \"%s\"; this one reads "
 		                 "format %d): update tonghop", fmt, TH_XLSX_TEMPLATE_FORMAT);
 		goto out;
@@ -1444,7 +973,7 @@ int th_xlsx_parse_reports(const void *data, size_t len, const char *name, const 
 		if (want ? strcmp(si->name, want) != 0 : (si->hidden || si->name == meta_sheet))
 			continue;
 		if (!si->path) {
-			rc = th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, x.name, 0, 0, NULL,
+			rc = th_diag_add(diag, TH_SEV_ERROR, TH_ESYNTAX, x.zip.name, 0, 0, NULL,
 			                 "sheet \"%s\" is not a worksheet", si->name);
 			goto out;
 		}
@@ -1468,13 +997,13 @@ int th_xlsx_parse_reports(const void *data, size_t len, const char *name, const 
 		s = NULL;
 	}
 	if (!s && want) {
-		rc = th_diag_add(diag, TH_SEV_ERROR, TH_EMISSING, x.name, 0, 0, NULL,
+		rc = th_diag_add(diag, TH_SEV_ERROR, TH_EMISSING, x.zip.name, 0, 0, NULL,
 		                 "the template's hidden sheet %s names the data sheet \"%s\", which is not "
 		                 "in the workbook: give the sheet its name back", TH_XLSX_META_SHEET, want);
 		goto out;
 	}
 	if (!s && !first) {
-		rc = th_diag_add(diag, TH_SEV_ERROR, TH_EMISSING, x.name, 0, 0, NULL,
+		rc = th_diag_add(diag, TH_SEV_ERROR, TH_EMISSING, x.zip.name, 0, 0, NULL,
 		                 "has no visible worksheet to read");
 		goto out;
 	}
@@ -1483,7 +1012,7 @@ int th_xlsx_parse_reports(const void *data, size_t len, const char *name, const 
 		s = first;
 		first = NULL;
 		if (tried > 1)
-			th_diag_add(th_sheet_diag(s), TH_SEV_ERROR, TH_EMISSING, x.name, 0, 0, NULL,
+			th_diag_add(th_sheet_diag(s), TH_SEV_ERROR, TH_EMISSING, x.zip.name, 0, 0, NULL,
 			            "none of the sheets %s has a header row naming the appendix's columns",
 			            names);
 	}
