@@ -232,7 +232,7 @@ static int to_utf8(const char *data, size_t len, const char *name, const char *e
 
 typedef struct {
 	th_sheet *s;
-	th_cell *cells;
+	th_sheet_cell *cells;
 } csv_ctx;
 
 static int on_record(void *ctx, char **f, size_t n, long line)
@@ -240,7 +240,7 @@ static int on_record(void *ctx, char **f, size_t n, long line)
 	csv_ctx *c = ctx;
 	for (size_t i = 0; i < n; i++) {
 		c->cells[i].col = (uint32_t)i;
-		c->cells[i].kind = TH_CELL_TEXT;
+		c->cells[i].kind = TH_SHEET_TEXT;
 		c->cells[i].date = 0;
 		c->cells[i].text = f[i];
 	}

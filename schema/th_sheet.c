@@ -80,7 +80,7 @@ struct th_sheet {
 	size_t *n_memo;
 	char *buf;           /* trimmed copies of a row's cells */
 	size_t buf_cap;
-	th_cell *cells;
+	th_sheet_cell *cells;
 	size_t cells_cap;
 };
 
@@ -467,12 +467,12 @@ static int set_meta_cell(th_sheet *s, int k, const char *v, long row, long scol)
 /* The text a cell stands for, for metadata values, text columns and
  * headers: numbers in plain form, dates as dd/mm/yyyy (iso: yyyy-mm-dd).
  * NULL for an error cell. */
-static const char *cell_text(const th_sheet *s, const th_cell *c, int iso, char *buf, size_t cap)
+static const char *cell_text(const th_sheet *s, const th_sheet_cell *c, int iso, char *buf, size_t cap)
 {
 	switch (c->kind) {
-	case TH_CELL_TEXT:
+	case TH_SHEET_TEXT:
 		return c->text;
-	case TH_CELL_NUMBER: {
+	case TH_SHEET_NUMBER: {
 		if (c->date) {
 			int32_t ymd;
 			const char *why;
@@ -488,7 +488,7 @@ static const char *cell_text(const th_sheet *s, const th_cell *c, int iso, char 
 		th_xnum_text(&x, buf, cap);
 		return buf;
 	}
-	case TH_CELL_BOOL:
+	case TH_SHEET_BOOL:
 		return c->text[0] == '1' ? "TRUE" : "FALSE";
 	default:
 		return NULL;
@@ -551,11 +551,11 @@ static const th_def *candidate_def(th_sheet *s)
 }
 
 /* How many cells of the row name columns of d. */
-static size_t header_matches(const th_def *d, const th_cell *c, size_t n)
+static size_t header_matches(const th_def *d, const th_sheet_cell *c, size_t n)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
-		if (c[i].kind == TH_CELL_TEXT && th_def_column(d, c[i].text) >= 0)
+		if (c[i].kind == TH_SHEET_TEXT && th_def_column(d, c[i].text) >= 0)
 			k++;
 	return k;
 }
@@ -685,7 +685,7 @@ static void check_meta(th_sheet *s, long row)
 	}
 }
 
-static int on_header(th_sheet *s, long row, const th_cell *c, size_t n)
+static int on_header(th_sheet *s, long row, const th_sheet_cell *c, size_t n)
 {
 	const th_def *d = s->def;
 	size_t width = n ? (size_t)c[n - 1].col + 1 : 0;
@@ -702,7 +702,7 @@ static int on_header(th_sheet *s, long row, const th_cell *c, size_t n)
 		s->colpos[i] = -1;
 	s->state = 1;
 	for (size_t i = 0; i < n; i++) {
-		const char *h = c[i].kind == TH_CELL_TEXT ? c[i].text : NULL;
+		const char *h = c[i].kind == TH_SHEET_TEXT ? c[i].text : NULL;
 		char nb[64];
 		if (!h)
 			h = cell_text(s, &c[i], 0, nb, sizeof nb);
@@ -752,7 +752,7 @@ static int on_header(th_sheet *s, long row, const th_cell *c, size_t n)
 }
 
 /* "(1)", "(2)" ... or 1, 2, 3 ... in successive columns: a numbering row. */
-static int numbering_row(const th_cell *c, size_t n)
+static int numbering_row(const th_sheet_cell *c, size_t n)
 {
 	int paren = 1, seq = n >= 2;
 	for (size_t i = 0; i < n; i++) {
@@ -766,7 +766,7 @@ static int numbering_row(const th_cell *c, size_t n)
 					paren = 0;
 		char *end;
 		long v = strtol(t, &end, 10);
-		if (c[i].kind == TH_CELL_BOOL || c[i].kind >= TH_CELL_ERROR || *end || v != (long)i + 1 ||
+		if (c[i].kind == TH_SHEET_BOOL || c[i].kind >= TH_SHEET_ERROR || *end || v != (long)i + 1 ||
 		    (i && c[i].col != c[i - 1].col + 1))
 			seq = 0;
 	}
@@ -775,12 +775,12 @@ static int numbering_row(const th_cell *c, size_t n)
 
 /* The header again (the template's titles under its column ids), or a
  * numbering row. */
-static int header_again(th_sheet *s, const th_cell *c, size_t n)
+static int header_again(th_sheet *s, const th_sheet_cell *c, size_t n)
 {
 	if (numbering_row(c, n))
 		return 1;
 	for (size_t i = 0; i < n; i++) {
-		if (c[i].kind != TH_CELL_TEXT || c[i].col >= s->ncolmap)
+		if (c[i].kind != TH_SHEET_TEXT || c[i].col >= s->ncolmap)
 			return 0;
 		long dc = th_def_column(s->def, c[i].text);
 		if (dc < 0)
@@ -815,10 +815,10 @@ static int key_colon_value(char *t, char **val)
 
 /* Metadata rows before the header: "#key: value", "key | value" or cells
  * "key: value".  1 when the row was metadata or a comment. */
-static int meta_row(th_sheet *s, long row, th_cell *c, size_t n, int *rc)
+static int meta_row(th_sheet *s, long row, th_sheet_cell *c, size_t n, int *rc)
 {
 	*rc = TH_OK;
-	if (n == 1 && c[0].kind == TH_CELL_TEXT && c[0].text[0] == '#') {
+	if (n == 1 && c[0].kind == TH_SHEET_TEXT && c[0].text[0] == '#') {
 		char *t = (char *)c[0].text + 1;
 		char *v;
 		int k = key_colon_value(t, &v);
@@ -827,7 +827,7 @@ static int meta_row(th_sheet *s, long row, th_cell *c, size_t n, int *rc)
 		return 1;   /* an unknown "#x: y" is a comment */
 	}
 	/* "key" | value (the key may end with ':') */
-	if (n == 2 && c[0].kind == TH_CELL_TEXT) {
+	if (n == 2 && c[0].kind == TH_SHEET_TEXT) {
 		int k = meta_index(c[0].text);
 		char nb[64];
 		const char *v = cell_text(s, &c[1], 1, nb, sizeof nb);
@@ -839,7 +839,7 @@ static int meta_row(th_sheet *s, long row, th_cell *c, size_t n, int *rc)
 	/* every cell "key: value" */
 	for (size_t i = 0; i < n; i++) {
 		char *v;
-		if (c[i].kind != TH_CELL_TEXT || key_colon_value((char *)c[i].text, &v) < 0)
+		if (c[i].kind != TH_SHEET_TEXT || key_colon_value((char *)c[i].text, &v) < 0)
 			return 0;
 	}
 	for (size_t i = 0; i < n && *rc == TH_OK; i++) {
@@ -888,30 +888,30 @@ static void enum_problem(th_sheet *s, long row, long scol, size_t dc, const char
 }
 
 /* One cell into its report value; problems at the cell. */
-static int parse_cell(th_sheet *s, size_t dc, const th_cell *c, th_value *v, long row)
+static int parse_cell(th_sheet *s, size_t dc, const th_sheet_cell *c, th_value *v, long row)
 {
 	const th_column *col = &s->def->cols[dc];
 	long scol = c->col;
 	const char *why = NULL;
 	char b[64];
 	int rc = 0;
-	if (c->kind == TH_CELL_ERROR) {
+	if (c->kind == TH_SHEET_ERROR) {
 		problem(s, TH_ETYPE, row, scol, (long)dc, "the cell shows the error %s (a formula that "
 		        "failed or a value not available): correct it or type the value", c->text);
 		return TH_OK;
 	}
-	if (c->kind == TH_CELL_INVALID) {
+	if (c->kind == TH_SHEET_INVALID) {
 		problem(s, TH_EUTF8, row, scol, (long)dc, "the text is not valid UTF-8 or holds a control "
 		        "character: type it again");
 		return TH_OK;
 	}
-	if (c->kind == TH_CELL_NOVALUE) {
+	if (c->kind == TH_SHEET_NOVALUE) {
 		problem(s, TH_ETYPE, row, scol, (long)dc, "the formula =%s has no saved result (the "
 		        "program that wrote the file does not calculate): open and save the file in Excel "
 		        "or LibreOffice, or type the value", c->text);
 		return TH_OK;
 	}
-	if (c->kind == TH_CELL_NUMBER && c->date && col->type != TH_T_DATE && col->type != TH_T_TEXT) {
+	if (c->kind == TH_SHEET_NUMBER && c->date && col->type != TH_T_DATE && col->type != TH_T_TEXT) {
 		const char *t = cell_text(s, c, 0, b, sizeof b);
 		problem(s, TH_ETYPE, row, scol, (long)dc, "is a date (%s), not %s: the spreadsheet turned "
 		        "what was typed into a date; format the cell as %s and type it again", t,
@@ -919,14 +919,14 @@ static int parse_cell(th_sheet *s, size_t dc, const th_cell *c, th_value *v, lon
 		        : "a number", col->type == TH_T_INT || col->type == TH_T_DEC ? "Number" : "Text");
 		return TH_OK;
 	}
-	if (c->kind == TH_CELL_BOOL && col->type != TH_T_BOOL && col->type != TH_T_TEXT) {
+	if (c->kind == TH_SHEET_BOOL && col->type != TH_T_BOOL && col->type != TH_T_TEXT) {
 		problem(s, TH_ETYPE, row, scol, (long)dc, "is %s, a yes/no value, not %s",
 		        c->text[0] == '1' ? "TRUE" : "FALSE",
 		        col->type == TH_T_DATE ? "a date" : col->type == TH_T_ENUM ? "one of its values"
 		        : "a number");
 		return TH_OK;
 	}
-	if (c->kind == TH_CELL_NUMBER && !(c->date && col->type == TH_T_TEXT)) {
+	if (c->kind == TH_SHEET_NUMBER && !(c->date && col->type == TH_T_TEXT)) {
 		th_xnum x;
 		if (th_xnum_parse(c->text, &x)) {
 			problem(s, TH_ETYPE, row, scol, (long)dc, "\"%s\" is not a number", c->text);
@@ -976,7 +976,7 @@ static int parse_cell(th_sheet *s, size_t dc, const th_cell *c, th_value *v, lon
 			break;   /* enum, text: by the number's text */
 		}
 	}
-	const char *text = c->kind == TH_CELL_TEXT ? c->text : cell_text(s, c, 0, b, sizeof b);
+	const char *text = c->kind == TH_SHEET_TEXT ? c->text : cell_text(s, c, 0, b, sizeof b);
 	switch (col->type) {
 	case TH_T_INT:
 		rc = th_parse_int(text, &v->i, &why);
@@ -1028,21 +1028,21 @@ static int unit_listed(const th_sheet *s, const char *u)
 }
 
 /* The report a row belongs to (by its unit cell), NULL to skip the row. */
-static rep_t *row_report(th_sheet *s, long row, const th_cell *uc, int *rc)
+static rep_t *row_report(th_sheet *s, long row, const th_sheet_cell *uc, int *rc)
 {
 	*rc = TH_OK;
 	if (s->unit_col < 0)
 		return &s->reps[0];
 	char code[TH_CODE_MAX + 64];
 	const char *u = NULL;
-	if (uc && uc->kind == TH_CELL_NUMBER) {
+	if (uc && uc->kind == TH_SHEET_NUMBER) {
 		char b[64];
 		problem(s, TH_EUNIT, row, uc->col, COL_UNIT, "unit code %s is a number: unit codes keep "
 		        "their leading zeros (00001); format the column as Text and type the code",
 		        cell_text(s, uc, 0, b, sizeof b));
 		return NULL;
 	}
-	if (uc && uc->kind == TH_CELL_TEXT) {
+	if (uc && uc->kind == TH_SHEET_TEXT) {
 		snprintf(code, sizeof code, "%s", uc->text);
 		u = unit_code_of(code);
 	}
@@ -1074,10 +1074,10 @@ static rep_t *row_report(th_sheet *s, long row, const th_cell *uc, int *rc)
 	return r;
 }
 
-static int data_row(th_sheet *s, long row, const th_cell *c, size_t n)
+static int data_row(th_sheet *s, long row, const th_sheet_cell *c, size_t n)
 {
 	const th_def *d = s->def;
-	const th_cell *uc = NULL;
+	const th_sheet_cell *uc = NULL;
 	int any = 0, stray = 0;
 	for (size_t i = 0; i < n; i++) {
 		long m = c[i].col < s->ncolmap ? s->colmap[c[i].col] : COL_NONE;
@@ -1142,7 +1142,7 @@ static int data_row(th_sheet *s, long row, const th_cell *c, size_t n)
 }
 
 /* Copies the row's non-empty cells, trimmed, into the sheet's scratch. */
-static int trim_row(th_sheet *s, const th_cell *in, size_t n, size_t *out_n)
+static int trim_row(th_sheet *s, const th_sheet_cell *in, size_t n, size_t *out_n)
 {
 	size_t need = 0;
 	for (size_t i = 0; i < n; i++)
@@ -1157,7 +1157,7 @@ static int trim_row(th_sheet *s, const th_cell *in, size_t n, size_t *out_n)
 	}
 	if (n > s->cells_cap) {
 		size_t cap = n > 2 * s->cells_cap ? n : 2 * s->cells_cap;
-		th_cell *nc = realloc(s->cells, cap * sizeof *nc);
+		th_sheet_cell *nc = realloc(s->cells, cap * sizeof *nc);
 		if (!nc)
 			return TH_ENOMEM;
 		s->cells = nc;
@@ -1179,7 +1179,7 @@ static int trim_row(th_sheet *s, const th_cell *in, size_t n, size_t *out_n)
 			else
 				break;
 		}
-		if (len == 0 && in[i].kind == TH_CELL_TEXT)
+		if (len == 0 && in[i].kind == TH_SHEET_TEXT)
 			continue;
 		memcpy(s->buf + o, t, len);
 		s->buf[o + len] = 0;
@@ -1192,7 +1192,7 @@ static int trim_row(th_sheet *s, const th_cell *in, size_t n, size_t *out_n)
 	return TH_OK;
 }
 
-int th_sheet_row(th_sheet *s, long row, const th_cell *cells, size_t n)
+int th_sheet_row(th_sheet *s, long row, const th_sheet_cell *cells, size_t n)
 {
 	if (s->failed)
 		return TH_OK;
@@ -1200,11 +1200,11 @@ int th_sheet_row(th_sheet *s, long row, const th_cell *cells, size_t n)
 	int rc = trim_row(s, cells, n, &k);
 	if (rc)
 		return rc;
-	th_cell *c = s->cells;
+	th_sheet_cell *c = s->cells;
 	if (k == 0)
 		return TH_OK;
 	if (s->state == 0) {
-		if (k == 1 && c[0].kind == TH_CELL_TEXT && c[0].text[0] == '#') {
+		if (k == 1 && c[0].kind == TH_SHEET_TEXT && c[0].text[0] == '#') {
 			meta_row(s, row, c, k, &rc);
 			return rc;
 		}

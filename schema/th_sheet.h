@@ -45,20 +45,20 @@ typedef struct th_read_opts {
 } th_read_opts;
 
 typedef enum {
-	TH_CELL_TEXT = 1,   /* text: NUL-terminated UTF-8 */
-	TH_CELL_NUMBER,     /* a number cell: text is the number as stored ("1234", "0.1", "1E-3") */
-	TH_CELL_BOOL,       /* a boolean cell: "0" or "1" */
-	TH_CELL_ERROR,      /* an error value: "#N/A", "#DIV/0!", ... */
-	TH_CELL_NOVALUE,    /* a formula with no saved result: text is the formula */
-	TH_CELL_INVALID     /* text that is not valid UTF-8 or holds a control character */
-} th_cell_kind;
+	TH_SHEET_TEXT = 1,   /* text: NUL-terminated UTF-8 */
+	TH_SHEET_NUMBER,     /* a number cell: text is the number as stored ("1234", "0.1", "1E-3") */
+	TH_SHEET_BOOL,       /* a boolean cell: "0" or "1" */
+	TH_SHEET_ERROR,      /* an error value: "#N/A", "#DIV/0!", ... */
+	TH_SHEET_NOVALUE,    /* a formula with no saved result: text is the formula */
+	TH_SHEET_INVALID     /* text that is not valid UTF-8 or holds a control character */
+} th_sheet_cell_kind;
 
-typedef struct th_cell {
+typedef struct th_sheet_cell {
 	uint32_t col;       /* 0-based column (CSV: field index); increasing within a row */
-	uint8_t kind;       /* th_cell_kind */
+	uint8_t kind;       /* th_sheet_cell_kind */
 	uint8_t date;       /* NUMBER: the cell's number format shows a date (text is a serial) */
 	const char *text;   /* never NULL; valid during th_sheet_row only */
-} th_cell;
+} th_sheet_cell;
 
 typedef struct th_sheet th_sheet;
 
@@ -89,7 +89,7 @@ th_diag *th_sheet_diag(th_sheet *s);
  * XLSX: the 1-based sheet row).  cells are the row's non-empty cells in
  * increasing column order (empty ones may be included).  TH_OK, or
  * TH_ENOMEM (then stop). */
-int th_sheet_row(th_sheet *s, long row, const th_cell *cells, size_t n);
+int th_sheet_row(th_sheet *s, long row, const th_sheet_cell *cells, size_t n);
 
 /* 1 once a header row has been found. */
 int th_sheet_has_header(const th_sheet *s);

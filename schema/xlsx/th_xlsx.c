@@ -264,7 +264,7 @@ static int sst_add(xlsx *x, th_xpart *p)
 	}
 	char *t = empty;
 	size_t len = 0;
-	int owned = 0, kind = TH_CELL_TEXT;
+	int owned = 0, kind = TH_SHEET_TEXT;
 	if (p->text) {
 		len = p->tlen;
 		kind = th_xpart_clean_text(p->text, &len, &t, &owned);
@@ -272,7 +272,7 @@ static int sst_add(xlsx *x, th_xpart *p)
 			th_xpart_nomem(p);
 			return -1;
 		}
-		if (kind == TH_CELL_INVALID)
+		if (kind == TH_SHEET_INVALID)
 			len = 0;
 	}
 	if (x->sst_len + len + 1 > TH_XLSX_MAX_STRING_BYTES) {
@@ -299,7 +299,7 @@ static int sst_add(xlsx *x, th_xpart *p)
 	memcpy(x->sst + x->sst_len, t, len);
 	x->sst[x->sst_len + len] = 0;
 	x->sst_off[x->n_sst] = (uint32_t)x->sst_len;
-	x->sst_bad[x->n_sst] = kind == TH_CELL_INVALID;
+	x->sst_bad[x->n_sst] = kind == TH_SHEET_INVALID;
 	x->n_sst++;
 	x->sst_len += len + 1;
 	if (owned)
@@ -337,7 +337,7 @@ static void sst_end(th_xpart *p, const char *name)
 
 /* --- worksheets ----------------------------------------------------------------------- */
 
-typedef int (*row_fn)(void *ud, long row, const th_cell *cells, size_t n);
+typedef int (*row_fn)(void *ud, long row, const th_sheet_cell *cells, size_t n);
 
 typedef struct {
 	const char *sheet;          /* its name, for places */
@@ -354,7 +354,7 @@ typedef struct {
 	char formula[MAX_FORMULA + 1];
 	size_t flen;
 	/* the row being read: cells with texts in the arena (offsets) or shared */
-	th_cell *cells;
+	th_sheet_cell *cells;
 	size_t *off;                /* arena offset, or (size_t)-1: cells[i].text is shared */
 	size_t n, cap;
 	char *arena;
@@ -420,7 +420,7 @@ static void add_cell(th_xpart *p, ws_ctx *w, int kind, int date, const char *sha
 {
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 64;
-		th_cell *nc = realloc(w->cells, cap * sizeof *nc);
+		th_sheet_cell *nc = realloc(w->cells, cap * sizeof *nc);
 		size_t *no = nc ? realloc(w->off, cap * sizeof *no) : NULL;
 		if (nc)
 			w->cells = nc;
@@ -431,7 +431,7 @@ static void add_cell(th_xpart *p, ws_ctx *w, int kind, int date, const char *sha
 		w->off = no;
 		w->cap = cap;
 	}
-	th_cell *c = &w->cells[w->n];
+	th_sheet_cell *c = &w->cells[w->n];
 	c->col = (uint32_t)w->col;
 	c->kind = (uint8_t)kind;
 	c->date = (uint8_t)date;
@@ -508,7 +508,7 @@ static void cell_end(th_xpart *p, ws_ctx *w)
 	if (!w->has_v && !w->has_is) {
 		if (w->has_f) {
 			w->formula[w->flen] = 0;
-			add_cell(p, w, TH_CELL_NOVALUE, 0, NULL, w->formula, w->flen);
+			add_cell(p, w, TH_SHEET_NOVALUE, 0, NULL, w->formula, w->flen);
 		}
 		return;   /* an empty (formatted) cell */
 	}
@@ -521,7 +521,7 @@ static void cell_end(th_xpart *p, ws_ctx *w)
 			        x->n_sst);
 			return;
 		}
-		add_cell(p, w, x->sst_bad[i] ? TH_CELL_INVALID : TH_CELL_TEXT, 0, x->sst + x->sst_off[i],
+		add_cell(p, w, x->sst_bad[i] ? TH_SHEET_INVALID : TH_SHEET_TEXT, 0, x->sst + x->sst_off[i],
 		         NULL, 0);
 	} else if (strcmp(type, "inlineStr") == 0 || strcmp(type, "str") == 0) {
 		char *ct;
@@ -531,7 +531,7 @@ static void cell_end(th_xpart *p, ws_ctx *w)
 			th_xpart_nomem(p);
 			return;
 		}
-		add_cell(p, w, k, 0, NULL, k == TH_CELL_TEXT ? ct : "", k == TH_CELL_TEXT ? len : 0);
+		add_cell(p, w, k, 0, NULL, k == TH_SHEET_TEXT ? ct : "", k == TH_SHEET_TEXT ? len : 0);
 		if (owned)
 			free(ct);
 	} else if (strcmp(type, "b") == 0) {
@@ -540,15 +540,15 @@ static void cell_end(th_xpart *p, ws_ctx *w)
 			th_xpart_fail_at(p, TH_ESYNTAX, at, "boolean cell holds \"%.20s\", not 0 or 1", t);
 			return;
 		}
-		add_cell(p, w, TH_CELL_BOOL, 0, NULL, t, len);
+		add_cell(p, w, TH_SHEET_BOOL, 0, NULL, t, len);
 	} else if (strcmp(type, "e") == 0) {
-		add_cell(p, w, TH_CELL_ERROR, 0, NULL, t, len > 40 ? 40 : len);
+		add_cell(p, w, TH_SHEET_ERROR, 0, NULL, t, len > 40 ? 40 : len);
 	} else if (strcmp(type, "d") == 0) {
 		/* an ISO 8601 date: the date part, when there is no time of day */
 		char *tp = strchr(t, 'T');
 		if (tp && strspn(tp + 1, "0:.Z") == strlen(tp + 1))
 			*tp = 0;
-		add_cell(p, w, TH_CELL_TEXT, 0, NULL, t, strlen(t));
+		add_cell(p, w, TH_SHEET_TEXT, 0, NULL, t, strlen(t));
 	} else if (strcmp(type, "n") == 0) {
 		size_t b = 0;
 		while (t[b] == ' ')
@@ -556,7 +556,7 @@ static void cell_end(th_xpart *p, ws_ctx *w)
 		while (len > b && t[len - 1] == ' ')
 			len--;
 		int date = w->style >= 0 && (size_t)w->style < x->n_xf && x->xf_date[w->style];
-		add_cell(p, w, TH_CELL_NUMBER, date, NULL, t + b, len - b);
+		add_cell(p, w, TH_SHEET_NUMBER, date, NULL, t + b, len - b);
 	} else {
 		where_cell(p, w, w->col, at, sizeof at);
 		th_xpart_fail_at(p, TH_ESYNTAX, at, "unknown cell type \"%.10s\"", type);
@@ -724,14 +724,14 @@ typedef struct {
 	int nomem;
 } kv_t;
 
-static int kv_row(void *ud, long row, const th_cell *c, size_t n)
+static int kv_row(void *ud, long row, const th_sheet_cell *c, size_t n)
 {
 	kv_t *kv = ud;
 	const char *k = NULL, *v = NULL;
 	for (size_t i = 0; i < n; i++) {
-		if (c[i].col == 0 && c[i].kind == TH_CELL_TEXT)
+		if (c[i].col == 0 && c[i].kind == TH_SHEET_TEXT)
 			k = c[i].text;
-		if (c[i].col == 1 && (c[i].kind == TH_CELL_TEXT || c[i].kind == TH_CELL_NUMBER))
+		if (c[i].col == 1 && (c[i].kind == TH_SHEET_TEXT || c[i].kind == TH_SHEET_NUMBER))
 			v = c[i].text;
 	}
 	if (!k || !v || kv->n >= 32)
@@ -884,7 +884,7 @@ static int load_workbook(xlsx *x)
 	return rc;
 }
 
-static int sheet_row(void *ud, long row, const th_cell *cells, size_t n)
+static int sheet_row(void *ud, long row, const th_sheet_cell *cells, size_t n)
 {
 	return th_sheet_row(ud, row, cells, n);
 }

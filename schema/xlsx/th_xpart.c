@@ -437,17 +437,17 @@ static int unescape(char *s, size_t *len)
 }
 
 /* The text of a string, unescaped, checked and in NFC: *out is t itself or
- * a malloc'd NFC copy (*owned = 1).  Returns TH_CELL_TEXT or
- * TH_CELL_INVALID, or TH_ENOMEM. */
+ * a malloc'd NFC copy (*owned = 1).  Returns TH_SHEET_TEXT or
+ * TH_SHEET_INVALID, or TH_ENOMEM. */
 int th_xpart_clean_text(char *t, size_t *len, char **out, int *owned)
 {
 	*out = t;
 	*owned = 0;
 	if (unescape(t, len) < 0)
-		return TH_CELL_INVALID;
+		return TH_SHEET_INVALID;
 	int ok = th_utf8_check(t, *len);
 	if (ok < 0)
-		return TH_CELL_INVALID;
+		return TH_SHEET_INVALID;
 	if (ok == 0) {
 		size_t nl;
 		int rc = th_utf8_nfc(t, *len, out, &nl);
@@ -455,10 +455,10 @@ int th_xpart_clean_text(char *t, size_t *len, char **out, int *owned)
 			return rc;
 		if (rc) {
 			*out = t;
-			return TH_CELL_INVALID;
+			return TH_SHEET_INVALID;
 		}
 		*owned = 1;
 		*len = nl;
 	}
-	return TH_CELL_TEXT;
+	return TH_SHEET_TEXT;
 }

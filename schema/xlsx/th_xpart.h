@@ -63,7 +63,7 @@ int th_xpart_check_names(const unsigned char *d, size_t len, const char *name, t
 char *th_xpart_resolve(const char *source, const char *target);
 /* The text of a string (t, len bytes, modified), "_xHHHH_" escapes decoded,
  * checked and in NFC: *out is t itself or a malloc'd copy (*owned = 1).
- * Returns TH_CELL_TEXT or TH_CELL_INVALID (a control character, not
+ * Returns TH_SHEET_TEXT or TH_SHEET_INVALID (a control character, not
  * UTF-8), or TH_ENOMEM. */
 int th_xpart_clean_text(char *t, size_t *len, char **out, int *owned);
 
