@@ -549,8 +549,8 @@ static void start_script_without_docker(void **state)
 {
 	if (have("shellcheck")) {
 		char c[8192];
-		snprintf(c, sizeof c, "shellcheck '%s' '%s'/debian/*.post* '%s'/debian/*.prerm 2>&1",
-		         tu_src("docker/start.sh"), tu_source_dir(), tu_source_dir());
+		snprintf(c, sizeof c, "shellcheck '%s' '%s'/debian/*.post* '%s'/debian/*.prerm '%s'/scripts/pkg-test.sh 2>&1",
+		         tu_src("docker/start.sh"), tu_source_dir(), tu_source_dir(), tu_source_dir());
 		free(out_of(c));
 	}
 	char *dir = tu_tmpdir();
