@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pkg-test.sh -- the packaging stage of CI (scripts/test.sh runs it after the test builds):
-#   1. builds the Debian packages with dpkg-buildpackage -b from a copy of the tree;
-#   2. lintian, failing on errors and warnings; the binaries' hardening (readelf);
+#   1. builds the Debian packages with dpkg-buildpackage -b from a copy of the tree, and
+#      the source package (dpkg-source -b);
+#   2. lintian on both, failing on errors and warnings; the binaries' hardening (readelf);
 #   3. installs them on this machine as an operator would and checks files, users, groups
 #      and permissions, then runs the programs as the service user: a collector started
 #      from the installed configuration, an agent delivering a file that staff dropped,
@@ -85,7 +86,7 @@ collector_ports() {
 # wait_started PID LOG PATTERN: until LOG has PATTERN; fails if the process exits first
 wait_started() {
 	local n=600
-	while ! grep -q "$3" "$2"; do
+	while ! grep -q "$3" "$2" 2>/dev/null; do
 		kill -0 "$1" 2>/dev/null || { cat "$2"; fail "$(basename "$2" .log) exited before it started"; }
 		n=$((n - 1))
 		[ "$n" -gt 0 ] || { cat "$2"; fail "timed out waiting for $(basename "$2" .log) to start"; }
@@ -186,16 +187,22 @@ mkdir -p "$src" "$out/new"
 git ls-files -z --cached --others --exclude-standard |
 	while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
 	tar --null -T - -cf - | tar -xf - -C "$src"
+# the source package too, for lintian (an upstream tarball of the tree without debian/)
+(cd "$out/src" && tar --exclude="tonghop-$upver/debian" -cJf "tonghop_$upver.orig.tar.xz" "tonghop-$upver" &&
+	dpkg-source -b "tonghop-$upver") >"$out/source.log" 2>&1 ||
+	{ cat "$out/source.log"; fail "dpkg-source -b"; }
 (cd "$src" && dpkg-buildpackage -us -uc -b -j"$jobs") >"$out/build.log" 2>&1 ||
 	{ tail -40 "$out/build.log"; fail "dpkg-buildpackage (log: $out/build.log)"; }
-mv "$out/src"/*.deb "$out/src"/*.ddeb "$out/src"/*.changes "$out/src"/*.buildinfo "$out/new/" 2>/dev/null || true
+mv "$out/src"/*.deb "$out/src"/*.changes "$out/src"/*.buildinfo "$out/src"/*.dsc "$out/src"/*.tar.xz "$out/new/"
 arch=$(dpkg --print-architecture)
 deb_c=$out/new/tonghop-collector_${version}_$arch.deb
 deb_p=$out/new/tonghop-publish_${version}_$arch.deb
-{ [ -f "$deb_c" ] && [ -f "$deb_p" ]; } || fail "dpkg-buildpackage did not make $deb_c and $deb_p"
+deb_m=$out/new/tonghop-common_${version}_all.deb
+{ [ -f "$deb_c" ] && [ -f "$deb_p" ] && [ -f "$deb_m" ]; } ||
+	fail "dpkg-buildpackage did not make $deb_c, $deb_p and $deb_m"
 thgen=$(find "$src" -path '*/tools/th-gen' -type f | head -1)
 [ -x "$thgen" ] || fail "th-gen was not built in $src"
-say "built $(basename "$deb_c") $(basename "$deb_p") ($(elapsed))"
+say "built $(basename "$deb_c") $(basename "$deb_p") $(basename "$deb_m") ($(elapsed))"
 
 # ---- 2. lintian, hardening ------------------------------------------------------------
 
@@ -203,7 +210,8 @@ say "lintian"
 changes=$out/new/tonghop_${version}_$arch.changes
 # as an unprivileged user (lintian unpacks what it checks)
 chmod -R a+rX "$out/new"
-as nobody lintian --fail-on error,warning --display-info --show-overrides "$changes" 2>&1 | tee "$out/lintian.txt" ||
+as nobody lintian --fail-on error,warning --display-info --show-overrides "$changes" "$out/new/tonghop_$version.dsc" \
+	2>&1 | tee "$out/lintian.txt" ||
 	fail "lintian found errors or warnings ($out/lintian.txt)"
 say "lintian: $(grep -c '^[EW]:' "$out/lintian.txt" || true) errors and warnings, $(grep -c '^I:' "$out/lintian.txt" || true) notes ($(elapsed))"
 
@@ -230,7 +238,7 @@ done
 
 say "installing $version (apt-get install ./*.deb)"
 mark
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$deb_c" "$deb_p" \
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$deb_c" "$deb_p" "$deb_m" \
 	>"$out/install.log" 2>&1 || { cat "$out/install.log"; fail "apt-get install"; }
 grep -q 'generated /etc/tonghop/collector.key' "$out/install.log" ||
 	fail "the collector's postinst did not say it made the server key"
@@ -253,7 +261,7 @@ for f in /lib/systemd/system/tonghop-collector.service /lib/systemd/system/tongh
 	/usr/share/doc/tonghop-collector/copyright /usr/share/doc/tonghop-publish/changelog.Debian.gz \
 	/usr/share/doc/tonghop-collector/NEWS.Debian.gz /usr/share/doc/tonghop-collector/operator-guide.md \
 	/usr/share/doc/tonghop-collector/metrics.md /usr/share/tonghop/appendices/PL1-v1.def \
-	/usr/share/tonghop/units/hanoi-2021.units; do
+	/usr/share/tonghop/units/hanoi-2021.units /usr/share/locale/vi/LC_MESSAGES/tonghop.mo; do
 	[ -f "$f" ] || fail "$f is not installed"
 done
 for c in collector.conf:tonghop-collector publish.conf:tonghop-publish; do
@@ -353,7 +361,7 @@ say "installed programs ran: collector, agent (drop folder), inspector, node_exp
 
 # purge: what the packages made goes (keys, the link), the store stays
 rm /etc/tonghop/agent.key
-dpkg --purge tonghop-collector tonghop-publish >/dev/null
+dpkg --purge tonghop-collector tonghop-publish tonghop-common >/dev/null
 [ ! -e /etc/tonghop ] || fail "purge left $(find /etc/tonghop | tr '\n' ' ')"
 [ ! -L "$NODE_EXPORTER_DIR/tonghop.prom" ] || fail "purge left the node_exporter link"
 [ -f /var/lib/tonghop/store/data.mdb ] || fail "purge removed the store"
@@ -420,9 +428,9 @@ say "$PREV_VERSION installed, store made ($(elapsed))"
 
 say "upgrading to $version"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	-o Dpkg::Options::=--force-confold "$deb_c" "$deb_p" >"$out/upgrade.log" 2>&1 ||
+	-o Dpkg::Options::=--force-confold "$deb_c" "$deb_p" "$deb_m" >"$out/upgrade.log" 2>&1 ||
 	{ cat "$out/upgrade.log"; fail "the upgrade"; }
-for p in tonghop-collector tonghop-publish; do
+for p in tonghop-collector tonghop-publish tonghop-common; do
 	[ "$(dpkg-query -W -f='${Version}' "$p")" = "$version" ] || fail "$p is not at $version after the upgrade"
 done
 # the units moved from /usr/lib/systemd/system to /lib/systemd/system (the same directory
