@@ -52,6 +52,20 @@ keygen() {
   mv "$1.tmp.key" "$1.key"
 }
 
+# await FILE WHAT: until FILE is there (keys appear atomically), within TH_WAIT seconds
+# for all the awaits of this run together; else names WHAT is missing and exits 1
+waited=0
+await() {
+  while [ ! -s "$1" ]; do
+    if [ "$waited" -ge "$TH_WAIT" ]; then
+      log "no $2 after ${TH_WAIT}s"
+      exit 1
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
 # publish FILE DEST: a copy of a public key file, readable by all, appearing atomically
 publish() {
   mkdir -p "$(dirname "$2")"
@@ -69,17 +83,9 @@ public_key() {
 # waiting for those not published yet; the first key of a unit stays
 authorize_published() {
   ak=$TH_KEYS/authorized_keys
-  waited=0
   for u in $TH_AGENTS; do
     f=$TH_PUBKEYS/agents/$u.pub
-    while [ ! -s "$f" ]; do
-      if [ "$waited" -ge "$TH_WAIT" ]; then
-        log "no public key from agent $u in $TH_PUBKEYS/agents after ${TH_WAIT}s (is its container running?)"
-        exit 1
-      fi
-      sleep 1
-      waited=$((waited + 1))
-    done
+    await "$f" "public key from agent $u in $TH_PUBKEYS/agents (is its container running?)"
     pk=$(public_key "$f")
     [ -n "$pk" ] || { log "$f: no \"public\" line"; exit 3; }
     had=$(awk -v u="$u" '$2 == u && $3 == "agent" { print $1; exit }' "$ak")
@@ -147,21 +153,12 @@ agent() {
       (umask 077 && keygen "$TH_KEYS/agent")
     fi
     publish "$TH_KEYS/agent.pub" "$TH_PUBKEYS/agents/$u.pub"
-    missing="the collector's public key $server (is the collector running?)"
   else
     key=$TH_KEYS/agents/$u.key
     server=$TH_KEYS/collector.pub
-    missing="key for agent $u in $TH_KEYS/agents (is $u in the collector's TH_AGENTS?)"
+    await "$key" "key for agent $u in $TH_KEYS/agents (is $u in the collector's TH_AGENTS?)"
   fi
-  waited=0
-  while [ ! -e "$key" ] || [ ! -e "$server" ]; do
-    if [ "$waited" -ge "$TH_WAIT" ]; then
-      log "no $missing after ${TH_WAIT}s"
-      exit 1
-    fi
-    sleep 1
-    waited=$((waited + 1))
-  done
+  await "$server" "public key of the collector, $server (is the collector running?)"
   mkdir -p "$TH_DATA/drop"
   if [ "$TH_SAMPLE" = 1 ] && [ ! -e "$TH_DATA/.sample-done" ]; then
     log "dropping the sample appendix files of unit $u"

@@ -156,6 +156,18 @@ remove_tonghop() {
 	done
 }
 
+# set_up_agent OWNER:GROUP MODE TH-GEN: unit SNV's keypair made, installed as
+# /etc/tonghop/agent.key and authorized on this machine's collector; its sample appendix
+# files in $work/files/SNV (TH-GEN of the version under test)
+set_up_agent() {
+	tonghop-collector keygen "$work/snv" >/dev/null
+	install -o "${1%:*}" -g "${1#*:}" -m "$2" "$work/snv.key" /etc/tonghop/agent.key
+	echo "$(sed -n 's/^public //p' "$work/snv.pub") SNV agent Sở Nội vụ (pkg-test)" >>/etc/tonghop/authorized_keys
+	"$3" --units /usr/share/tonghop/units/hanoi-2021.units --defs /usr/share/tonghop/appendices \
+		--period 2021 --unit SNV --out "$work/files" --quiet
+	chmod -R a+rX "$work/files"
+}
+
 # mark: the state is this script's to remove at the next run
 mark() { touch "$MARK"; }
 
@@ -305,12 +317,7 @@ grep -q '^RestartPreventExitStatus=.*\b2\b' /lib/systemd/system/tonghop-publish.
 	fail "tonghop-publish.service restarts on exit 2"
 
 # the unit's key, made and installed as docs/operator-guide.md says
-tonghop-collector keygen "$work/snv" >/dev/null
-install -o tonghop -g tonghop -m 0600 "$work/snv.key" /etc/tonghop/agent.key
-echo "$(sed -n 's/^public //p' "$work/snv.pub") SNV agent Sở Nội vụ (pkg-test)" >>/etc/tonghop/authorized_keys
-"$thgen" --units /usr/share/tonghop/units/hanoi-2021.units --defs /usr/share/tonghop/appendices \
-	--period 2021 --unit SNV --out "$work/files" --quiet
-chmod -R a+rX "$work/files"
+set_up_agent tonghop:tonghop 0600 "$thgen"
 
 collector_ports
 # ExecStartPre: the configuration check, as the service user
@@ -394,12 +401,7 @@ chmod 0755 "$work"
 # the agent key root:tonghop 0640
 useradd --no-create-home --shell /usr/sbin/nologin --groups tonghop thstaff
 useradd --no-create-home --shell /usr/sbin/nologin --groups tonghop thinsp
-tonghop-collector keygen "$work/snv" >/dev/null
-install -o root -g tonghop -m 0640 "$work/snv.key" /etc/tonghop/agent.key
-echo "$(sed -n 's/^public //p' "$work/snv.pub") SNV agent Sở Nội vụ (pkg-test)" >>/etc/tonghop/authorized_keys
-"$old/build/tools/th-gen" --units /usr/share/tonghop/units/hanoi-2021.units --defs /usr/share/tonghop/appendices \
-	--period 2021 --unit SNV --out "$work/files" --quiet
-chmod -R a+rX "$work/files"
+set_up_agent root:tonghop 0640 "$old/build/tools/th-gen"
 # configuration changed by the operator: dpkg must keep it
 echo "deadline = PL1:2021:2021-06-30" >>/etc/tonghop/collector.conf
 sed -i 's/^unit = CHANGE-ME$/unit = SNV/' /etc/tonghop/publish.conf
