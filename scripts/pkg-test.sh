@@ -246,7 +246,35 @@ for b in "$x"/usr/bin/*; do
 	echo "   $n: PIE, RELRO, BIND_NOW, FORTIFY ($(grep -Eo '__[a-z_]+_chk' <<<"$s" | sort -u | wc -l) functions), stack protector"
 done
 
-# ---- 3. a fresh installation ------------------------------------------------------------
+# ---- 3. installations ------------------------------------------------------------------
+
+# into a throwaway root first (dpkg --root, maintainer scripts run chrootless with
+# DPKG_ROOT): the scripts make the users, keys and directories inside that root only
+say "installing $version into a throwaway root (DPKG_ROOT)"
+R=$out/root
+rm -rf "$R"
+mkdir -p "$R/var/lib/dpkg/info" "$R/var/lib/dpkg/updates" "$R/etc"
+touch "$R/var/lib/dpkg/status"
+echo 'root:x:0:0:root:/root:/bin/sh' >"$R/etc/passwd"
+echo 'root:x:0:' >"$R/etc/group"
+dpkg --root="$R" --log=/dev/null --force-script-chrootless --force-depends -i "$deb_c" "$deb_p" "$deb_m" \
+	>"$out/install-root.log" 2>&1 || { cat "$out/install-root.log"; fail "dpkg --root -i"; }
+ruid=$(grep '^tonghop:' "$R/etc/passwd" | cut -d: -f3)
+[ -n "$ruid" ] || fail "no user tonghop in $R/etc/passwd"
+! getent passwd tonghop >/dev/null || fail "the chrootless install made user tonghop on this machine"
+for g in tonghop-store tonghop-drop; do grep -q "^$g:" "$R/etc/group" || fail "no group $g in $R/etc/group"; done
+[ "$(stat -c '%a %u' "$R/etc/tonghop/collector.key")" = "600 $ruid" ] || fail "$R/etc/tonghop/collector.key: $(stat -c '%a %u' "$R/etc/tonghop/collector.key")"
+[ "$(stat -c '%a %u' "$R/var/lib/tonghop/store")" = "2750 $ruid" ] || fail "$R/var/lib/tonghop/store: $(stat -c '%a %u' "$R/var/lib/tonghop/store")"
+[ "$(stat -c %a "$R/srv/tonghop/drop")" = 2770 ] || fail "$R/srv/tonghop/drop is not 2770"
+for d in "${STATE_DIRS[@]}"; do
+	[ ! -e "$d" ] || fail "the chrootless install made $d on this machine"
+done
+dpkg --root="$R" --log=/dev/null --force-script-chrootless --force-depends -P tonghop-collector tonghop-publish \
+	tonghop-common >"$out/purge-root.log" 2>&1 || { cat "$out/purge-root.log"; fail "dpkg --root -P"; }
+[ ! -e "$R/etc/tonghop/collector.key" ] || fail "purge left $R/etc/tonghop/collector.key"
+rm -rf "$R"
+
+# then on this machine, as an operator would
 
 say "installing $version (apt-get install ./*.deb)"
 mark
