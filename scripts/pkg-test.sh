@@ -40,6 +40,9 @@ fail() { echo "pkg-test: FAILED: $*" >&2; exit 1; }
 elapsed() { echo "$(($(date +%s) - t0)) s"; }
 
 [ "$(id -u)" -eq 0 ] || fail "needs root: it installs packages and creates users"
+# one run at a time: a second one would remove the first one's installation
+exec 9>/run/lock/tonghop-pkg-test.lock
+flock -n 9 || fail "another scripts/pkg-test.sh is running on this machine"
 for p in dpkg-buildpackage lintian readelf setpriv curl prometheus-node-exporter; do
 	command -v "$p" >/dev/null || fail "$p is missing (scripts/deps.sh installs it)"
 done
