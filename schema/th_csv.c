@@ -1,5 +1,6 @@
 /* th_csv.c -- appendix files from Excel / LibreOffice (APPENDIX-FILES.md). */
 #include "th_csv.h"
+#include "th_file.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -227,453 +228,80 @@ static int to_utf8(const char *data, size_t len, const char *name, const char *e
 	return rc;
 }
 
-/* --- appendix files ------------------------------------------------------------- */
+/* --- appendix files: records to the shared table reader (th_sheet.c) ---------- */
 
 typedef struct {
-	const char *name;
-	const th_defset *defs;
-	const th_csv_opts *opts;
-	th_diag *diag;
-	size_t errors;
-	char *meta[5];               /* appendix version unit period as_of */
-	long meta_line[5];
-	const th_def *def;
-	long *colmap;                /* header field index -> column, -1 ignored */
-	size_t ncolmap;
-	int header_done;
-	int failed;                  /* fatal: stop reading rows */
-	th_report *r;
-	long *row_line;              /* report row -> file line */
-	size_t row_cap;
-} reader;
-
-static const char *meta_names[5][3] = {
-	{"appendix", "phu_luc", "phụ lục"},
-	{"version", "phien_ban", "phiên bản"},
-	{"unit", "don_vi", "đơn vị"},
-	{"period", "ky", "kỳ"},
-	{"as_of", "ngay_bao_cao", "ngày báo cáo"},
-};
-
-static char *trim(char *s)
-{
-	while (*s == ' ' || *s == '\t')
-		s++;
-	size_t n = strlen(s);
-	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
-		s[--n] = 0;
-	return s;
-}
-
-static int meta_index(const char *k)
-{
-	char low[64];
-	size_t n = strlen(k);
-	if (n >= sizeof low)
-		return -1;
-	for (size_t i = 0; i <= n; i++)
-		low[i] = (char)tolower((unsigned char)k[i]);
-	for (int i = 0; i < 5; i++)
-		for (int j = 0; j < 3; j++)
-			if (strcmp(low, meta_names[i][j]) == 0)
-				return i;
-	return -1;
-}
-
-#define ERR(rd, line, col, code, ...) \
-	((rd)->errors++, th_diag_add((rd)->diag, TH_SEV_ERROR, (code), (rd)->name, (line), 0, (col), __VA_ARGS__))
-
-static int set_meta(reader *rd, int k, const char *v, long line)
-{
-	if (rd->meta[k]) {
-		ERR(rd, line, NULL, TH_ESYNTAX, "%s given twice (first at line %ld)", meta_names[k][0],
-		    rd->meta_line[k]);
-		return TH_OK;
-	}
-	rd->meta[k] = strdup(v);
-	rd->meta_line[k] = line;
-	return rd->meta[k] ? TH_OK : TH_ENOMEM;
-}
-
-/* Resolves the definition and creates the report once the header arrives. */
-static int start_report(reader *rd, long line)
-{
-	const th_csv_opts *o = rd->opts;
-	const char *vals[4] = {o ? o->appendix : NULL, NULL, o ? o->unit : NULL, o ? o->period : NULL};
-	const char *final[4];
-	for (int k = 0; k < 4; k++) {
-		if (vals[k] && rd->meta[k] && strcmp(vals[k], rd->meta[k]) != 0)
-			ERR(rd, rd->meta_line[k], NULL, TH_EINVAL,
-			    "the file says %s %s but %s was asked for", meta_names[k][0], rd->meta[k], vals[k]);
-		final[k] = vals[k] ? vals[k] : rd->meta[k];
-	}
-	if (!final[0]) {
-		ERR(rd, line, NULL, TH_EMISSING, "which appendix is this? add a line \"#appendix: PL1\" "
-		                                 "before the header");
-		return TH_EAPPENDIX;
-	}
-	const th_def *d;
-	if (rd->meta[1]) {
-		char *end;
-		unsigned long v = strtoul(rd->meta[1], &end, 10);
-		if (*end || v == 0 || v > UINT32_MAX) {
-			ERR(rd, rd->meta_line[1], NULL, TH_ESYNTAX, "version \"%s\" is not a number",
-			    rd->meta[1]);
-			return TH_ESYNTAX;
-		}
-		d = th_defset_get(rd->defs, final[0], (uint32_t)v);
-		if (!d) {
-			ERR(rd, rd->meta_line[1], NULL, TH_EAPPENDIX, "%s version %lu is not a known definition",
-			    final[0], v);
-			return TH_EAPPENDIX;
-		}
-	} else {
-		d = th_defset_latest(rd->defs, final[0]);
-		if (!d) {
-			ERR(rd, rd->meta_line[0] ? rd->meta_line[0] : line, NULL, TH_EAPPENDIX,
-			    "unknown appendix \"%s\"", final[0]);
-			return TH_EAPPENDIX;
-		}
-	}
-	if (!final[2])
-		ERR(rd, line, NULL, TH_EMISSING, "which unit is this for? add a line \"#unit: CODE\"");
-	if (!final[3])
-		ERR(rd, line, NULL, TH_EMISSING, "which period? add a line \"#period: 2021\"");
-	else if (!th_period_valid(final[3]))
-		ERR(rd, rd->meta_line[3], NULL, TH_EPERIOD,
-		    "period \"%s\" is not yyyy, yyyy-Qn, yyyy-Hn or yyyy-mm", final[3]);
-	rd->def = d;
-	rd->r = th_report_new(final[2] ? final[2] : "", d->id, d->version, final[3] ? final[3] : "",
-	                      o ? o->rev : 0, d->n_cols);
-	if (!rd->r)
-		return TH_ENOMEM;
-	if (rd->meta[4]) {
-		int32_t ymd;
-		const char *why;
-		if (th_parse_date(rd->meta[4], &ymd, &why))
-			ERR(rd, rd->meta_line[4], NULL, TH_ETYPE, "as_of: %s", why);
-		else
-			rd->r->as_of = ymd;
-	}
-	return TH_OK;
-}
-
-/* Levenshtein distance between two short strings; SIZE_MAX when either is
- * longer than 64 bytes (a suggestion would be noise then). */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 64 || lb > 64)
-		return SIZE_MAX;
-	size_t row[65];
-	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		size_t diag = row[0];
-		row[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t up = row[j];
-			size_t best = diag + (a[i - 1] != b[j - 1]);
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			diag = up;
-		}
-	}
-	return row[lb];
-}
-
-/* The column id nearest to h (case-insensitive for ASCII), or NULL when none is close. */
-static const char *nearest_column(const th_def *d, const char *h)
-{
-	char low[65];
-	size_t n = strlen(h);
-	if (n > 64)
-		return NULL;
-	for (size_t i = 0; i <= n; i++)
-		low[i] = (h[i] >= 'A' && h[i] <= 'Z') ? (char)(h[i] - 'A' + 'a') : h[i];
-	const char *best = NULL;
-	size_t bestd = n / 3 > 2 ? n / 3 : 2;
-	for (size_t c = 0; c < d->n_cols; c++) {
-		size_t e = edit_distance(low, d->cols[c].id);
-		if (e <= bestd) {
-			bestd = e;
-			best = d->cols[c].id;
-		}
-	}
-	return best;
-}
-
-static int on_header(reader *rd, char **f, size_t n, long line)
-{
-	int rc = start_report(rd, line);
-	if (rc) {
-		rd->failed = 1;
-		return rc == TH_ENOMEM ? rc : TH_OK;
-	}
-	const th_def *d = rd->def;
-	rd->colmap = malloc(n * sizeof *rd->colmap);
-	char *seen = calloc(d->n_cols, 1);
-	if (!rd->colmap || !seen) {
-		free(seen);
-		return TH_ENOMEM;
-	}
-	rd->ncolmap = n;
-	for (size_t i = 0; i < n; i++) {
-		char *h = trim(f[i]);
-		rd->colmap[i] = -1;
-		if (!*h)
-			continue;
-		long c = th_def_column(d, h);
-		if (c < 0) {
-			const char *near = nearest_column(d, h);
-			ERR(rd, line, NULL, TH_ESYNTAX, "header \"%s\" is not a column of %s version %u%s%s%s",
-			    h, d->id, d->version, near ? "; did you mean \"" : "", near ? near : "",
-			    near ? "\"?" : "");
-			continue;
-		}
-		if (seen[c]) {
-			ERR(rd, line, d->cols[c].id, TH_EDUPKEY, "column appears twice in the header");
-			continue;
-		}
-		seen[c] = 1;
-		rd->colmap[i] = c;
-	}
-	for (size_t c = 0; c < d->n_cols; c++)
-		if (!seen[c] && d->cols[c].required)
-			ERR(rd, line, d->cols[c].id, TH_EMISSING,
-			    "required column \"%s\" is missing from the header", d->cols[c].title);
-	free(seen);
-	return TH_OK;
-}
-
-static void parse_cell(reader *rd, const th_column *col, const char *text, th_value *v, long line)
-{
-	const char *why = NULL;
-	int rc = 0;
-	switch (col->type) {
-	case TH_T_INT:
-		rc = th_parse_int(text, &v->i, &why);
-		break;
-	case TH_T_DEC:
-		rc = th_parse_dec(text, col->scale, &v->i, &why);
-		break;
-	case TH_T_DATE: {
-		int32_t d;
-		rc = th_parse_date(text, &d, &why);
-		v->i = d;
-		break;
-	}
-	case TH_T_BOOL:
-		rc = th_parse_bool(text, &v->i, &why);
-		break;
-	case TH_T_ENUM: {
-		long e = th_def_enum(col, text);
-		if (e < 0) {
-			rc = TH_ERANGE;
-			ERR(rd, line, col->id, rc, "\"%s\" is not one of its values (%s%s%s)", text,
-			    col->n_values ? col->values[0].code : "", col->n_values > 1 ? ", " : "",
-			    col->n_values > 1 ? col->values[1].code : "");
-			return;
-		}
-		v->i = e;
-		break;
-	}
-	case TH_T_TEXT:
-		v->s = strdup(text);
-		if (!v->s) {
-			rc = TH_ENOMEM;
-			why = "out of memory";
-		} else {
-			v->len = (uint32_t)strlen(text);
-		}
-		break;
-	}
-	if (rc) {
-		ERR(rd, line, col->id, rc, "\"%s\" %s", text, why ? why : th_strerror(rc));
-		return;
-	}
-	v->null = 0;
-}
+	th_sheet *s;
+	th_sheet_cell *cells;
+} csv_ctx;
 
 static int on_record(void *ctx, char **f, size_t n, long line)
 {
-	reader *rd = ctx;
-	if (rd->failed)
-		return TH_OK;
-	/* blank line */
-	int blank = 1;
-	for (size_t i = 0; i < n && blank; i++)
-		if (*trim(f[i]))
-			blank = 0;
-	if (blank)
-		return TH_OK;
-	if (!rd->header_done) {
-		if (f[0][0] == '#') {
-			char *s = f[0] + 1;
-			char *colon = strchr(s, ':');
-			if (!colon)
-				return TH_OK;        /* a plain comment */
-			*colon = 0;
-			int k = meta_index(trim(s));
-			if (k < 0)
-				return TH_OK;        /* unknown "#x: y" is a comment */
-			return set_meta(rd, k, trim(colon + 1), line);
-		}
-		int k = meta_index(trim(f[0]));
-		if (k >= 0 && n >= 2) {
-			int rest_blank = 1;
-			for (size_t i = 2; i < n; i++)
-				if (*trim(f[i]))
-					rest_blank = 0;
-			if (rest_blank)
-				return set_meta(rd, k, trim(f[1]), line);
-		}
-		rd->header_done = 1;
-		return on_header(rd, f, n, line);
+	csv_ctx *c = ctx;
+	for (size_t i = 0; i < n; i++) {
+		c->cells[i].col = (uint32_t)i;
+		c->cells[i].kind = TH_SHEET_TEXT;
+		c->cells[i].date = 0;
+		c->cells[i].text = f[i];
 	}
-	if (f[0][0] == '#' && n == 1)
-		return TH_OK;             /* comment line among rows */
-	const th_def *d = rd->def;
-	if (n > rd->ncolmap) {
-		int extra = 0;
-		for (size_t i = rd->ncolmap; i < n; i++)
-			if (*trim(f[i]))
-				extra = 1;
-		if (extra) {
-			ERR(rd, line, NULL, TH_ESYNTAX, "%zu cells but the header has %zu", n, rd->ncolmap);
-			return TH_OK;
-		}
+	return th_sheet_row(c->s, line, c->cells, n);
+}
+
+int th_csv_parse_reports(const char *data, size_t len, const char *name, const th_defset *defs,
+                         const th_csv_opts *opts, th_report ***out, size_t *n, th_diag *diag)
+{
+	if (!name)
+		name = "input";
+	char *text = NULL;
+	size_t tlen = 0;
+	int rc;
+	if (len > MAX_FILE)
+		return th_diag_add(diag, TH_SEV_ERROR, TH_ETOOBIG, name, 0, 0, NULL,
+		                   "file larger than %u MiB", MAX_FILE >> 20);
+	th_file_kind kind = th_file_sniff(data, len);
+	if (kind != TH_FILE_TEXT)
+		return th_file_refuse(kind, name, diag);
+	rc = to_utf8(data, len, name, opts ? opts->encoding : NULL, &text, &tlen, diag);
+	if (rc)
+		return rc;
+	csv_ctx c = {th_sheet_new(name, NULL, defs, opts), malloc(MAX_FIELDS * sizeof *c.cells)};
+	if (!c.s || !c.cells) {
+		rc = TH_ENOMEM;
+		goto done;
 	}
-	uint32_t max_rows = d->n_key == 0 ? 1 : d->max_rows;
-	if (rd->r->n_rows >= max_rows) {
-		ERR(rd, line, NULL, TH_ETOOBIG, "more than %u data rows", max_rows);
-		rd->failed = 1;
-		return TH_OK;
-	}
-	long row = th_report_add_row(rd->r);
-	if (row < 0)
-		return (int)row;
-	if ((size_t)row >= rd->row_cap) {
-		size_t cap = rd->row_cap ? rd->row_cap * 2 : 64;
-		long *nl = realloc(rd->row_line, cap * sizeof *nl);
-		if (!nl)
-			return TH_ENOMEM;
-		rd->row_line = nl;
-		rd->row_cap = cap;
-	}
-	rd->row_line[row] = line;
-	for (size_t i = 0; i < n && i < rd->ncolmap; i++) {
-		if (rd->colmap[i] < 0)
-			continue;
-		char *t = trim(f[i]);
-		if (!*t)
-			continue;
-		const th_column *col = &d->cols[rd->colmap[i]];
-		parse_cell(rd, col, t, th_report_cell(rd->r, (size_t)row, (size_t)rd->colmap[i]), line);
-	}
-	return TH_OK;
+	rc = th_csv_tokenize(text, tlen, 0, on_record, &c, name, th_sheet_diag(c.s));
+	int frc = th_sheet_finish(c.s, out, n, diag);
+	if (rc == TH_OK)
+		rc = frc;
+	else if (frc == TH_OK)
+		th_reports_free(out, *n);
+done:
+	th_sheet_destroy(&c.s);
+	free(c.cells);
+	free(text);
+	return rc;
 }
 
 int th_csv_parse_report(const char *data, size_t len, const char *name, const th_defset *defs,
                         const th_csv_opts *opts, th_report **out, th_diag *diag)
 {
-	reader rd = {0};
-	rd.name = name ? name : "input";
-	rd.defs = defs;
-	rd.opts = opts;
-	rd.diag = diag;
-	char *text = NULL;
-	size_t tlen = 0;
-	int rc;
-	if (len > MAX_FILE)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_ETOOBIG, rd.name, 0, 0, NULL,
-		                   "file larger than %u MiB", MAX_FILE >> 20);
-	rc = to_utf8(data, len, rd.name, opts ? opts->encoding : NULL, &text, &tlen, diag);
+	th_report **v = NULL;
+	size_t n = 0;
+	int rc = th_csv_parse_reports(data, len, name, defs, opts, &v, &n, diag);
 	if (rc)
 		return rc;
-	rc = th_csv_tokenize(text, tlen, 0, on_record, &rd, rd.name, diag);
-	if (rc) {
-		if (rc != TH_ENOMEM)
-			rd.errors++;
-		goto done;
-	}
-	if (!rd.header_done && !rd.failed) {
-		ERR(&rd, 0, NULL, TH_EMISSING, "no header row (column ids or titles) found");
-		goto done;
-	}
-	if (rd.failed || !rd.r)
-		goto done;
-	if (rd.errors == 0) {
-		th_diag *scratch = th_diag_new();
-		if (!scratch) {
-			rc = TH_ENOMEM;
-			goto done;
-		}
-		th_report_validate(rd.r, rd.def, scratch);
-		for (size_t i = 0; i < th_diag_count(scratch); i++) {
-			const th_diag_entry *e = th_diag_at(scratch, i);
-			long line = e->row > 0 && (size_t)e->row <= rd.r->n_rows ? rd.row_line[e->row - 1] : 0;
-			if (e->sev == TH_SEV_ERROR)
-				rd.errors++;
-			th_diag_add(diag, e->sev, e->code, rd.name, line, e->row, e->column, "%s", e->msg);
-		}
-		th_diag_destroy(&scratch);
-	}
-done:
-	free(text);
-	for (int k = 0; k < 5; k++)
-		free(rd.meta[k]);
-	free(rd.colmap);
-	free(rd.row_line);
-	if (rc == TH_OK && rd.errors == 0 && rd.r) {
-		*out = rd.r;
-		return TH_OK;
-	}
-	th_report_destroy(&rd.r);
-	return rc ? rc : TH_EINVAL;
+	return th_reports_take_one(v, n, name ? name : "input", out, diag);
 }
 
 int th_csv_read_report(const char *path, const th_defset *defs, const th_csv_opts *opts,
                        th_report **out, th_diag *diag)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return th_diag_add(diag, TH_SEV_ERROR, TH_EIO, path, 0, 0, NULL, "cannot open: %s",
-		                   strerror(errno));
 	char *data = NULL;
-	size_t len = 0, cap = 0;
-	for (;;) {
-		if (cap - len < 65536) {
-			cap = cap ? cap * 2 : 65536 * 4;
-			if (cap > MAX_FILE + 65536 * 4) {
-				free(data);
-				fclose(f);
-				return th_diag_add(diag, TH_SEV_ERROR, TH_ETOOBIG, path, 0, 0, NULL,
-				                   "file larger than %u MiB", MAX_FILE >> 20);
-			}
-			char *nd = realloc(data, cap);
-			if (!nd) {
-				free(data);
-				fclose(f);
-				return TH_ENOMEM;
-			}
-			data = nd;
-		}
-		size_t got = fread(data + len, 1, cap - len, f);
-		len += got;
-		if (got == 0)
-			break;
-	}
-	int err = ferror(f);
-	fclose(f);
-	if (err) {
-		free(data);
-		return th_diag_add(diag, TH_SEV_ERROR, TH_EIO, path, 0, 0, NULL, "read error");
-	}
-	int rc = th_csv_parse_report(data, len, path, defs, opts, out, diag);
+	size_t len = 0;
+	int rc = th_file_slurp(path, MAX_FILE, &data, &len, diag);
+	if (rc)
+		return rc;
+	rc = th_csv_parse_report(data, len, path, defs, opts, out, diag);
 	free(data);
 	return rc;
 }

@@ -1,18 +1,16 @@
-/* th_csv.h -- reading appendix files exported by Excel and LibreOffice.
+/* th_csv.h -- reading appendix files saved as CSV by Excel and LibreOffice.
  *
- * Accepts UTF-8 with or without BOM, UTF-16 with BOM, and the legacy
- * Vietnamese encodings Windows-1258 and TCVN3 (converted with iconv and named
- * in a warning; a file that is neither valid UTF-8 nor recognisably one of
- * them is refused by name, never guessed); ',' or ';' or TAB separators
- * (detected from the header line); RFC 4180 quoting with embedded
- * separators, quotes and newlines.
- *
- * File layout (schema/appendices/FORMAT.md, "appendix files"): optional
- * metadata lines "#key: value" or "key,value" rows before the header give
- * appendix, version, unit, period and as_of when they are not passed in
- * th_csv_opts; then a header row whose cells are column ids or Vietnamese
- * titles (any order, unknown columns are errors); then one line per row.
- * Empty cells are null.  Numbers and dates follow th_value.h.
+ * This module only turns bytes into records: UTF-8 with or without BOM,
+ * UTF-16 with BOM, or a legacy encoding named by the caller (iconv; a file
+ * that is not UTF-8 is refused by name, never guessed; a workbook, a .xls
+ * or a PDF is refused by what it is); ',' or ';' or TAB separators
+ * (detected from the first line that is not a '#' line); RFC 4180 quoting
+ * with embedded separators, quotes and newlines.  The records go to the
+ * shared table reader (th_sheet.h), which holds every rule of an appendix
+ * file (schema/APPENDIX-FILES.md): metadata, title rows, the header by
+ * column ids or Vietnamese titles, one line per row, values by type,
+ * validation, problems as "file:line: column: problem".
+ * th_input.h (schema/xlsx) reads a file of any kind, CSV included.
  */
 #ifndef TH_CSV_H
 #define TH_CSV_H
@@ -21,14 +19,10 @@
 #include "th_error.h"
 #include "th_def.h"
 #include "th_report.h"
+#include "th_sheet.h"
 
-typedef struct th_csv_opts {
-	const char *unit;      /* NULL: from the file's metadata */
-	const char *appendix;  /* NULL: from the file's metadata */
-	const char *period;    /* NULL: from the file's metadata */
-	uint64_t rev;          /* stored in the report as is (0 is fine: the agent stamps it) */
-	const char *encoding;  /* NULL: detect; else an iconv name to force */
-} th_csv_opts;
+/* The readers' common options (th_sheet.h). */
+typedef th_read_opts th_csv_opts;
 
 /* Reads an appendix file into a validated report.  defs supplies the
  * definition (the file's version, or the latest of the appendix when the
@@ -40,6 +34,11 @@ int th_csv_read_report(const char *path, const th_defset *defs, const th_csv_opt
 /* Same from memory; name is used in diagnostics. */
 int th_csv_parse_report(const char *data, size_t len, const char *name, const th_defset *defs,
                         const th_csv_opts *opts, th_report **out, th_diag *diag);
+/* Same for a table with a unit column (one report per unit): *out is a
+ * malloc'd array of *n reports (th_reports_free), written only on success.
+ * The single-report calls refuse such a table unless opts->unit picks one. */
+int th_csv_parse_reports(const char *data, size_t len, const char *name, const th_defset *defs,
+                         const th_csv_opts *opts, th_report ***out, size_t *n, th_diag *diag);
 
 /* Low-level tokenizer, exposed for other tabular files and tests: splits
  * UTF-8 text into records; calls cb for each record with its fields

@@ -294,6 +294,22 @@ long th_date_days(int32_t ymd)
 	return era * 146097 + doe - 719468;
 }
 
+int32_t th_date_from_days(long days)
+{
+	/* civil from days (the inverse of the above) */
+	long z = days + 719468;
+	long era = (z >= 0 ? z : z - 146096) / 146097;
+	long doe = z - era * 146097;
+	long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	long y = yoe + era * 400;
+	long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	long mp = (5 * doy + 2) / 153;
+	long d = doy - (153 * mp + 2) / 5 + 1;
+	long m = mp + (mp < 10 ? 3 : -9);
+	y += m <= 2;
+	return (int32_t)(y * 10000 + m * 100 + d);
+}
+
 int32_t th_date_today(void)
 {
 	time_t t = time(NULL);

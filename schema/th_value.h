@@ -79,6 +79,10 @@ char *th_fmt_date(int32_t ymd, int iso, char *buf);
 int th_date_valid(int32_t ymd);
 /* Days since 1970-01-01 for a valid date (for differences). */
 long th_date_days(int32_t ymd);
+/* The inverse: the yyyymmdd date `days` after 1970-01-01 (proleptic
+ * Gregorian; negative days are before 1970).  Not checked against
+ * th_date_valid's years. */
+int32_t th_date_from_days(long days);
 /* Today's date in local time as yyyymmdd. */
 int32_t th_date_today(void);
 

@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libzmq3-dev libmsgpack-dev liblmdb-dev lmdb-utils libsodium-dev
-      libunistring-dev libjansson-dev libcmocka-dev libxlsxwriter-dev unzip valgrind gettext)
+      libunistring-dev libjansson-dev libcmocka-dev libxlsxwriter-dev libzip-dev libexpat1-dev
+      python3-openpyxl unzip valgrind gettext)
 # the packaging stage (scripts/pkg-test.sh): building the Debian packages (debhelper,
 # dpkg-dev), checking them (lintian), installing and running them (systemd for
 # sysusers/tmpfiles and systemd-analyze, iproute2 for ss, curl and

@@ -360,6 +360,64 @@ static void decimal_write_read_unambiguous(void **state)
 		}
 }
 
+/* The table reader's rules hold for CSV too: title rows and "key: value"
+ * cells above the header, an STT column, a numbering row. */
+static void title_rows_stt_and_key_value_cells(void **state)
+{
+	(void)state;
+	char msgs[4096];
+	th_report *r = NULL;
+	int rc = parse("SỞ NỘI VỤ HÀ NỘI,,\n"
+	               "BÁO CÁO TỔNG HỢP,,\n"
+	               "\"Phụ lục: PL3\",\"Don vi: SNV - Sở Nội vụ\",\"Kỳ: 2021\"\n"
+	               "STT,Lĩnh vực cải cách hành chính,Mã nhiệm vụ trong Kế hoạch\n"
+	               "(1),(2),(3)\n"
+	               "1,Cải cách thể chế,T1\n"
+	               "2,,\n"
+	               "3,the_che,T2\n",
+	               &r, msgs, sizeof msgs);
+	if (rc)
+		print_message("%s", msgs);
+	assert_int_equal(rc, 0);
+	assert_string_equal(r->unit, "SNV");
+	assert_int_equal(r->n_rows, 2);
+	th_report_destroy(&r);
+}
+
+/* A unit column: one report per unit; the single-report call refuses it
+ * unless a unit is asked for. */
+static void unit_column_reports(void **state)
+{
+	(void)state;
+	const char *text = "#appendix: PL1\n#period: 2021\n"
+	                   "unit,nhiem_vu_ke_hoach\n00001,5\n00004,\n00006,7\n";
+	th_diag *d = th_diag_new();
+	th_report **v = NULL;
+	size_t n = 0;
+	assert_int_equal(th_csv_parse_reports(text, strlen(text), "f.csv", load_defs(), NULL, &v, &n, d), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[1]->unit, "00006");
+	th_reports_free(&v, n);
+	th_report *r = NULL;
+	assert_int_not_equal(th_csv_parse_report(text, strlen(text), "f.csv", defs, NULL, &r, d), 0);
+	th_csv_opts o = {.unit = "00001"};
+	assert_int_equal(th_csv_parse_report(text, strlen(text), "f.csv", defs, &o, &r, d), 0);
+	assert_string_equal(r->unit, "00001");
+	th_report_destroy(&r);
+	th_diag_destroy(&d);
+}
+
+static void no_header_row_says_so(void **state)
+{
+	(void)state;
+	char msgs[4096];
+	th_report *r = NULL;
+	int rc = parse(PL3_HEAD "foo,bar\n1,2\n", &r, msgs, sizeof msgs);
+	assert_int_not_equal(rc, 0);
+	assert_non_null(strstr(msgs, "no header row naming the columns of PL3 version 1"));
+	assert_non_null(strstr(msgs, "line 4"));
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -379,6 +437,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(tokenizer_counts),
 		cmocka_unit_test(generated_round_trip),
 		cmocka_unit_test(decimal_write_read_unambiguous),
+		cmocka_unit_test(title_rows_stt_and_key_value_cells),
+		cmocka_unit_test(unit_column_reports),
+		cmocka_unit_test(no_header_row_says_so),
 	};
 	int rc = TH_RUN_TESTS(tests, argc, argv);
 	th_defset_destroy(&defs);

@@ -13,6 +13,7 @@
 #include "testutil.h"
 #include "th_csv.h"
 #include "th_def.h"
+#include "th_input.h"
 #include "th_report.h"
 #include "th_units.h"
 
@@ -393,6 +394,51 @@ static void national_day(void **state)
 	tu_rmrf(dir);
 }
 
+/* --format both: each unit's filled-in workbook holds the same report as
+ * its CSV twin; --format xlsx writes workbooks only; a bad format is a
+ * usage error. */
+static void xlsx_next_to_csv(void **state)
+{
+	(void)state;
+	char *dir = tu_tmpdir();
+	th_diag *d = th_diag_new();
+	th_defset *defs = NULL;
+	assert_int_equal(th_defset_load_dir(tu_src("schema/appendices"), &defs, d), 0);
+	assert_int_equal(gen(tu_src("data/hanoi-2021.units"), dir, "5", "--format", "both", "--unit",
+	                     "SNV", "--unit", "001", "--unit", "00001", NULL), 0);
+	static const char *files[] = {"SNV/PL1", "SNV/PL2", "SNV/PL3", "001/PL1", "001/PL2",
+	                              "00001/PL1"};
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		char c[4200], x[4200];
+		snprintf(c, sizeof c, "%s/%s-2021.csv", dir, files[i]);
+		snprintf(x, sizeof x, "%s/%s-2021.xlsx", dir, files[i]);
+		th_report *a = NULL, *b = NULL;
+		th_diag_clear(d);
+		if (th_input_read_report(c, defs, NULL, &a, d) || th_input_read_report(x, defs, NULL, &b, d))
+			fail_msg("%s: %s", files[i], th_diag_count(d) ? th_diag_text(d, 0) : "?");
+		const th_def *def = th_defset_get(defs, a->appendix, a->version);
+		uint8_t h1[TH_HASH_LEN], h2[TH_HASH_LEN];
+		assert_int_equal(th_report_hash(a, def, h1), 0);
+		assert_int_equal(th_report_hash(b, def, h2), 0);
+		assert_memory_equal(h1, h2, TH_HASH_LEN);
+		th_report_destroy(&a);
+		th_report_destroy(&b);
+	}
+	char *d2 = tu_tmpdir();
+	assert_int_equal(gen(tu_src("data/hanoi-2021.units"), d2, "5", "--format", "xlsx", "--unit",
+	                     "SNV", NULL), 0);
+	char p[4200];
+	snprintf(p, sizeof p, "%s/SNV/PL1-2021.xlsx", d2);
+	assert_true(exists(p));
+	snprintf(p, sizeof p, "%s/SNV/PL1-2021.csv", d2);
+	assert_false(exists(p));
+	assert_int_equal(gen(tu_src("data/hanoi-2021.units"), d2, "5", "--format", "ods", NULL), 2);
+	th_diag_destroy(&d);
+	th_defset_destroy(&defs);
+	tu_rmrf(d2);
+	tu_rmrf(dir);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -402,6 +448,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(revision_differs_and_validates),
 		cmocka_unit_test(national_sample),
 		cmocka_unit_test(national_day),
+		cmocka_unit_test(xlsx_next_to_csv),
 	};
 	return TH_RUN_TESTS(tests, argc, argv);
 }

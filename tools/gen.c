@@ -15,11 +15,16 @@
  *
  * Expected totals: there is no sidecar; read the files back with
  * th_csv_read_report (tests/test_gen.c does) and add them up.
+ *
+ * --format xlsx writes each report as the unit's filled-in .xlsx template
+ * (th_template_write with the values), as a unit's staff would send it;
+ * --format both writes the CSV and the workbook side by side.
  */
 #include "th_csv.h"
 #include "th_def.h"
 #include "th_hash.h"
 #include "th_report.h"
+#include "th_template.h"
 #include "th_units.h"
 
 #include <errno.h>
@@ -54,19 +59,7 @@ static uint64_t hstr(uint64_t h, const char *s)
 
 static int32_t add_days(int32_t ymd, long days)
 {
-	long d0 = th_date_days(ymd) + days;
-	/* civil from days */
-	long z = d0 + 719468;
-	long era = (z >= 0 ? z : z - 146096) / 146097;
-	long doe = z - era * 146097;
-	long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	long y = yoe + era * 400;
-	long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	long mp = (5 * doy + 2) / 153;
-	long d = doy - (153 * mp + 2) / 5 + 1;
-	long m = mp + (mp < 10 ? 3 : -9);
-	y += m <= 2;
-	return (int32_t)(y * 10000 + m * 100 + d);
+	return th_date_from_days(th_date_days(ymd) + days);
 }
 
 static const char *phrases[] = {
@@ -625,6 +618,7 @@ static void usage(FILE *f)
 	        "  --revision K      K >= 2 writes a corrected version (default 1)\n"
 	        "  --as-of DATE      report date yyyy-mm-dd (default: 30 June for a year, else the\n"
 	        "                    period's last day)\n"
+	        "  --format F        csv (default), xlsx (the filled-in template) or both\n"
 	        "  --quiet           no summary line\n"
 	        "  --help\n");
 }
@@ -633,6 +627,7 @@ int main(int argc, char **argv)
 {
 	const char *units_path = NULL, *defs_dir = NULL, *out = NULL, *period = "2021", *apps = NULL;
 	const char *as_of_s = NULL;
+	int want_csv = 1, want_xlsx = 0;
 	uint64_t seed = 1;
 	int revision = 1, quiet = 0;
 	const char **only = calloc((size_t)argc + 1, sizeof *only);
@@ -642,9 +637,10 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"units", 1, 0, 'u'}, {"defs", 1, 0, 'd'}, {"out", 1, 0, 'o'}, {"period", 1, 0, 'p'},
 		{"seed", 1, 0, 's'}, {"unit", 1, 0, 'U'}, {"appendix", 1, 0, 'a'}, {"revision", 1, 0, 'r'},
-		{"as-of", 1, 0, 'A'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+		{"as-of", 1, 0, 'A'}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"format", 1, 0, 'f'},
+		{0, 0, 0, 0}};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "u:d:o:p:s:U:a:r:A:qh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "u:d:o:p:s:U:a:r:A:qhf:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'u': units_path = optarg; break;
 		case 'd': defs_dir = optarg; break;
@@ -672,6 +668,15 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'A': as_of_s = optarg; break;
+		case 'f':
+			want_csv = strcmp(optarg, "csv") == 0 || strcmp(optarg, "both") == 0;
+			want_xlsx = strcmp(optarg, "xlsx") == 0 || strcmp(optarg, "both") == 0;
+			if (!want_csv && !want_xlsx) {
+				fprintf(stderr, "th-gen: --format %s: expected csv, xlsx or both\n", optarg);
+				free(only);
+				return 2;
+			}
+			break;
 		case 'q': quiet = 1; break;
 		case 'h': usage(stdout); free(only); return 0;
 		default: usage(stderr); free(only); return 2;
@@ -777,12 +782,25 @@ int main(int argc, char **argv)
 			char dir[4096], path[4200];
 			snprintf(dir, sizeof dir, "%s/%s", out, un->code);
 			snprintf(path, sizeof path, "%s/%s-%s.csv", dir, d->id, period);
-			if (mkdirs(dir) || th_csv_write_report(path, rep, d)) {
+			if (mkdirs(dir) || (want_csv && th_csv_write_report(path, rep, d))) {
 				fprintf(stderr, "th-gen: cannot write %s: %s\n", path, strerror(errno));
 				th_report_destroy(&rep);
 				goto done;
 			}
-			files++;
+			if (want_xlsx) {
+				const th_report *filled[] = {rep};
+				th_template_opts to = {.period = period, .unit = un->code, .hierarchy = u,
+				                       .filled = filled, .n_filled = 1};
+				snprintf(path, sizeof path, "%s/%s-%s.xlsx", dir, d->id, period);
+				th_diag_clear(diag);
+				if (th_template_write(path, d, &to, diag)) {
+					for (size_t e = 0; e < th_diag_count(diag); e++)
+						fprintf(stderr, "th-gen: %s\n", th_diag_text(diag, e));
+					th_report_destroy(&rep);
+					goto done;
+				}
+			}
+			files += (size_t)(want_csv + want_xlsx);
 			rows += rep->n_rows;
 			th_report_destroy(&rep);
 		}
