@@ -109,18 +109,25 @@ unit_value() {
 	sed -n "s/^$2=//p" "/lib/systemd/system/$1"
 }
 
+# start_as USER UMASK LOG CMD...: CMD in the background as USER (as()), its PID in
+# last_pid (the subshell execs it, so the PID is the program's); it does not inherit the
+# lock
+start_as() {
+	local user=$1 umask=$2 log=$3
+	shift 3
+	(umask "$umask" && exec setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups \
+		--reset-env -- "$@") >"$log" 2>&1 9>&- &
+	pids+=($!)
+	last_pid=$!
+}
+
 # start_service UNIT LOG EXTRA-ARGS...: the unit's ExecStart, as its User= with its UMask=,
 # started in the background (no systemd here: PID 1 is not systemd on CI machines)
 start_service() {
-	local unit=$1 log=$2 user umask cmd
+	local unit=$1 log=$2 cmd
 	shift 2
-	user=$(unit_value "$unit" User)
-	umask=$(unit_value "$unit" UMask)
 	read -r -a cmd <<<"$(unit_value "$unit" ExecStart)"
-	(umask "$umask" && exec setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups \
-		--reset-env -- "${cmd[@]}" "$@") >"$log" 2>&1 &
-	pids+=($!)
-	last_pid=$!
+	start_as "$(unit_value "$unit" User)" "$(unit_value "$unit" UMask)" "$log" "${cmd[@]}" "$@"
 }
 
 # stop_pid PID [STATUS]: SIGTERM, then the exit status must be STATUS (default 0: the
@@ -385,10 +392,9 @@ grep -q 'accepted' "$work/collector.log" || fail "the collector log shows no acc
 as thother grep -q '^tonghop_collector_reports_total{status="accepted"} 1$' "$METRICS" ||
 	fail "$METRICS is not readable by others or lacks the accepted report"
 p_ne=$(free_port)
-as prometheus prometheus-node-exporter --web.listen-address="127.0.0.1:$p_ne" --collector.disable-defaults \
-	--collector.textfile --collector.textfile.directory="$NODE_EXPORTER_DIR" >"$work/node-exporter.log" 2>&1 &
-pids+=($!)
-ne=$!
+start_as prometheus 0022 "$work/node-exporter.log" prometheus-node-exporter --web.listen-address="127.0.0.1:$p_ne" \
+	--collector.disable-defaults --collector.textfile --collector.textfile.directory="$NODE_EXPORTER_DIR"
+ne=$last_pid
 wait_for 60 "node_exporter" curl -sf "http://127.0.0.1:$p_ne/metrics"
 curl -sf "http://127.0.0.1:$p_ne/metrics" >"$work/scrape.txt"
 grep -q '^tonghop_collector_reports_total{status="accepted"} 1$' "$work/scrape.txt" ||
@@ -396,6 +402,8 @@ grep -q '^tonghop_collector_reports_total{status="accepted"} 1$' "$work/scrape.t
 stop_pid "$ne" 143     # (Go's default: killed by the signal)
 pids=()
 say "installed programs ran: collector, agent (drop folder), inspector, node_exporter ($(elapsed))"
+
+! grep -qs "[w]eb.listen-address=127.0.0.1:$p_ne" /proc/[0-9]*/cmdline || fail "node_exporter still runs after SIGTERM"
 
 # purge: what the packages made goes (keys, the link), the store stays
 rm /etc/tonghop/agent.key
