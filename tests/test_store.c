@@ -1152,7 +1152,7 @@ static void reopen_keeps_everything(void **state)
 	fx_free(f);
 }
 
-/* A node as store format 1 kept it (collector/STORAGE.md): the 40-byte header
+/* A node as store format 1 kept it (store/STORAGE.md): the 40-byte header
  * of the stored value `head` with encoding 0, then own[] and total[] as int64.
  * malloc'd. */
 static uint8_t *fixed_node(const void *head, const th_node *n, size_t n_slots)

@@ -1,6 +1,6 @@
 /* th_store.h -- the collector's LMDB store: reports, history, rollups,
  * hierarchy versions, period bindings, completeness (DESIGN sections 4-7).
- * The on-disk layout is written down in collector/STORAGE.md.
+ * The on-disk layout is written down in store/STORAGE.md.
  *
  * One writer (the collector's ingest thread); any number of readers, also
  * from other processes (tools with --db open it read-only).

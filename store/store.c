@@ -1,4 +1,4 @@
-/* store.c -- the collector's LMDB store (layout: collector/STORAGE.md). */
+/* store.c -- the collector's LMDB store (layout: store/STORAGE.md). */
 #include "th_store.h"
 #include "th_mp.h"
 #include "th_rollup.h"
@@ -86,7 +86,7 @@ enum { NODE_FIXED = 0, NODE_VARINT = 1, NODE_SAME = 2 };   /* NODE_SAME: total =
                                                              * only own[] (varints) follows:
                                                              * every leaf unit's node */
 
-/* the layout of collector/STORAGE.md */
+/* the layout of store/STORAGE.md */
 _Static_assert(sizeof(rec_header) == 208, "record header is 208 bytes");
 _Static_assert(offsetof(rec_header, rev) == 16 && offsetof(rec_header, hash) == 48 &&
                offsetof(rec_header, sender) == 80, "record header offsets");
