@@ -401,15 +401,6 @@ static void ymd_text(int32_t ymd, char *buf, size_t cap)
 	snprintf(buf, cap, "%04d-%02d-%02d", (int)(ymd / 10000), (int)(ymd / 100 % 100), (int)(ymd % 100));
 }
 
-/* The first day of a period (yyyymmdd): "2021", "2021-Q3", "2021-H2", "2021-06". */
-static int32_t period_start(const char *p)
-{
-	int y = atoi(p), m = 1;
-	if (strlen(p) == 7)
-		m = p[5] == 'Q' ? (p[6] - '1') * 3 + 1 : p[5] == 'H' ? (p[6] == '2' ? 7 : 1) : atoi(p + 5);
-	return y * 10000 + m * 100 + 1;
-}
-
 typedef struct {
 	int32_t effective;
 	char *list;
@@ -420,7 +411,7 @@ typedef struct {
 static int late_cb(void *ctx, const char *period, const char *version)
 {
 	late_periods *l = ctx;
-	if (period_start(period) < l->effective)
+	if (th_period_start(period) < l->effective)
 		return 0;
 	size_t add = strlen(period) + strlen(version) + 8;
 	if (l->len + add >= l->cap) {

@@ -359,7 +359,7 @@ static const th_def *precheck_report(th_server *s, pending *p, size_t i, th_ack_
 		}
 	}
 	th_diag_destroy(&diag);
-	if (ok && th_report_canonical_hash(r, d, &p->canon[i], &p->clen[i], p->hash[i]) != TH_OK)
+	if (ok && th_canon_encode_hash(r, d, &p->canon[i], &p->clen[i], p->hash[i]) != TH_OK)
 		p->canon[i] = NULL;   /* the store makes them itself */
 	return ok ? d : NULL;
 }

@@ -311,7 +311,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		cf = sub->canon;
 		clen = sub->canon_len;
 		memcpy(hash, sub->hash, TH_HASH_LEN);
-	} else if (th_report_canonical_hash(r, d, &canon, &clen, hash) != 0) {
+	} else if (th_canon_encode_hash(r, d, &canon, &clen, hash) != 0) {
 		result_set(res, TH_ACK_REJECTED, TH_EINVAL, cur_rev, "report cannot be encoded");
 		return TH_OK;
 	} else {

@@ -270,25 +270,11 @@ const th_units *th_store_current_hierarchy(th_store *s)
 	return best;
 }
 
-static int32_t period_start(const char *p)
-{
-	int y = atoi(p), m = 1;
-	if (strlen(p) == 7) {
-		if (p[5] == 'Q')
-			m = (p[6] - '1') * 3 + 1;
-		else if (p[5] == 'H')
-			m = p[6] == '2' ? 7 : 1;
-		else
-			m = atoi(p + 5);
-	}
-	return y * 10000 + m * 100 + 1;
-}
-
 /* The version in force at the period's start: the latest effective on or before it;
  * when none is effective yet, the earliest. */
 static th_units *choose_version(th_store *s, const char *period)
 {
-	int32_t start = period_start(period);
+	int32_t start = th_period_start(period);
 	th_units *best = NULL, *earliest = NULL;
 	for (size_t i = 0; i < s->nh; i++) {
 		int32_t e = th_units_effective(s->h[i]);

@@ -2,80 +2,11 @@
  * scope, statistics. */
 #include "store_private.h"
 #include "th_rollup.h"
-#include "th_mp.h"
+#include "th_canon.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Decodes the canonical form back into a report (trusted data, still checked). */
-static int decode_canonical(const uint8_t *buf, size_t len, const th_def *d, const char *unit,
-                            const char *period, uint64_t rev, th_report **out)
-{
-	th_mp m;
-	th_mp_init(&m, buf, len);
-	uint32_t n, nrows;
-	const char *s;
-	uint32_t sn;
-	uint64_t version;
-	int64_t as_of;
-	int tomb;
-	if (th_mp_array(&m, &n) || n != 5 || th_mp_str(&m, &s, &sn) || th_mp_uint(&m, &version) ||
-	    th_mp_int(&m, &as_of) || th_mp_bool(&m, &tomb) || th_mp_array(&m, &nrows))
-		return TH_ESTORE;
-	th_report *r = th_report_new(unit, d->id, (uint32_t)version, period, rev, d->n_cols);
-	if (!r)
-		return TH_ENOMEM;
-	r->as_of = (int32_t)as_of;
-	r->tombstone = (uint8_t)tomb;
-	for (uint32_t i = 0; i < nrows; i++) {
-		uint32_t nc;
-		if (th_mp_array(&m, &nc) || nc != d->n_cols || th_report_add_row(r) < 0)
-			goto bad;
-		for (uint32_t c = 0; c < nc; c++) {
-			th_value *v = th_report_cell(r, i, c);
-			const th_column *col = &d->cols[c];
-			if (th_mp_peek(&m) == TH_MP_NIL) {
-				th_mp_nil(&m);
-				continue;
-			}
-			v->null = 0;
-			switch (col->type) {
-			case TH_T_BOOL: {
-				int b;
-				if (th_mp_bool(&m, &b))
-					goto bad;
-				v->i = b;
-				break;
-			}
-			case TH_T_ENUM:
-				if (th_mp_str(&m, &s, &sn))
-					goto bad;
-				v->i = -1;
-				for (size_t k = 0; k < col->n_values; k++)
-					if (strlen(col->values[k].code) == sn && !memcmp(col->values[k].code, s, sn))
-						v->i = (int64_t)k;
-				if (v->i < 0)
-					goto bad;
-				break;
-			case TH_T_TEXT:
-				if (th_mp_str(&m, &s, &sn) || !(v->s = strndup(s, sn)))
-					goto bad;
-				v->len = sn;
-				break;
-			default:
-				if (th_mp_int(&m, &v->i))
-					goto bad;
-			}
-		}
-	}
-	*out = r;
-	return TH_OK;
-bad:
-	th_report_destroy(&r);
-	return TH_ESTORE;
-}
-
 
 /* --- reads --------------------------------------------------------------------------- */
 
@@ -292,7 +223,7 @@ int st_decode_record(th_store *s, const MDB_val *v, const char *unit, const char
 	const th_def *d = s->defs ? th_defset_get(s->defs, appendix, h->version) : NULL;
 	if (!d)
 		return TH_EAPPENDIX;
-	return decode_canonical((const uint8_t *)v->mv_data + sizeof *h, v->mv_size - sizeof *h, d, unit,
+	return th_canon_decode((const uint8_t *)v->mv_data + sizeof *h, v->mv_size - sizeof *h, d, unit,
 	                        period, h->rev, out);
 }
 

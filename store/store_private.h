@@ -46,7 +46,7 @@ struct th_store {
 
 /* --- records -------------------------------------------------------------------- */
 
-/* A stored revision: fixed header then the canonical form (th_report_canonical). */
+/* A stored revision: fixed header then the canonical form (th_canon_encode). */
 typedef struct {
 	uint8_t fmt;          /* 1 */
 	uint8_t tombstone;

@@ -100,7 +100,7 @@ typedef struct th_submission {
 	const th_def *validated;   /* the definition the caller ran th_report_validate with
 	                            * (without errors, report unchanged since), or NULL; the
 	                            * store validates again unless it is the one in force */
-	/* th_report_canonical_hash(report, validated), or NULL: the store computes them itself
+	/* th_canon_encode_hash(report, validated), or NULL: the store computes them itself
 	 * (it also does when `validated` is not the version in force); not owned */
 	const uint8_t *canon;
 	size_t canon_len;

@@ -93,7 +93,7 @@ static int recompute_all(th_store *s, MDB_txn *txn, emit_fn emit, void *ctx, th_
 			}
 			const th_def *rd = th_defset_get(s->defs, ra, h.version);
 			uint8_t hh[TH_HASH_LEN];
-			if (diag && rd && (th_report_hash(r, rd, hh) || memcmp(hh, h.hash, TH_HASH_LEN)))
+			if (diag && rd && (th_canon_hash(r, rd, hh) || memcmp(hh, h.hash, TH_HASH_LEN)))
 				th_diag_add(diag, TH_SEV_ERROR, TH_ESTORE, NULL, 0, 0, NULL,
 				            "report %s %s %s rev %llu: stored content does not match its hash",
 				            ru, ra, rp, (unsigned long long)h.rev);
@@ -339,7 +339,7 @@ static int verify_history(th_store *s, MDB_txn *txn, th_diag *dg)
 		if (drc == TH_EAPPENDIX)
 			continue;   /* a definition no longer loaded: cannot check */
 		const th_def *d = drc ? NULL : th_defset_get(s->defs, ra, h.version);
-		if (drc || h.rev != krev || !d || th_report_hash(r, d, hh) ||
+		if (drc || h.rev != krev || !d || th_canon_hash(r, d, hh) ||
 		    memcmp(hh, h.hash, TH_HASH_LEN))
 			th_diag_add(dg, TH_SEV_ERROR, TH_ESTORE, NULL, 0, 0, NULL,
 			            "history %s %s %s rev %llu: damaged (does not decode or match its hash)",

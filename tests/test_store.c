@@ -390,7 +390,7 @@ static void caller_canonical_form(void **state)
 		th_report *r = mk1(pass ? "X2" : "X1", 1, 4 + pass);
 		uint8_t *canon = NULL, hash[TH_HASH_LEN];
 		size_t clen = 0;
-		assert_int_equal(th_report_canonical_hash(r, f->d, &canon, &clen, hash), 0);
+		assert_int_equal(th_canon_encode_hash(r, f->d, &canon, &clen, hash), 0);
 		th_ack_result res;
 		memset(&res, 0, sizeof res);
 		th_submission sub = {.report = r, .sender = "t", .result = &res};
