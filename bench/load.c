@@ -9,6 +9,7 @@
  *        [--timeout S] [--limit N (an even sample of N reports)]
  */
 #include "common.h"
+#include "th_sock.h"
 #include "th_wire.h"
 #include <errno.h>
 #include <getopt.h>
@@ -252,15 +253,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "th-bench-load: socket %ld: %s\n", i, zmq_strerror(zmq_errno()));
 			return 1;
 		}
-		int zero = 0, hwm = 100000;
-		zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-		zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-		zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-		if (keyf) {
-			zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, spub, 40);
-			zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 40);
-			zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 40);
-		}
+		th_sockopts so = TH_SOCKOPTS_INIT;
+		so.linger_ms = 0;
+		so.sndhwm = so.rcvhwm = 100000;
+		th_sock_set(s, &so);
+		if (keyf)
+			th_sock_curve_client(s, spub, pub, sec);
 		if (zmq_connect(s, ep) != 0) {
 			fprintf(stderr, "th-bench-load: connect %s: %s\n", ep, zmq_strerror(zmq_errno()));
 			return 1;

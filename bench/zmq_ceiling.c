@@ -4,6 +4,7 @@
  * last message received.  No decoding, no store.
  * usage: th-bench-zmq DEFS DATA_DIR BATCH curve|plain PORT  (prints key=value) */
 #include "common.h"
+#include "th_sock.h"
 #include "th_wire.h"
 #include <pthread.h>
 #include <stdio.h>
@@ -25,12 +26,10 @@ static void *receiver(void *p)
 {
 	job *j = p;
 	void *s = zmq_socket(j->ctx, ZMQ_ROUTER);
-	int hwm = 0, one = 1;
+	int hwm = 0;
 	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
-	if (j->curve) {
-		zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
-		zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, j->ssec, 40);
-	}
+	if (j->curve)
+		th_sock_curve_server(s, j->ssec, NULL);
 	if (zmq_bind(s, j->ep) != 0) {
 		fprintf(stderr, "th-bench-zmq: bind %s: %s\n", j->ep, zmq_strerror(zmq_errno()));
 		exit(1);

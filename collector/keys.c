@@ -1,6 +1,6 @@
-/* keys.c -- authorised keys, key generation, ZAP handler (KEYS.md). */
+/* keys.c -- authorised keys and the ZAP handler (KEYS.md); key files: common/th_keyfile. */
 #include "keys.h"
-#include "log.h"
+#include "th_log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -21,19 +21,6 @@ struct th_keys {
 const char *th_role_name(th_role r)
 {
 	return r == TH_ROLE_ADMIN ? "admin" : r == TH_ROLE_READER ? "reader" : "agent";
-}
-
-static int z85_ok(const char *s)
-{
-	static const char alphabet[] =
-		"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
-	if (strlen(s) != TH_Z85_LEN)
-		return 0;
-	for (const char *p = s; *p; p++)
-		if (!strchr(alphabet, *p))
-			return 0;
-	uint8_t bin[32];
-	return zmq_z85_decode(bin, s) != NULL;
 }
 
 int th_keys_load(const char *path, th_keys **out, th_diag *diag)
@@ -70,7 +57,7 @@ int th_keys_load(const char *path, th_keys **out, th_diag *diag)
 			continue;
 		}
 		th_key e = {0};
-		if (!z85_ok(pub)) {
+		if (!th_z85_key_ok(pub)) {
 			th_diag_add(diag, TH_SEV_ERROR, TH_EKEY, path, ln, 0, NULL,
 			            "\"%.48s\" is not a 40-character Z85 public key", pub);
 			errs++;
@@ -141,79 +128,6 @@ const th_key *th_keys_find(const th_keys *k, const char *pub)
 		if (strcmp(k->k[i].pub, pub) == 0)
 			return &k->k[i];
 	return NULL;
-}
-
-int th_keygen(const char *prefix, char pub_out[TH_Z85_LEN + 1], const char **why)
-{
-	char pub[41], sec[41];
-	if (zmq_curve_keypair(pub, sec) != 0) {
-		*why = "this libzmq has no CURVE support";
-		return TH_EKEY;
-	}
-	char path[4096];
-	snprintf(path, sizeof path, "%s.key", prefix);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	if (fd < 0) {
-		*why = errno == EEXIST ? "the .key file exists already (refusing to overwrite)"
-		                       : "cannot create the .key file";
-		return TH_EIO;
-	}
-	FILE *f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		*why = "cannot write the .key file";
-		return TH_EIO;
-	}
-	fprintf(f, "# tonghop CURVE keypair: keep this file secret (mode 0600)\npublic %s\nsecret %s\n",
-	        pub, sec);
-	if (fclose(f) != 0) {
-		*why = "cannot write the .key file";
-		return TH_EIO;
-	}
-	snprintf(path, sizeof path, "%s.pub", prefix);
-	f = fopen(path, "w");
-	if (!f) {
-		*why = "cannot create the .pub file";
-		return TH_EIO;
-	}
-	fprintf(f, "# tonghop CURVE public key\npublic %s\n", pub);
-	if (fclose(f) != 0) {
-		*why = "cannot write the .pub file";
-		return TH_EIO;
-	}
-	memset(sec, 0, sizeof sec);
-	memcpy(pub_out, pub, sizeof pub);
-	return TH_OK;
-}
-
-int th_key_read(const char *path, char pub[TH_Z85_LEN + 1], char *sec, const char **why)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		*why = "cannot open the key file";
-		return TH_EIO;
-	}
-	char line[256];
-	int have_pub = 0, have_sec = 0;
-	while (fgets(line, sizeof line, f)) {
-		char k[32], v[128];
-		if (line[0] == '#' || sscanf(line, "%31s %127s", k, v) != 2)
-			continue;
-		if (strcmp(k, "public") == 0 && z85_ok(v)) {
-			memcpy(pub, v, TH_Z85_LEN + 1);
-			have_pub = 1;
-		} else if (strcmp(k, "secret") == 0 && sec && z85_ok(v)) {
-			memcpy(sec, v, TH_Z85_LEN + 1);
-			have_sec = 1;
-		}
-	}
-	fclose(f);
-	if (!have_pub || (sec && !have_sec)) {
-		*why = sec ? "the key file lacks a \"public\" or \"secret\" line with a Z85 key"
-		           : "the key file lacks a \"public\" line with a Z85 key";
-		return TH_EKEY;
-	}
-	return TH_OK;
 }
 
 /* --- ZAP ------------------------------------------------------------------------ */

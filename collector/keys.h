@@ -1,12 +1,11 @@
-/* keys.h -- authorised keys (collector/KEYS.md), key generation and the ZAP
+/* keys.h -- authorised keys (collector/KEYS.md) and the ZAP
  * handler that admits CURVE clients whose public key is authorised. */
 #ifndef TH_KEYS_H
 #define TH_KEYS_H
 
 #include <stddef.h>
 #include "th_error.h"
-
-#define TH_Z85_LEN 40
+#include "th_keyfile.h"
 
 typedef enum { TH_ROLE_AGENT = 0, TH_ROLE_READER, TH_ROLE_ADMIN } th_role;
 
@@ -26,12 +25,6 @@ size_t th_keys_count(const th_keys *k);
 /* The entry for a Z85 public key, or NULL. */
 const th_key *th_keys_find(const th_keys *k, const char *pub);
 const char *th_role_name(th_role r);
-
-/* Writes prefix.key (0600: "public Z85" and "secret Z85" lines) and
- * prefix.pub ("public Z85").  Refuses to overwrite. */
-int th_keygen(const char *prefix, char pub_out[TH_Z85_LEN + 1], const char **why);
-/* Reads a keypair file (public and secret) or a public-key file (sec NULL). */
-int th_key_read(const char *path, char pub[TH_Z85_LEN + 1], char *sec, const char **why);
 
 /* The ZAP handler: a thread answering on inproc://zeromq.zap.01 of ctx.
  * th_zap_set_keys swaps the key table (the handler takes ownership; the old

@@ -1,7 +1,8 @@
 /* tonghop-collector -- the central server: authenticated ingest, dedup,
  * durable group commit, incremental rollups, PUB stream, queries. */
 #include "keys.h"
-#include "log.h"
+#include "th_conf.h"
+#include "th_log.h"
 #include "metrics.h"
 #include "server.h"
 #include "th_def.h"
@@ -84,7 +85,7 @@ static const struct option long_opts[] = {
 	{"max-conns-per-key", 1, 0, 'P'},
 	{0, 0, 0, 0}};
 
-static int set_opt(conf *c, int ch, const char *arg, const char *where);
+static int set_opt(conf *c, int ch, const char *arg, char *why, size_t cap);
 
 /* Values read from config files live until exit; kept here to be freed. */
 static char **config_values;
@@ -112,70 +113,73 @@ static void free_config_values(void)
 	n_config_values = 0;
 }
 
-static int read_config(conf *c, const char *path)
+typedef struct {
+	conf *c;
+	int rc;        /* the worst exit code a line asked for */
+} conf_ctx;
+
+/* One `name = value` line of a --config file (grammar: common/th_conf.h). */
+static int config_line(void *vctx, const char *name, const char *value, char *why, size_t cap)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "tonghop-collector: cannot open config %s: %s\n", path, strerror(errno));
-		return 3;
+	conf_ctx *x = vctx;
+	const struct option *o = NULL;
+	for (int i = 0; long_opts[i].name; i++)
+		if (strcmp(long_opts[i].name, name) == 0)
+			o = &long_opts[i];
+	if (!o || o->val == 'c' || o->val == 'h' || o->val == 'V') {
+		snprintf(why, cap, "unknown setting \"%s\"", name);
+		x->rc = 3;
+		return -1;
 	}
-	char line[4096];
-	int ln = 0, rc = 0;
-	while (fgets(line, sizeof line, f)) {
-		ln++;
-		char *p = line;
-		while (isspace((unsigned char)*p))
-			p++;
-		size_t n = strlen(p);
-		while (n && isspace((unsigned char)p[n - 1]))
-			p[--n] = 0;
-		if (!*p || *p == '#')
-			continue;
-		char *eq = strchr(p, '=');
-		char *key = p, *val = NULL;
-		if (eq) {
-			*eq = 0;
-			val = eq + 1;
-			while (isspace((unsigned char)*val))
-				val++;
-			size_t kn = strlen(key);
-			while (kn && isspace((unsigned char)key[kn - 1]))
-				key[--kn] = 0;
+	if (!o->has_arg) {
+		int b = th_conf_bool(value);
+		if (b < 0) {
+			snprintf(why, cap, "%s takes yes or no, not \"%s\"", name, value);
+			x->rc = 3;
+			return -1;
 		}
-		const struct option *o = NULL;
-		for (int i = 0; long_opts[i].name; i++)
-			if (strcmp(long_opts[i].name, key) == 0)
-				o = &long_opts[i];
-		char where[4200];
-		snprintf(where, sizeof where, "%s:%d", path, ln);
-		if (!o || o->val == 'c' || o->val == 'h' || o->val == 'V') {
-			fprintf(stderr, "tonghop-collector: %s: unknown setting \"%s\"\n", where, key);
-			rc = 3;
-			continue;
-		}
-		if (o->has_arg && !val) {
-			fprintf(stderr, "tonghop-collector: %s: %s needs \"= value\"\n", where, key);
-			rc = 3;
-			continue;
-		}
-		if (!o->has_arg && val && strcmp(val, "yes") && strcmp(val, "true") && strcmp(val, "1")) {
-			continue;   /* "insecure = no" */
-		}
-		int r = set_opt(c, o->val, val ? keep_value(val) : NULL, where);
-		if (r)
-			rc = r;
+		if (!b)
+			return 0;   /* "insecure = no" */
+		value = NULL;
+	} else if (!*value) {
+		snprintf(why, cap, "%s needs a value (\"%s = ...\")", name, name);
+		x->rc = 3;
+		return -1;
 	}
-	fclose(f);
-	return rc;
+	const char *v = value ? keep_value(value) : NULL;
+	if (value && !v) {
+		snprintf(why, cap, "out of memory");
+		x->rc = 1;
+		return -1;
+	}
+	int r = set_opt(x->c, o->val, v, why, cap);
+	if (r && r > x->rc)
+		x->rc = r;
+	return r ? -1 : 0;
 }
 
-static int set_opt(conf *c, int ch, const char *arg, const char *where)
+static int read_config(conf *c, const char *path)
+{
+	conf_ctx x = {c, 0};
+	th_diag *d = th_diag_new();
+	if (!d)
+		return 1;
+	int rc = th_conf_parse(path, config_line, &x, d);
+	for (size_t i = 0; i < th_diag_count(d); i++)
+		fprintf(stderr, "tonghop-collector: %s\n", th_diag_text(d, i));
+	th_diag_destroy(&d);
+	if (rc == TH_EIO || rc == TH_ETOOBIG || rc == TH_ENOMEM)
+		return 3;
+	return rc ? (x.rc ? x.rc : 3) : 0;
+}
+
+static int set_opt(conf *c, int ch, const char *arg, char *why, size_t cap)
 {
 	switch (ch) {
 	case 'd': c->db = arg; break;
 	case 'u':
 		if (c->n_units >= MAX_UNITS_FILES) {
-			fprintf(stderr, "tonghop-collector: %s: at most %d --units files\n", where, MAX_UNITS_FILES);
+			snprintf(why, cap, "at most %d --units files", MAX_UNITS_FILES);
 			return 2;
 		}
 		c->units[c->n_units++] = arg;
@@ -189,32 +193,34 @@ static int set_opt(conf *c, int ch, const char *arg, const char *where)
 	case 'K': c->server_key = arg; break;
 	case 'I': c->insecure = 1; break;
 	case 'L':
-		if (c->n_deadlines >= MAX_DEADLINES)
+		if (c->n_deadlines >= MAX_DEADLINES) {
+			snprintf(why, cap, "at most %d --deadline settings", MAX_DEADLINES);
 			return 2;
+		}
 		c->deadlines[c->n_deadlines++] = arg;
 		break;
 	case 'g': c->group_max = atoi(arg); if (c->group_max < 1 || c->group_max > 100000) {
-			fprintf(stderr, "tonghop-collector: %s: --group-max must be 1..100000\n", where);
+			snprintf(why, cap, "--group-max must be 1..100000");
 			return 2;
 		}
 		break;
 	case 'm': c->map_size = (size_t)strtoull(arg, NULL, 10) << 20; break;
 	case 'l':
 		if (th_log_parse_level(arg) < 0) {
-			fprintf(stderr, "tonghop-collector: %s: log level must be error, warn, info or debug\n", where);
+			snprintf(why, cap, "log level must be error, warn, info or debug");
 			return 2;
 		}
 		th_log_level = th_log_parse_level(arg);
 		break;
 	case 'R': c->allow_root = 1; break;
 	case 'F': c->max_inflight = atoi(arg); if (c->max_inflight < 1 || c->max_inflight > 100000) {
-			fprintf(stderr, "tonghop-collector: %s: --max-inflight must be 1..100000\n", where);
+			snprintf(why, cap, "--max-inflight must be 1..100000");
 			return 2;
 		}
 		break;
 	case 'P': c->max_conns_per_key = atoi(arg);
 		if (c->max_conns_per_key < 1 || c->max_conns_per_key > 100000) {
-			fprintf(stderr, "tonghop-collector: %s: --max-conns-per-key must be 1..100000\n", where);
+			snprintf(why, cap, "--max-conns-per-key must be 1..100000");
 			return 2;
 		}
 		break;
@@ -544,7 +550,7 @@ int main(int argc, char **argv)
 		}
 		char pub[TH_Z85_LEN + 1];
 		const char *why = NULL;
-		if (th_keygen(argv[2], pub, &why) != 0) {
+		if (th_keyfile_generate(argv[2], pub, &why) != 0) {
 			fprintf(stderr, "tonghop-collector keygen: %s: %s\n", argv[2], why);
 			return 1;
 		}
@@ -572,9 +578,13 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		int r = set_opt(&c, ch, optarg, "command line");
-		if (r)
+		char why[512] = "";
+		int r = set_opt(&c, ch, optarg, why, sizeof why);
+		if (r) {
+			if (why[0])
+				fprintf(stderr, "tonghop-collector: %s\n", why);
 			return r;
+		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "tonghop-collector: unexpected argument \"%s\" (see --help)\n", argv[optind]);
@@ -653,7 +663,7 @@ int main(int argc, char **argv)
 				bad = 1;
 			}
 			const char *why = NULL;
-			if (th_key_read(c.server_key, sc.server_pub, sc.server_sec, &why) != 0) {
+			if (th_keyfile_read(c.server_key, sc.server_pub, sc.server_sec, &why) != 0) {
 				th_log(TH_LOG_ERROR, "config", "%s: %s", c.server_key, why);
 				bad = 1;
 			}

@@ -1,6 +1,7 @@
 /* metrics.c -- Prometheus text exposition of th_stats (docs/metrics.md). */
 #include "metrics.h"
-#include "log.h"
+#include "th_clock.h"
+#include "th_log.h"
 #include "th_error.h"
 
 #include <errno.h>
@@ -24,12 +25,7 @@ static struct {
 	uint64_t count, sum_us;
 } M = {NULL, 10, 0, -1, 0, {0}, 0, 0};
 
-static int64_t mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
+static int64_t mono_s(void) { return th_mono_us() / 1000000; }
 
 void th_metrics_configure(const char *path, int interval_s)
 {

@@ -1,7 +1,10 @@
 /* server.c -- sockets, group commit, acks, publishing (DESIGN sections 4-6, 8). */
 #include "server.h"
 #include "conns.h"
-#include "log.h"
+#include "th_clock.h"
+#include "th_hash.h"
+#include "th_log.h"
+#include "th_sock.h"
 #include "metrics.h"
 
 #include <errno.h>
@@ -12,7 +15,6 @@
 #include <unistd.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
-#include <sys/time.h>
 #include <zmq.h>
 
 volatile sig_atomic_t th_stop_flag, th_reload_flag;
@@ -43,23 +45,33 @@ typedef struct deferred_hello {
 	th_key key;
 } deferred_hello;
 
-static int64_t now_us(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
 
-static int curve_server(void *sock, const th_server_conf *c)
+/* The options every collector socket gets, and CURVE unless insecure.
+ * backlog: after a restart every agent reconnects at once; libzmq's default
+ * listen backlog (100) overflows and the dropped connections wait for the TCP
+ * SYN retransmission backoff (1, 3, 7, 15 s...).  The kernel caps it at
+ * net.core.somaxconn. */
+static int setup_socket(const th_server_conf *conf, void *sock, int is_pub)
 {
-	if (c->insecure)
-		return 0;
-	int one = 1;
-	if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof one) ||
-	    zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, c->server_sec, TH_Z85_LEN) ||
-	    zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "tonghop", 7))
-		return -1;
-	return 0;
+	th_sockopts so = TH_SOCKOPTS_INIT;
+	so.linger_ms = 2000;
+	so.sndhwm = so.rcvhwm = 100000;
+	so.heartbeat_ivl_ms = 5000;
+	so.heartbeat_timeout_ms = 30000;
+	so.backlog = 4096;
+	if (!is_pub) {
+		so.max_msg = (int64_t)conf->limits.max_msg_bytes;
+		so.router_mandatory = 1;
+	}
+	if (th_sock_set(sock, &so) != 0) {
+		th_log(TH_LOG_ERROR, "net", "cannot set socket options: %s", zmq_strerror(zmq_errno()));
+		return TH_ENET;
+	}
+	if (!conf->insecure && th_sock_curve_server(sock, conf->server_sec, "tonghop") != 0) {
+		th_log(TH_LOG_ERROR, "net", "cannot enable CURVE: %s", zmq_strerror(zmq_errno()));
+		return TH_ENET;
+	}
+	return TH_OK;
 }
 
 int th_server_new(const th_server_conf *conf, th_store *store, const th_defset *defs,
@@ -78,29 +90,11 @@ int th_server_new(const th_server_conf *conf, th_store *store, const th_defset *
 	s->query = zmq_socket(s->ctx, ZMQ_ROUTER);
 	if (!s->ingest || !s->pub || !s->query)
 		goto fail;
-	int64_t maxmsg = conf->limits.max_msg_bytes;
-	/* backlog: after a restart every agent reconnects at once; libzmq's
-	 * default listen backlog (100) overflows and the dropped connections wait
-	 * for the TCP SYN retransmission backoff (1, 3, 7, 15 s...).  The kernel
-	 * caps it at net.core.somaxconn. */
-	int hwm = 100000, one = 1, linger = 2000, hb = 5000, hbt = 30000, backlog = 4096;
 	void *socks[3] = {s->ingest, s->pub, s->query};
 	const char *eps[3] = {conf->bind, conf->pub, conf->query};
 	for (int i = 0; i < 3; i++) {
-		zmq_setsockopt(socks[i], ZMQ_LINGER, &linger, sizeof linger);
-		zmq_setsockopt(socks[i], ZMQ_SNDHWM, &hwm, sizeof hwm);
-		zmq_setsockopt(socks[i], ZMQ_RCVHWM, &hwm, sizeof hwm);
-		zmq_setsockopt(socks[i], ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
-		zmq_setsockopt(socks[i], ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt);
-		zmq_setsockopt(socks[i], ZMQ_BACKLOG, &backlog, sizeof backlog);
-		if (i != 1)
-			zmq_setsockopt(socks[i], ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-		if (i != 1)
-			zmq_setsockopt(socks[i], ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-		if (curve_server(socks[i], conf) != 0) {
-			th_log(TH_LOG_ERROR, "net", "cannot enable CURVE: %s", zmq_strerror(zmq_errno()));
+		if (setup_socket(conf, socks[i], i == 1) != 0)
 			goto fail;
-		}
 		if (zmq_bind(socks[i], eps[i]) != 0) {
 			th_log(TH_LOG_ERROR, "net", "cannot bind %s: %s", eps[i], zmq_strerror(zmq_errno()));
 			goto fail;
@@ -602,12 +596,12 @@ static void *committer_main(void *arg)
 		if (!c->job)
 			break;
 		pthread_mutex_unlock(&c->mu);
-		int64_t t0 = now_us();
+		int64_t t0 = th_now_us();
 		c->changed = NULL;
 		c->nchanged = 0;
 		c->rc = th_store_apply(c->store, c->subs, c->ns, &c->commit, &c->ctime, &c->changed,
 		                       &c->nchanged);
-		c->dt = now_us() - t0;
+		c->dt = th_now_us() - t0;
 		pthread_mutex_lock(&c->mu);
 		c->job = 0;
 		pthread_cond_broadcast(&c->cv);   /* committer_wait */
@@ -767,11 +761,7 @@ static void pending_free(pending *p)
 
 static uint64_t id_hash(zmq_msg_t *id)
 {
-	const unsigned char *p = zmq_msg_data(id);
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0, n = zmq_msg_size(id); i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
+	return th_fnv1a(zmq_msg_data(id), zmq_msg_size(id));
 }
 
 /* How many submits of the group g[0..ng) came from routing id (hash h). */
@@ -999,7 +989,7 @@ static void pub_rebind(th_server *s)
 {
 	if (!s->conf.pub)
 		return;
-	int zero = 0, hwm = 100000, linger = 2000, hb = 5000, hbt = 30000;
+	int zero = 0;
 	zmq_unbind(s->pub, s->conf.pub);
 	zmq_setsockopt(s->pub, ZMQ_LINGER, &zero, sizeof zero);
 	zmq_close(s->pub);
@@ -1009,11 +999,7 @@ static void pub_rebind(th_server *s)
 		void *p = zmq_socket(s->ctx, ZMQ_XPUB);
 		if (!p)
 			break;
-		zmq_setsockopt(p, ZMQ_LINGER, &linger, sizeof linger);
-		zmq_setsockopt(p, ZMQ_SNDHWM, &hwm, sizeof hwm);
-		zmq_setsockopt(p, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
-		zmq_setsockopt(p, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt);
-		if (curve_server(p, &s->conf) == 0 && zmq_bind(p, s->conf.pub) == 0) {
+		if (setup_socket(&s->conf, p, 1) == 0 && zmq_bind(p, s->conf.pub) == 0) {
 			s->pub = p;
 			break;
 		}
@@ -1063,7 +1049,7 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 	}
 	size_t na = 0, nb = 0, bytes = 0, ns = 0;   /* na: the committing group's size */
 	th_submission *subs = NULL;
-	int64_t last_summary = now_us();
+	int64_t last_summary = th_now_us();
 	uint64_t last_commits = 0;
 	while (!th_stop_flag) {
 		if (th_reload_flag && !s->committing) {
@@ -1139,7 +1125,7 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 			serve_query(s);
 		conns_tick(s);
 		th_metrics_tick(&s->stats);
-		int64_t t = now_us();
+		int64_t t = th_now_us();
 		if (t - last_summary > 60 * 1000000LL) {
 			if (s->stats.commits != last_commits)
 				th_log(TH_LOG_INFO, "stats",

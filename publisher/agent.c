@@ -10,7 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "th_clock.h"
 #include "th_csv.h"
+#include "th_sock.h"
 
 #define AG_HELLO_MIN_MS 1000
 #define AG_HELLO_MAX_MS 30000
@@ -57,20 +59,6 @@ struct th_agent {
 	char mon_ep[64];
 };
 
-int64_t th_agent_now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t th_agent_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int jitter(int ms)
 {
 	/* +-25 % */
@@ -91,110 +79,6 @@ static void logf_(th_agent *a, int level, const char *fmt, ...)
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	a->h.log(a->h.ctx, level, buf);
-}
-
-/* --- keys ------------------------------------------------------------------- */
-static int z85_ok(const char *s, size_t n)
-{
-	if (n != TH_Z85_KEY_LEN)
-		return 0;
-	static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
-	for (size_t i = 0; i < n; i++)
-		if (!s[i] || !strchr(alphabet, s[i]))
-			return 0;
-	uint8_t raw[32];
-	char tmp[TH_Z85_KEY_LEN + 1];
-	memcpy(tmp, s, n);
-	tmp[n] = 0;
-	return zmq_z85_decode(raw, tmp) != NULL;
-}
-
-/* Reads up to want keys: each non-comment line gives its last blank-separated
- * token; a "public"/"secret" label selects the slot. */
-static int read_keys(const char *path, char keys[2][TH_Z85_KEY_LEN + 1], int want,
-                     const char **why)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		*why = "cannot open the key file";
-		return TH_EIO;
-	}
-	char line[512];
-	int got = 0, slot_used[2] = {0, 0};
-	while (fgets(line, sizeof line, f)) {
-		char *p = line;
-		while (isspace((unsigned char)*p))
-			p++;
-		if (!*p || *p == '#')
-			continue;
-		size_t n = strlen(p);
-		while (n && isspace((unsigned char)p[n - 1]))
-			p[--n] = 0;
-		int slot = -1;
-		if (!strncasecmp(p, "public", 6))
-			slot = 0;
-		else if (!strncasecmp(p, "secret", 6))
-			slot = 1;
-		char *tok = strrchr(p, ' ');
-		char *tab = strrchr(p, '\t');
-		if (tab && (!tok || tab > tok))
-			tok = tab;
-		tok = tok ? tok + 1 : p;
-		/* '=' and '"' are Z85 characters: strip a "key = value" sign or quotes only
-		 * when the token is longer than a key */
-		size_t tl = strlen(tok);
-		if (tl > TH_Z85_KEY_LEN && (*tok == '"' || *tok == '=')) {
-			tok++;
-			tl--;
-		}
-		if (tl > TH_Z85_KEY_LEN && tok[tl - 1] == '"')
-			tok[--tl] = 0;
-		if (!z85_ok(tok, tl)) {
-			fclose(f);
-			*why = "a line of the key file is not a 40-character Z85 key";
-			return TH_EKEY;
-		}
-		if (slot < 0)
-			slot = slot_used[0] ? 1 : 0;
-		if (slot >= want || slot_used[slot])
-			continue;
-		memcpy(keys[slot], tok, TH_Z85_KEY_LEN + 1);
-		slot_used[slot] = 1;
-		got++;
-		if (got == want)
-			break;
-	}
-	fclose(f);
-	if (got < want) {
-		*why = want == 2 ? "the key file needs a public key (line 1) and a secret key (line 2)"
-		                 : "the key file holds no Z85 key";
-		return TH_EKEY;
-	}
-	return 0;
-}
-
-int th_agent_read_keypair(const char *path, char pub[TH_Z85_KEY_LEN + 1],
-                          char sec[TH_Z85_KEY_LEN + 1], const char **why)
-{
-	const char *dummy;
-	char k[2][TH_Z85_KEY_LEN + 1];
-	int rc = read_keys(path, k, 2, why ? why : &dummy);
-	if (rc)
-		return rc;
-	memcpy(pub, k[0], sizeof k[0]);
-	memcpy(sec, k[1], sizeof k[1]);
-	return 0;
-}
-
-int th_agent_read_pubkey(const char *path, char pub[TH_Z85_KEY_LEN + 1], const char **why)
-{
-	const char *dummy;
-	char k[2][TH_Z85_KEY_LEN + 1];
-	int rc = read_keys(path, k, 1, why ? why : &dummy);
-	if (rc)
-		return rc;
-	memcpy(pub, k[0], sizeof k[0]);
-	return 0;
 }
 
 /* --- items --------------------------------------------------------------------- */
@@ -264,7 +148,7 @@ static int held(th_agent *a, const th_ob_entry *e, int64_t now)
 static void hold_add(th_agent *a, const char *u, const char *ap, const char *p, uint64_t rev,
                      int ms)
 {
-	int64_t until = th_agent_mono_ms() + jitter(ms);
+	int64_t until = (th_mono_us() / 1000) + jitter(ms);
 	for (size_t i = 0; i < a->n_hold; i++)
 		if (item_eq(&a->hold[i].it, u, ap, p, rev)) {
 			a->hold[i].until = until;
@@ -310,30 +194,27 @@ int th_agent_new(const th_agent_opts *o, th_outbox *ob, const th_agent_hooks *h,
 		a->h = *h;
 	a->ob = ob;
 	a->lim = th_limits_default;
-	a->next_id = (uint64_t)th_agent_now_us();
+	a->next_id = (uint64_t)th_now_us();
 	a->hello_backoff = AG_HELLO_MIN_MS;
 	a->ack_backoff = o->ack_timeout_ms > 0 ? o->ack_timeout_ms : 10000;
-	srandom((unsigned)(th_agent_now_us() ^ (int64_t)getpid()));
+	srandom((unsigned)(th_now_us() ^ (int64_t)getpid()));
 	int hb = o->heartbeat_ms > 0 ? o->heartbeat_ms : 2000;
-	int hbt = hb * 3, linger = 0, one = 1, ivl = 100;
-	int ivl_max = o->reconnect_max_ms > 0 ? o->reconnect_max_ms : 5000;
 	a->zctx = zmq_ctx_new();
 	if (!a->zctx)
 		goto fail;
 	a->sock = zmq_socket(a->zctx, ZMQ_DEALER);
 	if (!a->sock)
 		goto fail;
-	zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger);
-	zmq_setsockopt(a->sock, ZMQ_IMMEDIATE, &one, sizeof one);
-	zmq_setsockopt(a->sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
-	zmq_setsockopt(a->sock, ZMQ_HEARTBEAT_TIMEOUT, &hbt, sizeof hbt);
-	zmq_setsockopt(a->sock, ZMQ_HEARTBEAT_TTL, &hbt, sizeof hbt);
-	zmq_setsockopt(a->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
-	zmq_setsockopt(a->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+	th_sockopts so = TH_SOCKOPTS_INIT;
+	so.linger_ms = 0;
+	so.immediate = 1;
+	so.heartbeat_ivl_ms = hb;
+	so.heartbeat_timeout_ms = so.heartbeat_ttl_ms = hb * 3;
+	so.reconnect_ivl_ms = 100;
+	so.reconnect_ivl_max_ms = o->reconnect_max_ms > 0 ? o->reconnect_max_ms : 5000;
+	th_sock_set(a->sock, &so);
 	if (!o->insecure) {
-		if (zmq_setsockopt(a->sock, ZMQ_CURVE_SERVERKEY, o->server_key, TH_Z85_KEY_LEN) ||
-		    zmq_setsockopt(a->sock, ZMQ_CURVE_PUBLICKEY, o->public_key, TH_Z85_KEY_LEN) ||
-		    zmq_setsockopt(a->sock, ZMQ_CURVE_SECRETKEY, o->secret_key, TH_Z85_KEY_LEN)) {
+		if (th_sock_curve_client(a->sock, o->server_key, o->public_key, o->secret_key) != 0) {
 			zmq_close(a->sock);
 			a->sock = NULL;
 			zmq_ctx_term(a->zctx);
@@ -349,8 +230,9 @@ int th_agent_new(const th_agent_opts *o, th_outbox *ob, const th_agent_hooks *h,
 	                       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) != 0)
 		goto fail;
 	a->mon = zmq_socket(a->zctx, ZMQ_PAIR);
-	if (!a->mon || zmq_setsockopt(a->mon, ZMQ_LINGER, &linger, sizeof linger) ||
-	    zmq_connect(a->mon, a->mon_ep) != 0)
+	th_sockopts mo = TH_SOCKOPTS_INIT;
+	mo.linger_ms = 0;
+	if (!a->mon || th_sock_set(a->mon, &mo) || zmq_connect(a->mon, a->mon_ep) != 0)
 		goto fail;
 	if (zmq_connect(a->sock, o->endpoint) != 0) {
 		logf_(a, TH_AGENT_ERROR, "cannot connect to %s: %s", o->endpoint, zmq_strerror(errno));
@@ -406,7 +288,7 @@ static void send_hello(th_agent *a)
 	h.id = a->next_id++;
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	int64_t now = th_agent_mono_ms();
+	int64_t now = (th_mono_us() / 1000);
 	int sent = 0;
 	if (th_wire_encode_hello(&h, &buf, &len) == 0) {
 		if (zmq_send(a->sock, buf, len, ZMQ_DONTWAIT) >= 0)
@@ -484,7 +366,7 @@ static void revalidate(th_agent *a)
 				uint8_t hash[TH_HASH_LEN];
 				th_ob_enqueued res;
 				if (def && th_report_hash(r, def, hash) == 0 &&
-				    th_outbox_enqueue(a->ob, r, hash, s->file, 1, th_agent_now_us(), &res) == 0) {
+				    th_outbox_enqueue(a->ob, r, hash, s->file, 1, th_now_us(), &res) == 0) {
 					ok = 1;
 					snprintf(msg, sizeof msg,
 					         "definition %s version %u is no longer in force; %s was read "
@@ -560,7 +442,7 @@ static void on_welcome(th_agent *a, const uint8_t *buf, size_t len)
 		logf_(a, TH_AGENT_WARN,
 		      "the collector lacks %zu report(s) it acknowledged before (restored from a "
 		      "backup?): sending them again", behind);
-	th_outbox_set_contact(a->ob, a->o.endpoint, th_agent_now_us(), "");
+	th_outbox_set_contact(a->ob, a->o.endpoint, th_now_us(), "");
 	if (a->o.unit && w.unit && *a->o.unit && strcmp(a->o.unit, w.unit))
 		logf_(a, TH_AGENT_WARN, "this key is bound to unit %s, not %s", w.unit, a->o.unit);
 	logf_(a, TH_AGENT_INFO, "connected to %s (unit %s, %zu definition(s), %zu key(s) in scope)",
@@ -584,7 +466,7 @@ static void on_ack(th_agent *a, const uint8_t *buf, size_t len)
 		return;
 	}
 	int *changed = k.n_results ? calloc(k.n_results, sizeof *changed) : NULL;
-	rc = th_outbox_apply_ack(a->ob, &k, th_agent_now_us(), changed);
+	rc = th_outbox_apply_ack(a->ob, &k, th_now_us(), changed);
 	if (rc) {
 		/* not recorded: the reports stay pending and are sent again */
 		logf_(a, TH_AGENT_ERROR, "cannot record an ack in the outbox: %s", th_strerror(rc));
@@ -641,7 +523,7 @@ static void on_error(th_agent *a, const uint8_t *buf, size_t len)
 	}
 	logf_(a, e.retry ? TH_AGENT_WARN : TH_AGENT_ERROR, "the collector refused a message: %s (%s)",
 	      e.message ? e.message : th_strerror(e.code), th_errname(e.code));
-	th_outbox_set_contact(a->ob, NULL, th_agent_now_us(), e.message ? e.message : th_strerror(e.code));
+	th_outbox_set_contact(a->ob, NULL, th_now_us(), e.message ? e.message : th_strerror(e.code));
 	if (e.code == TH_EAUTH || e.code == TH_EKEY)
 		a->auth_refusals++;
 	for (size_t f = 0; f < a->n_fl; f++)
@@ -656,7 +538,7 @@ static void on_error(th_agent *a, const uint8_t *buf, size_t len)
 			break;
 		}
 	if (e.id == 0 && !a->welcomed)
-		a->next_hello = th_agent_mono_ms() + jitter(a->hello_backoff);
+		a->next_hello = (th_mono_us() / 1000) + jitter(a->hello_backoff);
 	th_error_msg_free(&e);
 }
 
@@ -669,7 +551,7 @@ static void on_message(th_agent *a, const uint8_t *buf, size_t len)
 		return;
 	}
 	if (t != TH_MSG_ERROR)
-		th_outbox_set_contact(a->ob, NULL, th_agent_now_us(), NULL);
+		th_outbox_set_contact(a->ob, NULL, th_now_us(), NULL);
 	switch (t) {
 	case TH_MSG_WELCOME: on_welcome(a, buf, len); break;
 	case TH_MSG_ACK: on_ack(a, buf, len); break;
@@ -886,7 +768,7 @@ static int send_batch(th_agent *a, ag_item *cand, size_t n_cand, size_t *pos)
 	}
 	ag_flight *fl = &a->fl[a->n_fl];
 	fl->id = id;
-	fl->deadline = th_agent_mono_ms() + jitter(a->ack_backoff);
+	fl->deadline = (th_mono_us() / 1000) + jitter(a->ack_backoff);
 	fl->items = calloc(k, sizeof *fl->items);
 	fl->n = 0;
 	if (fl->items) {
@@ -915,7 +797,7 @@ static void deliver(th_agent *a)
 	size_t room = a->lim.max_inflight > a->n_fl ? a->lim.max_inflight - a->n_fl : 0;
 	if (!room)
 		return;
-	cand_ctx c = {a, th_agent_mono_ms(), NULL, 0, 0, room * (size_t)a->lim.max_reports};
+	cand_ctx c = {a, (th_mono_us() / 1000), NULL, 0, 0, room * (size_t)a->lim.max_reports};
 	th_outbox_list(a->ob, TH_OB_TPENDING, 0, collect_cand, &c);
 	size_t pos = 0;
 	while (pos < c.n && a->n_fl < a->lim.max_inflight) {
@@ -964,7 +846,7 @@ int th_agent_poll(th_agent *a, int timeout_ms, zmq_pollitem_t *extra, size_t n_e
 	zmq_pollitem_t items[2 + 8];
 	if (n_extra > 8)
 		n_extra = 8;
-	int64_t now = th_agent_mono_ms();
+	int64_t now = (th_mono_us() / 1000);
 	if (a->kicked)
 		deliver(a);
 	int64_t dl = next_deadline(a, now);
@@ -1007,7 +889,7 @@ int th_agent_poll(th_agent *a, int timeout_ms, zmq_pollitem_t *extra, size_t n_e
 			}
 		}
 	}
-	now = th_agent_mono_ms();
+	now = (th_mono_us() / 1000);
 	if (!a->welcomed && now >= a->next_hello)
 		send_hello(a);
 	check_timeouts(a, now);

@@ -16,18 +16,18 @@
 #include <stddef.h>
 #include <zmq.h>
 #include "th_error.h"
+#include "th_keyfile.h"
 #include "th_wire.h"
 #include "outbox.h"
 
-#define TH_Z85_KEY_LEN 40
 
 typedef struct th_agent_opts {
 	const char *endpoint;          /* tcp://host:port */
 	const char *unit;              /* the unit the agent believes it is */
 	int insecure;                  /* 1: no CURVE */
-	char public_key[TH_Z85_KEY_LEN + 1];
-	char secret_key[TH_Z85_KEY_LEN + 1];
-	char server_key[TH_Z85_KEY_LEN + 1];
+	char public_key[TH_Z85_LEN + 1];
+	char secret_key[TH_Z85_LEN + 1];
+	char server_key[TH_Z85_LEN + 1];
 	int heartbeat_ms;              /* 0: 2000 */
 	int ack_timeout_ms;            /* 0: 10000 */
 	int reconnect_max_ms;          /* 0: 5000 */
@@ -65,17 +65,5 @@ int th_agent_handshake_failures(const th_agent *a);
 /* 1 when pending (unit, appendix, period, rev) waits in a retry hold or is
  * in flight; for status output. */
 int th_agent_busy(const th_agent *a);
-
-/* Reads a keypair file (line 1 public key, line 2 secret key, Z85, 40
- * characters each; a leading "public"/"secret" label, blanks and '#'
- * comments are allowed) or a public key file (first key found).  TH_EKEY
- * with *why on a malformed file, TH_EIO when unreadable. */
-int th_agent_read_keypair(const char *path, char pub[TH_Z85_KEY_LEN + 1],
-                          char sec[TH_Z85_KEY_LEN + 1], const char **why);
-int th_agent_read_pubkey(const char *path, char pub[TH_Z85_KEY_LEN + 1], const char **why);
-
-/* Clocks: unix µs and monotonic ms. */
-int64_t th_agent_now_us(void);
-int64_t th_agent_mono_ms(void);
 
 #endif

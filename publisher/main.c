@@ -15,6 +15,8 @@
 
 #include "agent.h"
 #include "outbox.h"
+#include "th_clock.h"
+#include "th_conf.h"
 #include "th_csv.h"
 #include "watch.h"
 
@@ -106,11 +108,7 @@ static void set_str(char **dst, const char *v)
 	*dst = strdup(v);
 }
 
-static int parse_bool(const char *v)
-{
-	return !strcasecmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "true") ||
-	       !strcasecmp(v, "on");
-}
+static int parse_bool(const char *v) { return th_conf_bool(v) == 1; }
 
 /* Sets one option by its long name; 0 or -1 when unknown / bad value. */
 static int set_opt(conf *c, const char *k, const char *v)
@@ -158,46 +156,22 @@ static int set_opt(conf *c, const char *k, const char *v)
 	return 0;
 }
 
+static int config_line(void *ctx, const char *name, const char *value, char *why, size_t cap)
+{
+	return set_opt(ctx, name, value);
+}
+
+/* A --config file (grammar: common/th_conf.h); every bad line is shown. */
 static int load_config(conf *c, const char *path)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "%s: cannot open: %s\n", path, strerror(errno));
+	th_diag *d = th_diag_new();
+	if (!d)
 		return -1;
-	}
-	char line[4096];
-	long ln = 0;
-	int bad = 0;
-	while (fgets(line, sizeof line, f)) {
-		ln++;
-		char *p = line;
-		while (isspace((unsigned char)*p))
-			p++;
-		if (!*p || *p == '#' || *p == ';')
-			continue;
-		char *eq = strchr(p, '=');
-		if (!eq) {
-			fprintf(stderr, "%s:%ld: expected `key = value`\n", path, ln);
-			bad = 1;
-			continue;
-		}
-		char *ke = eq;
-		while (ke > p && isspace((unsigned char)ke[-1]))
-			ke--;
-		*ke = 0;
-		char *v = eq + 1;
-		while (isspace((unsigned char)*v))
-			v++;
-		size_t n = strlen(v);
-		while (n && isspace((unsigned char)v[n - 1]))
-			v[--n] = 0;
-		if (set_opt(c, p, v) != 0) {
-			fprintf(stderr, "%s:%ld: %s: unknown option or bad value \"%s\"\n", path, ln, p, v);
-			bad = 1;
-		}
-	}
-	fclose(f);
-	return bad ? -1 : 0;
+	int rc = th_conf_parse(path, config_line, c, d);
+	for (size_t i = 0; i < th_diag_count(d); i++)
+		fprintf(stderr, "%s\n", th_diag_text(d, i));
+	th_diag_destroy(&d);
+	return rc ? -1 : 0;
 }
 
 static void conf_free(conf *c)
@@ -273,11 +247,11 @@ static int make_agent_opts(const conf *c, th_agent_opts *o)
 		             "loopback demo)");
 		return -1;
 	}
-	if (th_agent_read_keypair(c->key, o->public_key, o->secret_key, &why) != 0) {
+	if (th_keyfile_read(c->key, o->public_key, o->secret_key, &why) != 0) {
 		say("error", "%s: %s", c->key, why);
 		return -1;
 	}
-	if (th_agent_read_pubkey(c->server_key, o->server_key, &why) != 0) {
+	if (th_keyfile_read(c->server_key, o->server_key, NULL, &why) != 0) {
 		say("error", "%s: %s", c->server_key, why);
 		return -1;
 	}
@@ -477,7 +451,7 @@ static int track_add(send_state *s, const char *file, const th_report *r, uint64
 /* Waits for a welcome to fill the definitions cache. */
 static int fetch_defs(conf *c, th_outbox *ob, th_agent *ag, double deadline_ms)
 {
-	while (!g_stop && !th_agent_welcomed(ag) && th_agent_mono_ms() < deadline_ms) {
+	while (!g_stop && !th_agent_welcomed(ag) && (th_mono_us() / 1000) < deadline_ms) {
 		if (th_agent_auth_refusals(ag) || th_agent_handshake_failures(ag) >= 2)
 			return EX_REFUSED;
 		th_agent_poll(ag, 200, NULL, 0);
@@ -542,7 +516,7 @@ static int cmd_send(conf *c, int nfiles, char **files, const withdrawal *w)
 	th_defset *defs = NULL;
 	th_report **reps = calloc((size_t)nfiles, sizeof *reps);
 	uint8_t (*hashes)[TH_HASH_LEN] = calloc((size_t)nfiles, sizeof *hashes);
-	int64_t deadline = th_agent_mono_ms() + (int64_t)(c->timeout * 1000);
+	int64_t deadline = (th_mono_us() / 1000) + (int64_t)(c->timeout * 1000);
 	if (!reps || !hashes) {
 		ex = EX_UNDELIVERED;
 		goto done;
@@ -627,7 +601,7 @@ static int cmd_send(conf *c, int nfiles, char **files, const withdrawal *w)
 	/* a withdrawal may repeat an earlier one (withdrawn, filed again,
 	 * withdrawn again): the history does not refuse it */
 	rc = th_outbox_enqueue_many(ob, items, (size_t)nfiles, c->force || w != NULL,
-	                            th_agent_now_us());
+	                            th_now_us());
 	if (rc)
 		say("error", "cannot write to the outbox %s: %s", c->outbox, th_strerror(rc));
 	for (int i = 0; i < nfiles; i++) {
@@ -695,8 +669,8 @@ static int cmd_send(conf *c, int nfiles, char **files, const withdrawal *w)
 	}
 	if (ag)
 		th_agent_kick(ag);
-	int64_t next_check = th_agent_mono_ms() + 1000;
-	int64_t welcome_by = th_agent_mono_ms() + 5000;
+	int64_t next_check = (th_mono_us() / 1000) + 1000;
+	int64_t welcome_by = (th_mono_us() / 1000) + 5000;
 	for (;;) {
 		size_t open_ = 0;
 		for (size_t i = 0; i < s.n; i++)
@@ -704,9 +678,9 @@ static int cmd_send(conf *c, int nfiles, char **files, const withdrawal *w)
 		/* everything pending goes, not only these files' reports; with nothing
 		 * left, wait (briefly) for the welcome's check of acknowledged reports */
 		if ((!open_ && (!ag || th_outbox_count(ob, TH_OB_TPENDING) == 0) &&
-		     (!ag || th_agent_welcomed(ag) || th_agent_mono_ms() >= welcome_by)) || g_stop)
+		     (!ag || th_agent_welcomed(ag) || (th_mono_us() / 1000) >= welcome_by)) || g_stop)
 			break;
-		int64_t now = th_agent_mono_ms();
+		int64_t now = (th_mono_us() / 1000);
 		if (now >= deadline)
 			break;
 		if (th_agent_auth_refusals(ag) || th_agent_handshake_failures(ag) >= 2) {
@@ -718,11 +692,11 @@ static int cmd_send(conf *c, int nfiles, char **files, const withdrawal *w)
 		}
 		long wait = (long)(deadline - now);
 		th_agent_poll(ag, wait > 500 ? 500 : (int)wait, NULL, 0);
-		if (th_agent_mono_ms() >= next_check) {
+		if ((th_mono_us() / 1000) >= next_check) {
 			for (size_t i = 0; i < s.n; i++)
 				if (!s.t[i].done)
 					check_elsewhere(ob, &s.t[i]);
-			next_check = th_agent_mono_ms() + 1000;
+			next_check = (th_mono_us() / 1000) + 1000;
 		}
 	}
 	size_t undelivered = 0, bad = 0;
@@ -1010,7 +984,7 @@ static void process_drops(conf *c, th_outbox *ob, th_agent *ag, th_watch *w,
 			}
 		if (!k)
 			continue;
-		int rc = th_outbox_enqueue_many(ob, q, k, c->force, th_agent_now_us());
+		int rc = th_outbox_enqueue_many(ob, q, k, c->force, th_now_us());
 		if (rc)
 			say("error", "cannot write to the outbox %s: %s", c->outbox, th_strerror(rc));
 		for (size_t j = 0; j < k; j++) {
@@ -1066,7 +1040,7 @@ static int prune_outbox(const conf *c, th_outbox *ob, th_ob_prune_stats *st)
 	memset(&rt, 0, sizeof rt);
 	rt.days = c->history_days >= 0 ? c->history_days : TH_OB_HISTORY_DAYS;
 	rt.revs = c->history_revs >= 0 ? (uint32_t)c->history_revs : TH_OB_HISTORY_REVS;
-	int rc = th_outbox_prune(ob, &rt, th_agent_now_us(), st);
+	int rc = th_outbox_prune(ob, &rt, th_now_us(), st);
 	if (rc)
 		say("warning", "%s: pruning the history failed: %s (nothing needed was removed; "
 		               "tried again later)", c->outbox, th_strerror(rc));
@@ -1118,7 +1092,7 @@ static int cmd_run(conf *c)
 	    c->collector, c->outbox);
 	th_ob_prune_stats pst;
 	prune_outbox(c, ob, &pst);
-	int64_t next_prune = th_agent_mono_ms() + PRUNE_EVERY_MS;
+	int64_t next_prune = (th_mono_us() / 1000) + PRUNE_EVERY_MS;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
@@ -1128,7 +1102,7 @@ static int cmd_run(conf *c)
 	int welcomed_before = 0;
 	while (!g_stop) {
 		zmq_pollitem_t it = {NULL, th_watch_fd(w), ZMQ_POLLIN, 0};
-		int64_t now = th_agent_mono_ms();
+		int64_t now = (th_mono_us() / 1000);
 		int tmo = th_watch_timeout(w, now);
 		th_agent_poll(ag, tmo, &it, th_watch_fd(w) >= 0 ? 1 : 0);
 		/* definitions: local ones, or the cache refreshed by each welcome */
@@ -1143,15 +1117,15 @@ static int cmd_run(conf *c)
 			}
 		}
 		welcomed_before = th_agent_welcomed(ag);
-		if (th_agent_mono_ms() >= next_prune) {
+		if ((th_mono_us() / 1000) >= next_prune) {
 			prune_outbox(c, ob, &pst);
-			next_prune = th_agent_mono_ms() + PRUNE_EVERY_MS;
+			next_prune = (th_mono_us() / 1000) + PRUNE_EVERY_MS;
 		}
 		if (!defs)
 			continue;   /* files wait until the collector sends the definitions */
 		char **names = NULL;
 		size_t n = 0;
-		th_watch_ready(w, th_agent_mono_ms(), &names, &n);
+		th_watch_ready(w, (th_mono_us() / 1000), &names, &n);
 		if (n)
 			process_drops(c, ob, ag, w, defs, names, n);
 		th_watch_names_free(names, n);

@@ -1,5 +1,6 @@
 /* outbox.c -- the agent's durable outbox (LMDB); layout in OUTBOX.md. */
 #include "outbox.h"
+#include "th_lmdb.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -28,22 +29,6 @@ const char *th_ob_state_name(th_ob_state s)
 	case TH_OB_REJECTED: return "rejected";
 	}
 	return "?";
-}
-
-static int ob_err(int rc)
-{
-	switch (rc) {
-	case 0: return 0;
-	case MDB_NOTFOUND: return TH_ENOTFOUND;
-	case MDB_MAP_FULL: return TH_EMAPFULL;
-	case ENOMEM: return TH_ENOMEM;
-	case ENOSPC: return TH_ENOSPC;
-	case MDB_VERSION_MISMATCH:
-	case MDB_INVALID:
-	case MDB_CORRUPTED:
-	case MDB_PANIC: return TH_ESTORE;
-	default: return rc > 0 ? TH_EIO : TH_ESTORE;
-	}
 }
 
 /* --- byte buffers ----------------------------------------------------------- */
@@ -388,13 +373,13 @@ static int ob_write(th_outbox *ob, ob_txn_fn fn, void *ctx)
 			rc = mdb_txn_begin(ob->env, NULL, 0, &txn);
 		}
 		if (rc)
-			return ob_err(rc);
+			return th_lmdb_error(rc);
 		rc = fn(ob, txn, ctx);
 		if (rc == 0) {
 			int mrc = mdb_txn_commit(txn);
 			if (mrc == 0)
 				return 0;
-			rc = mrc == MDB_MAP_FULL ? TH_EMAPFULL : ob_err(mrc);
+			rc = mrc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(mrc);
 		} else {
 			mdb_txn_abort(txn);
 		}
@@ -413,20 +398,20 @@ static int put(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, const void *
 {
 	MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
 	int rc = mdb_put(txn, dbi, &key, &val, 0);
-	return rc == MDB_MAP_FULL ? TH_EMAPFULL : ob_err(rc);
+	return rc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(rc);
 }
 
 static int get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl, MDB_val *v)
 {
 	MDB_val key = {kl, (void *)k};
-	return ob_err(mdb_get(txn, dbi, &key, v));
+	return th_lmdb_error(mdb_get(txn, dbi, &key, v));
 }
 
 static int del(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kl)
 {
 	MDB_val key = {kl, (void *)k};
 	int rc = mdb_del(txn, dbi, &key, NULL);
-	return rc == MDB_NOTFOUND ? 0 : ob_err(rc);
+	return rc == MDB_NOTFOUND ? 0 : th_lmdb_error(rc);
 }
 
 static int ob_init(th_outbox *ob, MDB_txn *txn, void *ctx)
@@ -440,7 +425,7 @@ static int ob_init(th_outbox *ob, MDB_txn *txn, void *ctx)
 	    (rc = mdb_dbi_open(txn, "revs", MDB_CREATE, &ob->revs)) ||
 	    (rc = mdb_dbi_open(txn, "history", MDB_CREATE, &ob->history)) ||
 	    (rc = mdb_dbi_open(txn, "defs", MDB_CREATE, &ob->defs)))
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	MDB_val v;
 	rc = get(txn, ob->meta, "format", 6, &v);
 	if (rc == TH_ENOTFOUND) {
@@ -479,7 +464,7 @@ int th_outbox_open(const char *dir, th_outbox **out, const char **why)
 	int rc = mdb_env_create(&ob->env);
 	if (rc) {
 		free(ob);
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	}
 	mdb_env_set_maxdbs(ob->env, OB_DBS + 2);
 	ob->map_size = OB_MAP_INITIAL;
@@ -488,7 +473,7 @@ int th_outbox_open(const char *dir, th_outbox **out, const char **why)
 	rc = mdb_env_open(ob->env, dir, 0, 0640);
 	if (rc) {
 		*why = "cannot open the outbox environment";
-		rc = ob_err(rc);
+		rc = th_lmdb_error(rc);
 		goto fail;
 	}
 	int dead = 0;
@@ -536,7 +521,7 @@ static int last_pending(th_outbox *ob, MDB_txn *txn, const uint8_t *prefix, size
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(txn, ob->pending, &c);
 	if (rc)
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	*rev = 0;
 	MDB_val k = {plen, (void *)prefix}, v;
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
@@ -553,7 +538,7 @@ static int last_pending(th_outbox *ob, MDB_txn *txn, const uint8_t *prefix, size
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : ob_err(rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : th_lmdb_error(rc);
 }
 
 /* history value: u64 rev, u8 state, u64 created */
@@ -792,12 +777,12 @@ int th_outbox_list(th_outbox *ob, th_ob_table t, int want_report, th_ob_cb cb, v
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn);
 	if (rc)
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	MDB_cursor *c;
 	rc = mdb_cursor_open(txn, table_dbi(ob, t), &c);
 	if (rc) {
 		mdb_txn_abort(txn);
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	}
 	MDB_val k, v;
 	int out = 0;
@@ -815,7 +800,7 @@ int th_outbox_list(th_outbox *ob, th_ob_table t, int want_report, th_ob_cb cb, v
 	mdb_txn_abort(txn);
 	if (out)
 		return out;
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : ob_err(rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : th_lmdb_error(rc);
 }
 
 int th_outbox_get_pending(th_outbox *ob, const char *unit, const char *appendix,
@@ -829,7 +814,7 @@ int th_outbox_get_pending(th_outbox *ob, const char *unit, const char *appendix,
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn);
 	if (rc)
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	MDB_val v;
 	rc = get(txn, ob->pending, k, (size_t)kl, &v);
 	if (rc == 0)
@@ -864,7 +849,7 @@ static int clear_rejected(th_outbox *ob, MDB_txn *txn, const uint8_t *pk, size_t
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(txn, ob->rejected, &c);
 	if (rc)
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	uint64_t revs[64];
 	size_t n = 0;
 	MDB_val k = {pl, (void *)pk}, v;
@@ -879,7 +864,7 @@ static int clear_rejected(th_outbox *ob, MDB_txn *txn, const uint8_t *pk, size_t
 	}
 	mdb_cursor_close(c);
 	if (rc != 0 && rc != MDB_NOTFOUND)
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t key[OB_KEY_MAX];
 		memcpy(key, pk, pl);
@@ -1230,7 +1215,7 @@ int th_outbox_load_defs(th_outbox *ob, int in_force_only, th_defset **out)
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn);
 	if (rc)
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	th_defset *set = th_defset_new();
 	MDB_cursor *c = NULL;
 	char *list = NULL;
@@ -1250,7 +1235,7 @@ int th_outbox_load_defs(th_outbox *ob, int in_force_only, th_defset **out)
 		list_len = v.mv_size;
 		list[list_len] = 0;
 	}
-	rc = ob_err(mdb_cursor_open(txn, ob->defs, &c));
+	rc = th_lmdb_error(mdb_cursor_open(txn, ob->defs, &c));
 	if (rc)
 		goto done;
 	MDB_val k;
@@ -1324,7 +1309,7 @@ static int store_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 	MDB_cursor *c;
 	rc = mdb_cursor_open(txn, ob->acked, &c);
 	if (rc)
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	MDB_val k;
 	int mrc;
 	for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
@@ -1374,7 +1359,7 @@ static int behind_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(txn, ob->acked, &c);
 	if (rc)
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	MDB_val k, v;
 	int mrc;
 	for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
@@ -1432,7 +1417,7 @@ int th_outbox_meta(th_outbox *ob, th_ob_meta *out)
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn);
 	if (rc)
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	th_ob_meta m;
 	memset(&m, 0, sizeof m);
 	MDB_val v;
@@ -1540,7 +1525,7 @@ static int table_revs(prune_ctx *x, MDB_txn *txn, MDB_dbi dbi, const uint8_t *pk
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(txn, dbi, &c);
 	if (rc)
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	MDB_val k = {pl, (void *)pk}, v;
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size >= pl && memcmp(k.mv_data, pk, pl) == 0) {
@@ -1557,7 +1542,7 @@ static int table_revs(prune_ctx *x, MDB_txn *txn, MDB_dbi dbi, const uint8_t *pk
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : ob_err(rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : th_lmdb_error(rc);
 }
 
 /* One bounded transaction: whole keys (their history entries) from
@@ -1573,7 +1558,7 @@ static int prune_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(txn, ob->history, &c);
 	if (rc)
-		return ob_err(rc);
+		return th_lmdb_error(rc);
 	while (deleted < x->batch && scanned < x->scan) {
 		MDB_val k = {x->t_resume_len, x->t_resume}, v;
 		int mrc = x->t_resume_len ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)
@@ -1583,7 +1568,7 @@ static int prune_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 			break;
 		}
 		if (mrc) {
-			rc = ob_err(mrc);
+			rc = th_lmdb_error(mrc);
 			goto out;
 		}
 		/* the key's prefix [u8 n][n bytes] */
@@ -1632,7 +1617,7 @@ static int prune_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 			memcpy(nextk, k.mv_data, k.mv_size);
 			nextl = k.mv_size;
 		} else if (mrc != MDB_NOTFOUND) {
-			rc = ob_err(mrc);
+			rc = th_lmdb_error(mrc);
 			goto out;
 		}
 		/* what the agent needs: the acknowledged, pending and rejected
@@ -1716,7 +1701,7 @@ skip:
 			break;
 		}
 		if (mrc || k.mv_size > sizeof x->t_resume) {
-			rc = mrc ? ob_err(mrc) : TH_ESTORE;
+			rc = mrc ? th_lmdb_error(mrc) : TH_ESTORE;
 			goto out;
 		}
 		memcpy(x->t_resume, k.mv_data, k.mv_size);

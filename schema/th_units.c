@@ -1,5 +1,6 @@
 /* th_units.c -- the unit hierarchy file (format: schema/UNITS.md). */
 #include "th_units.h"
+#include "th_hash.h"
 #include "th_value.h"
 
 #include <errno.h>
@@ -23,19 +24,12 @@ struct th_units {
 	size_t source_len;
 };
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
-}
 
 long th_units_find(const th_units *u, const char *code)
 {
 	if (!u || !u->hcap || !code)
 		return -1;
-	size_t i = hash_str(code) & (u->hcap - 1);
+	size_t i = th_fnv1a_str(code) & (u->hcap - 1);
 	while (u->hash[i] >= 0) {
 		if (strcmp(u->u[u->hash[i]].code, code) == 0)
 			return u->hash[i];
@@ -356,7 +350,7 @@ int th_units_parse(const char *text, size_t len, const char *name, th_units **ou
 	if ((rc = build_hash(u)))
 		goto fail;
 	for (size_t i = 0; i < u->n; i++) {
-		size_t h = hash_str(u->u[i].code) & (u->hcap - 1);
+		size_t h = th_fnv1a_str(u->u[i].code) & (u->hcap - 1);
 		int dup = 0;
 		while (u->hash[h] >= 0) {
 			if (strcmp(u->u[u->hash[h]].code, u->u[i].code) == 0) {

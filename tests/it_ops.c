@@ -638,13 +638,13 @@ static void default_configs_are_valid(void **state)
 	must_contain(out, "configuration OK", "collector -n on packaging/collector.conf");
 	must_contain(out, "hanoi-2021", "collector -n on packaging/collector.conf");
 	free(out);
-	/* the agent reads every setting (exit 2 and "unknown option" for a bad one);
+	/* the agent reads every setting (exit 2 and "unknown setting" for a bad one);
 	 * status on a never-used outbox exits 1 */
 	snprintf(cmd, sizeof cmd, "'%s' status --config '%s/publish.conf' 2>&1", tu_bin("publisher/tonghop-publish"), dir);
 	int st = -1;
 	out = tu_capture(cmd, &st);
 	assert_non_null(out);
-	if (st == 2 || strstr(out, "unknown option"))
+	if (st == 2 || strstr(out, "unknown setting"))
 		fail_msg("packaging/publish.conf: %s", out);
 	free(out);
 	snprintf(cmd, sizeof cmd, "echo 'bogus = 1' >> '%s/publish.conf' && '%s' status --config '%s/publish.conf' 2>&1",

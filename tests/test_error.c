@@ -1,4 +1,4 @@
-/* test_error.c -- error names and diagnostics (schema/th_error.c). */
+/* test_error.c -- error names and diagnostics (common/th_error.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -18,6 +18,7 @@
  */
 #include "th_csv.h"
 #include "th_def.h"
+#include "th_hash.h"
 #include "th_report.h"
 #include "th_units.h"
 
@@ -48,9 +49,7 @@ static int64_t between(rng *r, int64_t lo, int64_t hi)
 
 static uint64_t hstr(uint64_t h, const char *s)
 {
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h * 1099511628211ULL;
+	return th_fnv1a_step(h, s, strlen(s)) * 1099511628211ULL;
 }
 
 static int32_t add_days(int32_t ymd, long days)

@@ -5,6 +5,8 @@
 #include <inttypes.h>
 #include <stddef.h>
 #include "th_def.h"
+#include "th_keyfile.h"
+#include "th_sock.h"
 #include "th_store.h"
 
 /* `tonghop watch`: subscribes to the collector's rollup stream at pub
@@ -14,10 +16,6 @@
  * or at SIGINT/SIGTERM.  Returns the exit code. */
 int th_cmd_watch(const char *pub, const char *key_file, const char *server_key, int insecure,
                  long level, const char *unit, long count);
-
-/* Reads the Z85 key after "public" or "secret" in a key file
- * (collector/KEYS.md); 0 or -1. */
-int th_read_z85_key(const char *path, const char *which, char out[41]);
 
 /* A client of the collector's query socket (collector/QUERY.md). */
 typedef struct th_qc th_qc;

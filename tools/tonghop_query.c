@@ -29,26 +29,17 @@ th_qc *th_qc_new(const char *endpoint, const char *key_file, const char *server_
 		snprintf(why, why_cap, "cannot create a socket");
 		goto fail;
 	}
-	int timeout = 10000, zero = 0;
-	zmq_setsockopt(q->sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-	zmq_setsockopt(q->sock, ZMQ_LINGER, &zero, sizeof zero);
+	th_sockopts so = TH_SOCKOPTS_INIT;
+	so.rcvtimeo_ms = 10000;
+	so.linger_ms = 0;
+	th_sock_set(q->sock, &so);
 	if (!insecure) {
-		char cpub[41], csec[41], spub[41];
 		if (!key_file || !server_key) {
 			snprintf(why, why_cap, "give --key FILE and --server-key FILE (or --insecure)");
 			goto fail;
 		}
-		if (th_read_z85_key(key_file, "public", cpub) || th_read_z85_key(key_file, "secret", csec) ||
-		    th_read_z85_key(server_key, "public", spub)) {
-			snprintf(why, why_cap, "cannot read the keys from %s and %s", key_file, server_key);
+		if (th_keyfile_curve_client(q->sock, server_key, key_file, why, why_cap) != 0)
 			goto fail;
-		}
-		if (zmq_setsockopt(q->sock, ZMQ_CURVE_SERVERKEY, spub, 40) ||
-		    zmq_setsockopt(q->sock, ZMQ_CURVE_PUBLICKEY, cpub, 40) ||
-		    zmq_setsockopt(q->sock, ZMQ_CURVE_SECRETKEY, csec, 40)) {
-			snprintf(why, why_cap, "CURVE: %s", zmq_strerror(zmq_errno()));
-			goto fail;
-		}
 	}
 	if (zmq_connect(q->sock, endpoint)) {
 		snprintf(why, why_cap, "%s: %s", endpoint, zmq_strerror(zmq_errno()));

@@ -20,32 +20,6 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-/* Reads the Z85 key after "public"/"secret" in a key file (collector/KEYS.md);
- * a line holding only a 40-character key counts as "public". */
-int th_read_z85_key(const char *path, const char *which, char out[41])
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	char line[256];
-	int found = -1;
-	while (found && fgets(line, sizeof line, f)) {
-		char a[64], b[64];
-		int n = sscanf(line, "%63s %63s", a, b);
-		if (n >= 1 && a[0] == '#')
-			continue;
-		if (n == 2 && !strcmp(a, which) && strlen(b) == 40) {
-			memcpy(out, b, 41);
-			found = 0;
-		} else if (n == 1 && !strcmp(which, "public") && strlen(a) == 40) {
-			memcpy(out, a, 41);
-			found = 0;
-		}
-	}
-	fclose(f);
-	return found;
-}
-
 static const msgpack_object *map_get(const msgpack_object *m, const char *key)
 {
 	if (m->type != MSGPACK_OBJECT_MAP)
@@ -99,23 +73,15 @@ int th_cmd_watch(const char *pub, const char *key_file, const char *server_key, 
 	if (!sub)
 		goto out;
 	if (!insecure) {
-		char cpub[41], csec[41], spub[41];
 		if (!key_file || !server_key) {
 			fprintf(stderr, "tonghop watch: give --key FILE and --server-key FILE (or --insecure "
 			                "for a local demo collector)\n");
 			ret = 2;
 			goto out;
 		}
-		if (th_read_z85_key(key_file, "public", cpub) || th_read_z85_key(key_file, "secret", csec) ||
-		    th_read_z85_key(server_key, "public", spub)) {
-			fprintf(stderr, "tonghop watch: cannot read the keys from %s and %s\n", key_file,
-			        server_key);
-			goto out;
-		}
-		if (zmq_setsockopt(sub, ZMQ_CURVE_SERVERKEY, spub, 40) ||
-		    zmq_setsockopt(sub, ZMQ_CURVE_PUBLICKEY, cpub, 40) ||
-		    zmq_setsockopt(sub, ZMQ_CURVE_SECRETKEY, csec, 40)) {
-			fprintf(stderr, "tonghop watch: CURVE: %s\n", zmq_strerror(zmq_errno()));
+		char why[512];
+		if (th_keyfile_curve_client(sub, server_key, key_file, why, sizeof why) != 0) {
+			fprintf(stderr, "tonghop watch: %s\n", why);
 			goto out;
 		}
 	}
@@ -133,8 +99,9 @@ int th_cmd_watch(const char *pub, const char *key_file, const char *server_key, 
 	fprintf(stderr, "tonghop watch: following %s%s (Ctrl-C stops)\n", pub,
 	        level > 0 ? " (filtered)" : "");
 	long got = 0;
-	int timeout = 200;
-	zmq_setsockopt(sub, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+	th_sockopts so = TH_SOCKOPTS_INIT;
+	so.rcvtimeo_ms = 200;
+	th_sock_set(sub, &so);
 	while (!stop && (count <= 0 || got < count)) {
 		zmq_msg_t t, b;
 		zmq_msg_init(&t);

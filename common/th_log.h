@@ -1,4 +1,4 @@
-/* log.h -- the collector's log: one line per event, "LEVEL component: message",
+/* th_log.h -- the daemons' log: one line per event, "LEVEL component: message",
  * on stderr. */
 #ifndef TH_LOG_H
 #define TH_LOG_H

@@ -1,5 +1,5 @@
-/* log.c -- one line per event on stderr. */
-#include "log.h"
+/* th_log.c -- one line per event on stderr. */
+#include "th_log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
