@@ -115,12 +115,10 @@ static void copy_bounded(char *dst, size_t cap, const char *src)
 
 static uint64_t change_hash(const char *unit, const char *appendix, const char *period)
 {
-	uint64_t h = 1469598103934665603ull;   /* FNV-1a over the three strings */
-	for (const char *p[3] = {unit, appendix, period}, **q = p; q < p + 3; q++) {
-		for (const unsigned char *c = (const unsigned char *)*q; *c; c++)
-			h = (h ^ *c) * 1099511628211ull;
-		h = (h ^ 0x1f) * 1099511628211ull;
-	}
+	/* the three strings, each ended by 0x1f (no code contains it) */
+	uint64_t h = TH_FNV1A_INIT;
+	for (const char *p[3] = {unit, appendix, period}, **q = p; q < p + 3; q++)
+		h = th_fnv1a_step(th_fnv1a_step(h, *q, strlen(*q)), "\x1f", 1);
 	return h;
 }
 
@@ -188,7 +186,7 @@ static int supersede(th_store *s, MDB_txn *txn, MDB_val *k, uint64_t rev)
 	MDB_val v;
 	int rc = mdb_get(txn, s->reports, k, &v);
 	if (rc)
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	void *copy = malloc(v.mv_size ? v.mv_size : 1);
 	if (!copy)
 		return TH_ENOMEM;
@@ -197,7 +195,7 @@ static int supersede(th_store *s, MDB_txn *txn, MDB_val *k, uint64_t rev)
 	MDB_val hkv = {st_history_key(hk, k, rev), hk}, hv = {v.mv_size, copy};
 	rc = mdb_put(txn, s->history, &hkv, &hv, 0);
 	free(copy);
-	return rc == 0 ? TH_OK : rc == MDB_MAP_FULL ? TH_EMAPFULL : st_xlate(rc);
+	return rc == 0 ? TH_OK : rc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(rc);
 }
 
 /* Applies one submission inside txn.  Returns TH_OK (result set, maybe a
@@ -225,7 +223,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 			memcpy(&h0, v0.mv_data, sizeof h0);
 			cur_rev = h0.rev;
 		} else if (g && g != MDB_NOTFOUND) {
-			return st_xlate(g);
+			return th_lmdb_error(g);
 		}
 	}
 	const th_def *d = st_def_in_force(s, r->appendix, r->period);
@@ -333,7 +331,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		have_old = 1;
 	} else if (rc && rc != MDB_NOTFOUND) {
 		free(canon);
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	}
 	if (have_old) {
 		if (r->rev == old.rev) {
@@ -470,7 +468,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 	MDB_val rv;
 	rv.mv_size = sizeof h + clen;
 	if ((rc = mdb_put(txn, s->reports, &k, &rv, MDB_RESERVE))) {
-		ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : st_xlate(rc);
+		ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(rc);
 		goto out;
 	}
 	memcpy(rv.mv_data, &h, sizeof h);
@@ -503,7 +501,7 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 			return TH_EINVAL;
 	if (n == 0) {
 		*commit_id = s->last_commit;
-		*commit_time = st_now_us();
+		*commit_time = th_now_us();
 		if (changed) {
 			*changed = NULL;
 			*n_changed = 0;
@@ -526,7 +524,7 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 		st_ncache_clear(s->ncmem);
 		s->nc = s->ncmem;
 		uint64_t commit = s->last_commit + 1;
-		int64_t now = st_now_us();
+		int64_t now = th_now_us();
 		MDB_txn *txn;
 		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 		if (rc == MDB_PANIC && !reopened) {
@@ -536,7 +534,7 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 			break;
 		}
 		if (rc) {
-			ret = st_xlate(rc);
+			ret = th_lmdb_error(rc);
 			break;
 		}
 		ret = TH_OK;
@@ -581,7 +579,7 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 			}
 			/* a short write at commit (disk full, a file-size limit) is EIO in
 			 * LMDB: the store cannot take the group now; retry later */
-			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : rc == EIO ? TH_ENOSPC : st_xlate(rc);
+			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : rc == EIO ? TH_ENOSPC : th_lmdb_error(rc);
 		} else {
 			mdb_txn_abort(txn);
 		}

@@ -91,7 +91,7 @@ int st_bind_version(th_store *s, MDB_txn *txn, const char *appendix, const char 
 	MDB_val k = {dv_key(key, appendix, period), key}, v = {sizeof version, &version};
 	int rc = mdb_put(txn, s->meta, &k, &v, MDB_NOOVERWRITE);
 	if (rc && rc != MDB_KEYEXIST)
-		return rc == MDB_MAP_FULL ? TH_EMAPFULL : st_xlate(rc);
+		return rc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(rc);
 	return bound_add(s, appendix, period, version);
 }
 
@@ -241,7 +241,7 @@ int th_store_add_hierarchy_from(th_store *s, const th_units *u, const char *orig
 	/* the version and where it came from, in one transaction */
 	char okey[MAX_KEY], oval[8 + TH_ORIGIN_MAX];
 	size_t on = origin ? strnlen(origin, TH_ORIGIN_MAX - 1) : 0;
-	int64_t now = st_now_us();
+	int64_t now = th_now_us();
 	memcpy(oval, &now, 8);
 	memcpy(oval + 8, origin ? origin : "", on);
 	MDB_val ok = {origin_key(okey, id, strlen(id)), okey}, ov = {8 + on, oval};
@@ -311,7 +311,7 @@ int st_bound(th_store *s, MDB_txn *txn, int can_write, const char *period, th_un
 		return TH_OK;
 	}
 	if (rc != MDB_NOTFOUND)
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	th_units *u = choose_version(s, period);
 	if (!u)
 		return TH_ENOTFOUND;
@@ -319,7 +319,7 @@ int st_bound(th_store *s, MDB_txn *txn, int can_write, const char *period, th_un
 		const char *id = th_units_version(u);
 		MDB_val bv = {strlen(id), (void *)id};
 		if ((rc = mdb_put(txn, s->bind, &k, &bv, 0)))
-			return st_xlate(rc);
+			return th_lmdb_error(rc);
 	}
 	*out = u;
 	return TH_OK;
@@ -332,7 +332,7 @@ int th_store_hierarchy_for(th_store *s, const char *period, const th_units **out
 	if (!s->env)
 		return TH_ESTORE;
 	MDB_txn *txn;
-	int rc = s->readonly ? st_read_txn(s, &txn) : st_xlate(mdb_txn_begin(s->env, NULL, 0, &txn));
+	int rc = s->readonly ? st_read_txn(s, &txn) : th_lmdb_error(mdb_txn_begin(s->env, NULL, 0, &txn));
 	if (rc)
 		return rc;
 	th_units *u = NULL;
@@ -340,7 +340,7 @@ int th_store_hierarchy_for(th_store *s, const char *period, const th_units **out
 	if (rc == 0 && !s->readonly) {
 		int c = mdb_txn_commit(txn);
 		if (c)
-			rc = st_xlate(c);
+			rc = th_lmdb_error(c);
 	} else {
 		mdb_txn_abort(txn);
 	}
@@ -402,7 +402,7 @@ int th_store_hierarchies(th_store *s, th_hier_cb cb, void *ctx)
 	MDB_cursor *c;
 	if ((rc = mdb_cursor_open(txn, s->hier, &c))) {
 		mdb_txn_abort(txn);
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	}
 	MDB_val k, v;
 	int ret = TH_OK;
@@ -457,7 +457,7 @@ int th_store_hierarchy_origin(th_store *s, const char *version, int64_t *loaded_
 			*loaded_at = t;
 		rc = TH_OK;
 	} else {
-		rc = rc == MDB_NOTFOUND || rc == 0 ? TH_ENOTFOUND : st_xlate(rc);
+		rc = rc == MDB_NOTFOUND || rc == 0 ? TH_ENOTFOUND : th_lmdb_error(rc);
 	}
 	mdb_txn_abort(txn);
 	return rc;
@@ -472,7 +472,7 @@ int th_store_bindings(th_store *s, th_binding_cb cb, void *ctx)
 	MDB_cursor *c;
 	if ((rc = mdb_cursor_open(txn, s->bind, &c))) {
 		mdb_txn_abort(txn);
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	}
 	MDB_val k, v;
 	int ret = TH_OK;

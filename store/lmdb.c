@@ -1,31 +1,10 @@
 /* lmdb.c -- the store's LMDB environment: open and reopen, read transactions, map
- * growth and durable single puts, the one translation of LMDB errors, key helpers. */
+ * growth and durable single puts, key helpers. */
 #include "store_private.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-
-int64_t st_now_us(void)
-{
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
-int st_xlate(int rc)
-{
-	switch (rc) {
-	case 0: return TH_OK;
-	case MDB_NOTFOUND: return TH_ENOTFOUND;
-	case MDB_MAP_FULL: return TH_EMAPFULL;
-	case ENOSPC: case EFBIG: case EDQUOT: return TH_ENOSPC;
-	case ENOMEM: return TH_ENOMEM;
-	case EACCES: case EROFS: return TH_EIO;
-	default: return TH_ESTORE;
-	}
-}
 
 /* A read-only transaction; picks up a map grown by the writer (another process). */
 int st_read_txn(th_store *s, MDB_txn **txn)
@@ -37,7 +16,7 @@ int st_read_txn(th_store *s, MDB_txn **txn)
 		mdb_env_set_mapsize(s->env, 0);
 		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
 	}
-	return st_xlate(rc);
+	return th_lmdb_error(rc);
 }
 
 
@@ -86,7 +65,7 @@ int st_open_env(th_store *s)
 {
 	int rc = mdb_env_create(&s->env);
 	if (rc)
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	mdb_env_set_maxdbs(s->env, 16);
 	mdb_env_set_mapsize(s->env, s->map_size);
 	mdb_env_set_maxreaders(s->env, 256);
@@ -94,7 +73,7 @@ int st_open_env(th_store *s)
 	if (rc) {
 		mdb_env_close(s->env);
 		s->env = NULL;
-		return rc == ENOENT ? TH_ENOTFOUND : st_xlate(rc);
+		return rc == ENOENT ? TH_ENOTFOUND : th_lmdb_error(rc);
 	}
 	int dead = 0;
 	mdb_reader_check(s->env, &dead);
@@ -164,12 +143,12 @@ int st_reopen(th_store *s)
 		return rc;
 	MDB_txn *txn;
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)))
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	if ((rc = st_open_dbis(s, txn))) {
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	return st_xlate(mdb_txn_commit(txn));
+	return th_lmdb_error(mdb_txn_commit(txn));
 }
 
 
@@ -182,7 +161,7 @@ int st_grow(th_store *s)
 		next = s->max_map;
 	int rc = mdb_env_set_mapsize(s->env, next);
 	if (rc)
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	s->map_size = next;
 	return TH_OK;
 }
@@ -198,7 +177,7 @@ int st_putn(th_store *s, const MDB_dbi *dbi, MDB_val *const *k, MDB_val *const *
 		MDB_txn *txn;
 		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 		if (rc)
-			return st_xlate(rc);
+			return th_lmdb_error(rc);
 		for (size_t i = 0; i < n && rc == 0; i++)
 			rc = mdb_put(txn, dbi[i], k[i], v[i], 0);
 		if (rc == 0)
@@ -206,7 +185,7 @@ int st_putn(th_store *s, const MDB_dbi *dbi, MDB_val *const *k, MDB_val *const *
 		else
 			mdb_txn_abort(txn);
 		if (rc != MDB_MAP_FULL)
-			return st_xlate(rc);
+			return th_lmdb_error(rc);
 		if ((rc = st_grow(s)))
 			return rc;
 	}

@@ -170,14 +170,6 @@ struct ncache {
 	size_t hcap;
 };
 
-static uint64_t key_hash(const char *k, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
-	return h;
-}
-
 struct ncache *st_ncache_new(void)
 {
 	return calloc(1, sizeof(struct ncache));
@@ -207,7 +199,7 @@ static ncache_ent *ncache_find(struct ncache *c, const char *key, size_t kl, siz
 {
 	if (!c->hcap)
 		return NULL;
-	size_t i = key_hash(key, kl) & (c->hcap - 1);
+	size_t i = th_fnv1a(key, kl) & (c->hcap - 1);
 	for (; c->slot[i]; i = (i + 1) & (c->hcap - 1)) {
 		ncache_ent *x = &c->e[c->slot[i] - 1];
 		if (x->kl == kl && !memcmp(x->key, key, kl))
@@ -227,7 +219,7 @@ static ncache_ent *ncache_add(struct ncache *c, const char *key, size_t kl, cons
 		if (!slot)
 			return NULL;
 		for (size_t i = 0; i < c->n; i++) {
-			size_t j = key_hash(c->e[i].key, c->e[i].kl) & (hcap - 1);
+			size_t j = th_fnv1a(c->e[i].key, c->e[i].kl) & (hcap - 1);
 			while (slot[j])
 				j = (j + 1) & (hcap - 1);
 			slot[j] = (uint32_t)i + 1;
@@ -329,7 +321,7 @@ static int node_read_db(th_store *s, MDB_txn *txn, const th_def *d, const char *
 	int rc = mdb_get(txn, s->rollups, &k, &v);
 	if (rc && rc != MDB_NOTFOUND) {
 		memset(n, 0, sizeof *n);
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	}
 	return st_node_from_val(d, rc ? NULL : &v, n);
 }
@@ -407,5 +399,5 @@ static int node_write_db(th_store *s, MDB_txn *txn, const th_def *d, const char 
 	/* one pass into a buffer, then LMDB copies the few hundred bytes */
 	MDB_val k = {kl, (void *)key}, v = {st_node_encode(s->enc, &n->h, d->n_slots, n->own, n->total), s->enc};
 	int rc = mdb_put(txn, s->rollups, &k, &v, 0);
-	return rc == 0 ? TH_OK : rc == MDB_MAP_FULL ? TH_EMAPFULL : st_xlate(rc);
+	return rc == 0 ? TH_OK : rc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(rc);
 }

@@ -122,7 +122,7 @@ int th_store_level(th_store *s, const char *appendix, const char *period, uint32
 		goto out;
 	}
 	if ((rc = mdb_cursor_open(txn, s->rollups, &c))) {
-		rc = st_xlate(rc);
+		rc = th_lmdb_error(rc);
 		goto out;
 	}
 	MDB_val k = {pl, key}, v;
@@ -240,7 +240,7 @@ int th_store_get_report(th_store *s, const char *unit, const char *appendix, con
 	rc = kl ? mdb_get(txn, s->reports, &k, &v) : MDB_NOTFOUND;
 	if (rc) {
 		mdb_txn_abort(txn);
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	}
 	rec_header h;
 	th_report *r = NULL;
@@ -271,7 +271,7 @@ int th_store_history(th_store *s, const char *unit, const char *appendix, const 
 	MDB_cursor *c;
 	if ((rc = mdb_cursor_open(txn, s->history, &c))) {
 		mdb_txn_abort(txn);
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	}
 	MDB_val k = {kl, key}, v;
 	int found = 0;
@@ -315,7 +315,7 @@ int th_store_history(th_store *s, const char *unit, const char *appendix, const 
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
 	if (rc)
-		return rc < 0 ? rc : st_xlate(rc);
+		return rc < 0 ? rc : th_lmdb_error(rc);
 	return found ? TH_OK : TH_ENOTFOUND;
 }
 
@@ -342,7 +342,7 @@ int th_store_revs_in_scope(th_store *s, const char *unit, th_rev_cb cb, void *ct
 		MDB_cursor *ac;
 		if ((rc = mdb_cursor_open(txn, s->reports, &ac))) {
 			mdb_txn_abort(txn);
-			return st_xlate(rc);
+			return th_lmdb_error(rc);
 		}
 		MDB_val k, v;
 		for (rc = mdb_cursor_get(ac, &k, &v, MDB_FIRST); rc == 0 && ret == TH_OK;
@@ -356,7 +356,7 @@ int th_store_revs_in_scope(th_store *s, const char *unit, th_rev_cb cb, void *ct
 			ret = cb(ctx, ru, ra, rp, h.rev);
 		}
 		if (rc && rc != MDB_NOTFOUND && ret == TH_OK)
-			ret = st_xlate(rc);
+			ret = th_lmdb_error(rc);
 		mdb_cursor_close(ac);
 		mdb_txn_abort(txn);
 		return ret;
@@ -386,7 +386,7 @@ int th_store_revs_in_scope(th_store *s, const char *unit, th_rev_cb cb, void *ct
 		qsort(codes, nc, sizeof *codes, cmp_str);
 	MDB_cursor *c = NULL;
 	if (ret == TH_OK && (rc = mdb_cursor_open(txn, s->reports, &c)))
-		ret = st_xlate(rc);
+		ret = th_lmdb_error(rc);
 	for (size_t i = 0; i < nc && ret == TH_OK; i++) {
 		if (i && !strcmp(codes[i], codes[i - 1]))
 			continue;
@@ -410,7 +410,7 @@ int th_store_revs_in_scope(th_store *s, const char *unit, th_rev_cb cb, void *ct
 			ret = cb(ctx, ru, ra, rp, h.rev);
 		}
 		if (rc && rc != MDB_NOTFOUND && ret == TH_OK)
-			ret = st_xlate(rc);
+			ret = th_lmdb_error(rc);
 	}
 	if (c)
 		mdb_cursor_close(c);

@@ -26,7 +26,7 @@ int st_drop_latest_from_history(th_store *s, MDB_txn *txn)
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(txn, s->reports, &c);
 	if (rc)
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	keylist l = {0};
 	int ret = TH_OK;
 	MDB_val k, v;
@@ -47,7 +47,7 @@ int st_drop_latest_from_history(th_store *s, MDB_txn *txn)
 		MDB_val hk = {l.len[i], l.k[i]};
 		rc = mdb_del(txn, s->history, &hk, NULL);
 		if (rc && rc != MDB_NOTFOUND)
-			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : st_xlate(rc);
+			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(rc);
 	}
 	st_keylist_free(&l);
 	return ret;
@@ -89,7 +89,7 @@ int th_store_open_why(const char *dir, const th_store_opts *opts, th_store **out
 		goto fail;
 	}
 	if ((rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn))) {
-		rc = st_xlate(rc);
+		rc = th_lmdb_error(rc);
 		say(why, cap, "%s: cannot begin a transaction (%s)", dir, th_strerror(rc));
 		goto fail;
 	}
@@ -143,7 +143,7 @@ int th_store_open_why(const char *dir, const th_store_opts *opts, th_store **out
 	 * transaction would be closed with it */
 	if ((rc = mdb_txn_commit(txn))) {
 		txn = NULL;
-		rc = st_xlate(rc);
+		rc = th_lmdb_error(rc);
 		say(why, cap, "%s: cannot commit (%s)", dir, th_strerror(rc));
 		goto fail;
 	}
@@ -208,10 +208,10 @@ int st_upgrade_nodes(th_store *s)
 		MDB_cursor *c;
 		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 		if (rc)
-			return st_xlate(rc);
+			return th_lmdb_error(rc);
 		if ((rc = mdb_cursor_open(txn, s->rollups, &c))) {
 			mdb_txn_abort(txn);
-			return st_xlate(rc);
+			return th_lmdb_error(rc);
 		}
 		keylist l = {0};
 		int ret = TH_OK;
@@ -235,7 +235,7 @@ int st_upgrade_nodes(th_store *s)
 			MDB_val kk = {l.len[i], l.k[i]}, ov, nv;
 			node_header h;
 			if ((rc = mdb_get(txn, s->rollups, &kk, &ov)) || st_node_head(&ov, &h)) {
-				ret = rc ? st_xlate(rc) : TH_ESTORE;
+				ret = rc ? th_lmdb_error(rc) : TH_ESTORE;
 				break;
 			}
 			if (2 * (size_t)h.n_slots + 1 > vcap) {
@@ -250,7 +250,7 @@ int st_upgrade_nodes(th_store *s)
 			st_node_vals(&ov, &h, vals);
 			nv.mv_size = st_node_enc_size(h.n_slots, vals, vals + h.n_slots);
 			if ((rc = mdb_put(txn, s->rollups, &kk, &nv, MDB_RESERVE))) {
-				ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : st_xlate(rc);
+				ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(rc);
 				break;
 			}
 			st_node_encode(nv.mv_data, &h, h.n_slots, vals, vals + h.n_slots);
@@ -268,7 +268,7 @@ int st_upgrade_nodes(th_store *s)
 				rc = mdb_txn_commit(txn);
 			if (rc == 0)
 				return TH_OK;
-			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : st_xlate(rc);
+			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(rc);
 		} else {
 			mdb_txn_abort(txn);
 		}

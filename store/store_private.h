@@ -8,6 +8,9 @@
 #include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "th_clock.h"
+#include "th_hash.h"
+#include "th_lmdb.h"
 #include "th_store.h"
 
 #define MAX_KEY 256
@@ -96,10 +99,8 @@ typedef struct keylist {
 	size_t *len, n, cap;
 } keylist;
 
-/* --- lmdb.c: the environment, transactions, map growth, error translation, keys */
-int64_t st_now_us(void);
-/* An LMDB return code as a TH_E* code (the store's one translation). */
-int st_xlate(int rc);
+/* --- lmdb.c: the environment, transactions, map growth, keys (LMDB's error codes are
+ * translated by th_lmdb_error, common/th_lmdb.h) */
 /* Opens the environment of s->dir (s->readonly, s->map_size); runs mdb_reader_check. */
 int st_open_env(th_store *s);
 /* Opens (creating when writable) every named database in txn. */

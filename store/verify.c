@@ -25,7 +25,7 @@ static int recompute_all(th_store *s, MDB_txn *txn, emit_fn emit, void *ctx, th_
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(txn, s->reports, &c);
 	if (rc)
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	MDB_val k, v;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		char key[MAX_KEY + 1];
@@ -179,7 +179,7 @@ static int zero_nodes(th_store *s, MDB_txn *txn, uint64_t commit)
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(txn, s->rollups, &c);
 	if (rc)
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	MDB_val k, v;
 	struct zn { char key[MAX_KEY]; size_t kl; node_header h; } *all = NULL;
 	size_t n = 0, cap = 0;
@@ -211,7 +211,7 @@ static int zero_nodes(th_store *s, MDB_txn *txn, uint64_t commit)
 		h.enc = NODE_SAME;   /* own == total == 0: one byte each */
 		MDB_val kk = {all[i].kl, all[i].key}, nv = {sizeof h + (size_t)h.n_slots, NULL};
 		if ((rc = mdb_put(txn, s->rollups, &kk, &nv, MDB_RESERVE))) {
-			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : st_xlate(rc);
+			ret = rc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(rc);
 			break;
 		}
 		memset(nv.mv_data, 0, nv.mv_size);
@@ -231,7 +231,7 @@ int th_store_rebuild(th_store *s)
 		MDB_txn *txn;
 		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 		if (rc)
-			return st_xlate(rc);
+			return th_lmdb_error(rc);
 		/* node versions survive: read them before dropping (copy into a scratch db is
 		 * not needed: rebuild_emit reads the old node before overwriting) */
 		rebuild_ctx c = {s, s->last_commit};
@@ -242,7 +242,7 @@ int th_store_rebuild(th_store *s)
 			rc = mdb_txn_commit(txn);
 			if (rc == 0)
 				return TH_OK;
-			rc = rc == MDB_MAP_FULL ? TH_EMAPFULL : st_xlate(rc);
+			rc = rc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(rc);
 		} else {
 			mdb_txn_abort(txn);
 		}
@@ -318,7 +318,7 @@ static int verify_history(th_store *s, MDB_txn *txn, th_diag *dg)
 	MDB_cursor *c;
 	int rc = mdb_cursor_open(txn, s->history, &c);
 	if (rc)
-		return st_xlate(rc);
+		return th_lmdb_error(rc);
 	MDB_val k, v;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		char key[MAX_KEY + 1];
