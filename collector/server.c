@@ -5,6 +5,7 @@
 #include "th_hash.h"
 #include "th_log.h"
 #include "th_sock.h"
+#include "ingest.h"
 #include "metrics.h"
 
 #include <errno.h>
@@ -256,13 +257,8 @@ typedef struct {
 	uint64_t msg_id;
 	th_submit_decoded dec;
 	th_ack_result *results;
-	const th_def **vdef; /* per report: the definition it was validated against as it
-	                      * arrived (precheck_report), NULL when already refused */
-	/* per report: its canonical form under vdef (length, hash), made as it arrived so
-	 * that the committer does not have to; canon[i] NULL: the store makes them */
-	uint8_t **canon;
-	size_t *clen;
-	uint8_t (*hash)[TH_HASH_LEN];
+	th_checked *chk;     /* per report: what passed ingest (ok[i] set) */
+	uint8_t *ok;
 	size_t n;
 	th_key key;
 } pending;
@@ -285,141 +281,6 @@ static void result_reject(th_ack_result *r, th_ack_status st, int code, long row
 	r->message = m;
 	free(r->column);
 	r->column = column ? strdup(column) : NULL;
-}
-
-static void add_warning(th_ack_result *r, const char *text)
-{
-	char **w = realloc(r->warnings, (r->n_warnings + 1) * sizeof *w);
-	if (!w)
-		return;
-	r->warnings = w;
-	if ((w[r->n_warnings] = strdup(text)))
-		r->n_warnings++;
-}
-
-/* The checks of one decoded report that need no store: its decoding, the key's
- * role, and validation against the definition the report names.  Run as the
- * submit arrives, while the committer may be busy with the group before (this
- * was a quarter of the committer's idle time).  Returns that definition, or
- * NULL with res set when the report is refused. */
-static const th_def *precheck_report(th_server *s, pending *p, size_t i, th_ack_result *res)
-{
-	th_report *r = p->dec.reports[i];
-	const th_key *key = &p->key;
-	if (!r) {
-		int code = p->dec.err[i];
-		th_ack_status st = code == TH_EDEFCHANGED ? TH_ACK_RETRY_LATER : TH_ACK_REJECTED;
-		result_reject(res, st, code, 0, NULL, "%s", p->dec.why[i] ? p->dec.why[i] : th_strerror(code));
-		return NULL;
-	}
-	if (key->role == TH_ROLE_READER) {
-		result_reject(res, TH_ACK_REJECTED, TH_EAUTH, 0, NULL,
-		              "this key has the reader role and cannot submit");
-		return NULL;
-	}
-	if (r->tombstone && key->role != TH_ROLE_ADMIN) {
-		result_reject(res, TH_ACK_REJECTED, TH_EAUTH, 0, NULL, "only an admin key may withdraw a report");
-		return NULL;
-	}
-	const th_def *d = th_defset_get(s->defs, r->appendix, r->version);
-	if (!d) {
-		result_reject(res, TH_ACK_RETRY_LATER, TH_EDEFCHANGED, 0, NULL,
-		              "%s version %u is not the version in force; fetch the current definitions",
-		              r->appendix, r->version);
-		return NULL;
-	}
-	th_diag *diag = th_diag_new();
-	if (!diag) {
-		result_reject(res, TH_ACK_RETRY_LATER, TH_ENOMEM, 0, NULL, "out of memory");
-		return NULL;
-	}
-	th_report_validate(r, d, diag);
-	int ok = 1;
-	size_t nerr = 0;
-	for (size_t k = 0; k < th_diag_count(diag); k++) {
-		const th_diag_entry *e = th_diag_at(diag, k);
-		if (e->sev == TH_SEV_WARNING) {
-			add_warning(res, th_diag_text(diag, k));
-		} else if (nerr++ == 0) {
-			result_reject(res, TH_ACK_REJECTED, e->code, e->row, e->column, "%s", e->msg);
-			ok = 0;
-		}
-	}
-	if (nerr > 1 && res->message) {
-		char *m = NULL;
-		if (asprintf(&m, "%s (and %zu more problems)", res->message, nerr - 1) >= 0) {
-			free(res->message);
-			res->message = m;
-		}
-	}
-	th_diag_destroy(&diag);
-	if (ok && th_canon_encode_hash(r, d, &p->canon[i], &p->clen[i], p->hash[i]) != TH_OK)
-		p->canon[i] = NULL;   /* the store makes them itself */
-	return ok ? d : NULL;
-}
-
-/* The checks that read the store (the version in force for the period, the
- * hierarchy bound to it, the key's scope): between groups, with the committer
- * idle.  Returns 1 when the report may go to the store. */
-static int check_report(th_server *s, pending *p, size_t i, th_ack_result *res)
-{
-	th_report *r = p->dec.reports[i];
-	const th_key *key = &p->key;
-	const th_def *d = p->vdef[i];
-	if (!d)
-		return 0;   /* refused as it arrived */
-	if (th_store_def_for(s->store, r->appendix, r->period) != d) {
-		result_reject(res, TH_ACK_RETRY_LATER, TH_EDEFCHANGED, 0, NULL,
-		              "%s version %u is not the version in force; fetch the current definitions",
-		              r->appendix, r->version);
-		return 0;
-	}
-	const th_units *h = NULL;
-	if (th_store_hierarchy_for(s->store, r->period, &h) != 0 || !h) {
-		result_reject(res, TH_ACK_RETRY_LATER, TH_ESTORE, 0, NULL,
-		              "no hierarchy is loaded for period %s", r->period);
-		return 0;
-	}
-	long u = th_units_find(h, r->unit);
-	if (u < 0) {
-		result_reject(res, TH_ACK_REJECTED, TH_EUNIT, 0, NULL,
-		              "unit %s is not in hierarchy %s (bound to period %s)", r->unit,
-		              th_units_version(h), r->period);
-		return 0;
-	}
-	if (!s->conf.insecure || key->role != TH_ROLE_ADMIN) {
-		long k = th_units_find(h, key->unit);
-		if (k < 0 || !th_units_in_subtree(h, (size_t)k, (size_t)u)) {
-			result_reject(res, TH_ACK_REJECTED, TH_ESCOPE, 0, NULL,
-			              "the key of %s may not file for %s (outside its subtree)", key->unit,
-			              r->unit);
-			return 0;
-		}
-	}
-	/* only the appendix's submitters count towards completeness; an admin
-	 * may still withdraw what came in before this rule */
-	const th_unit *un = th_units_at(h, (size_t)u);
-	if (!r->tombstone && !th_def_expects(d, un->kind, un->code)) {
-		char who[160];
-		th_def_submitters_text(d, who, sizeof who);
-		result_reject(res, TH_ACK_REJECTED, TH_ENOTEXPECTED, 0, NULL,
-		              "%s (%s) is not expected to file %s: it is filed by %s", un->code,
-		              un->kind, d->id, who);
-		return 0;
-	}
-	return 1;
-}
-
-static void fill_identity(th_ack_result *res, const pending *p, size_t i)
-{
-	if (!res->unit)
-		res->unit = strdup(p->dec.unit[i] ? p->dec.unit[i] : "");
-	if (!res->appendix)
-		res->appendix = strdup(p->dec.appendix[i] ? p->dec.appendix[i] : "");
-	if (!res->period)
-		res->period = strdup(p->dec.period[i] ? p->dec.period[i] : "");
-	if (!res->rev)
-		res->rev = p->dec.rev[i];
 }
 
 static void subs_clear(th_server *s)
@@ -577,6 +438,7 @@ typedef struct committer {
 	/* the job */
 	th_submission *subs;
 	size_t ns;
+	th_ack_result **dst;     /* the ack result of each submission */
 	/* its outcome */
 	int rc;
 	uint64_t commit;
@@ -621,20 +483,21 @@ static th_submission *group_start(th_server *s, committer *c, pending *g, size_t
 	for (size_t i = 0; i < ng; i++)
 		total += g[i].n;
 	th_submission *subs = calloc(total ? total : 1, sizeof *subs);
+	free(c->dst);
+	c->dst = calloc(total ? total : 1, sizeof *c->dst);
+	if (!c->dst) {
+		free(subs);
+		subs = NULL;
+	}
 	size_t ns = 0;
 	for (size_t i = 0; i < ng && subs; i++)
 		for (size_t k = 0; k < g[i].n; k++)
-			if (check_report(s, &g[i], k, &g[i].results[k])) {
-				subs[ns].report = g[i].dec.reports[k];
-				subs[ns].sender = g[i].key.comment[0] ? g[i].key.comment : g[i].key.unit;
-				subs[ns].result = &g[i].results[k];
-				/* check_report validated it against the version in force */
-				subs[ns].validated = th_store_def_for(s->store, subs[ns].report->appendix,
-				                                      subs[ns].report->period);
-				subs[ns].canon = g[i].canon[k];
-				subs[ns].canon_len = g[i].clen[k];
-				subs[ns].hash = g[i].hash[k];
-				ns++;
+			if ((g[i].ok[k] = (uint8_t)th_ingest_check(s->store, &g[i].key, s->conf.insecure,
+			                                           g[i].dec.reports[k], g[i].dec.err[k],
+			                                           g[i].dec.why[k], &g[i].chk[k],
+			                                           &g[i].results[k]))) {
+				c->dst[ns] = &g[i].results[k];
+				subs[ns++] = g[i].chk[k].sub;
 			}
 	*ns_out = ns;
 	if (!ns || !subs)
@@ -680,7 +543,7 @@ static void group_results(th_server *s, committer *c, th_submission *subs, size_
 			th_log(TH_LOG_ERROR, "store", "group of %zu reports not committed: %s", ns,
 			       th_strerror(rc));
 			for (size_t k = 0; k < ns; k++)
-				result_reject(subs[k].result, TH_ACK_RETRY_LATER, rc == TH_ENOSPC ? TH_ENOSPC : TH_ESTORE,
+				result_reject(c->dst[k], TH_ACK_RETRY_LATER, rc == TH_ENOSPC ? TH_ENOSPC : TH_ESTORE,
 				              0, NULL, "%s", rc == TH_ENOSPC
 				                  ? "the collector cannot write to its store now (disk full or a size limit); your report is kept and will be retried"
 				                  : "the collector could not store the report; it will be retried");
@@ -695,9 +558,11 @@ static void group_results(th_server *s, committer *c, th_submission *subs, size_
 			if ((uint64_t)dt > s->stats.commit_us_max)
 				s->stats.commit_us_max = (uint64_t)dt;
 			th_metrics_observe_commit(dt);
-			for (size_t k = 0; k < ns; k++)
-				if (subs[k].result->status == TH_ACK_ACCEPTED)
+			for (size_t k = 0; k < ns; k++) {
+				th_ingest_answer(s->store, &subs[k].result, NULL, NULL, NULL, 0, c->dst[k]);
+				if (subs[k].result.status == TH_STORE_ACCEPTED)
 					s->stats.records += subs[k].report->n_rows;
+			}
 			th_log(TH_LOG_DEBUG, "store", "commit %llu: %zu reports in %lld us",
 			       (unsigned long long)commit, ns, (long long)dt);
 		}
@@ -723,7 +588,10 @@ static void group_acks(th_server *s, pending *g, size_t ng, uint64_t commit, int
 		a.results = g[i].results;
 		a.n_results = g[i].n;
 		for (size_t k = 0; k < g[i].n; k++) {
-			fill_identity(&g[i].results[k], &g[i], k);
+			const th_submit_decoded *d = &g[i].dec;
+			/* the store's result is merged already (group_results) */
+			th_ingest_answer(s->store, NULL, d->unit[k], d->appendix[k], d->period[k], d->rev[k],
+			                 &g[i].results[k]);
 			count_result(s, &g[i].results[k], &g[i].key);
 		}
 		uint8_t *buf;
@@ -749,12 +617,11 @@ static void pending_free(pending *p)
 	for (size_t k = 0; k < p->n; k++)
 		th_ack_result_free(&p->results[k]);
 	free(p->results);
-	free(p->vdef);
-	for (size_t k = 0; p->canon && k < p->n; k++)
-		free(p->canon[k]);
-	free(p->canon);
-	free(p->clen);
-	free(p->hash);
+	for (size_t k = 0; p->ok && k < p->n; k++)
+		if (p->ok[k])
+			th_checked_release(&p->chk[k]);
+	free(p->chk);
+	free(p->ok);
 	th_submit_decoded_free(&p->dec);
 	zmq_msg_close(&p->id);
 }
@@ -907,24 +774,18 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 			p->key = key;
 			p->n = p->dec.n_reports;
 			p->results = calloc(p->n ? p->n : 1, sizeof *p->results);
-			p->vdef = calloc(p->n ? p->n : 1, sizeof *p->vdef);
-			p->canon = calloc(p->n ? p->n : 1, sizeof *p->canon);
-			p->clen = calloc(p->n ? p->n : 1, sizeof *p->clen);
-			p->hash = calloc(p->n ? p->n : 1, sizeof *p->hash);
-			if (!p->results || !p->vdef || !p->canon || !p->clen || !p->hash) {
+			p->chk = calloc(p->n ? p->n : 1, sizeof *p->chk);
+			p->ok = calloc(p->n ? p->n : 1, sizeof *p->ok);
+			if (!p->results || !p->chk || !p->ok) {
 				free(p->results);
-				free(p->vdef);
-				free(p->canon);
-				free(p->clen);
-				free(p->hash);
+				free(p->chk);
+				free(p->ok);
 				th_submit_decoded_free(&p->dec);
 				send_error(s, s->ingest, &id, p->msg_id, TH_EBUSY, "out of memory", 1);
 			} else {
 				zmq_msg_init(&p->id);
 				zmq_msg_move(&p->id, &id);
 				p->idhash = idh;
-				for (size_t k = 0; k < p->n; k++)
-					p->vdef[k] = precheck_report(s, p, k, &p->results[k]);
 				(*ng)++;
 				*bytes += len;
 			}
@@ -1157,6 +1018,7 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 	pthread_mutex_unlock(&c.mu);
 	pthread_join(c.th, NULL);
 	pthread_mutex_destroy(&c.mu);
+	free(c.dst);
 	pthread_cond_destroy(&c.cv);
 	close(c.efd);
 	free(ga);

@@ -88,6 +88,8 @@ fail:
 
 static int code_valid(const char *s)
 {
+	if (!s)
+		return 0;
 	size_t n = strlen(s);
 	if (n == 0 || n > TH_CODE_MAX)
 		return 0;

@@ -67,33 +67,18 @@ static int cmp_sub(const void *a, const void *b)
 	return c;
 }
 
-static void result_set(th_ack_result *r, th_ack_status st, int code, uint64_t stored,
+static void result_set(th_store_result *r, th_store_status st, int code, uint64_t stored,
                        const char *msg)
 {
 	r->status = st;
 	r->code = code;
 	r->stored_rev = stored;
-	free(r->message);
-	r->message = msg ? strdup(msg) : NULL;
+	snprintf(r->message, sizeof r->message, "%s", msg ? msg : "");
 }
 
-static void result_reset(th_submission *sub)
+static void result_reset(th_store_result *r)
 {
-	th_ack_result *r = sub->result;
-	/* the caller's warnings (from its own validation) are kept */
-	char **w = r->warnings;
-	size_t nw = r->n_warnings;
-	r->warnings = NULL;
-	r->n_warnings = 0;
-	th_ack_result_free(r);
-	r->warnings = w;
-	r->n_warnings = nw;
-	if (!sub->report)
-		return;
-	r->unit = strdup(str_or(sub->report->unit));
-	r->appendix = strdup(str_or(sub->report->appendix));
-	r->period = strdup(str_or(sub->report->period));
-	r->rev = sub->report->rev;
+	memset(r, 0, sizeof *r);
 }
 
 /* The nodes a group changed, each once: a list in first-change order and an
@@ -198,26 +183,46 @@ static int supersede(th_store *s, MDB_txn *txn, MDB_val *k, uint64_t rev)
 	return rc == 0 ? TH_OK : rc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(rc);
 }
 
+/* The store's own defence: a submission that does not carry what ingest hands
+ * over (its definition, hierarchy, canonical form and hash), or whose report does
+ * not match that definition, was not checked; it is refused, whatever it holds. */
+static int unchecked(const th_submission *sub)
+{
+	const th_report *r = sub->report;
+	const th_def *d = sub->def;
+	return !r || !d || !sub->hier || !sub->canon || !sub->hash || !r->unit || !*r->unit ||
+	       !r->appendix || !r->period || !th_period_valid(r->period) || strcmp(r->appendix, d->id) ||
+	       r->version != d->version || r->n_cols != d->n_cols || (r->n_rows && !r->cells);
+}
+
 /* Applies one submission inside txn.  Returns TH_OK (result set, maybe a
  * rejection), or TH_EMAPFULL / other store errors that abort the group. */
+/* The (appendix, period) definition bindings a group's transaction wrote: kept in
+ * memory once it has committed. */
+typedef struct {
+	struct in_force *v;
+	size_t n;
+} pending;
+
 static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t commit, int64_t now,
-                     changes *ch)
+                     changes *ch, pending *pb)
 {
-	th_report *r = sub->report;
-	th_ack_result *res = sub->result;
-	if (!r || !r->unit || !r->appendix || !r->period || !*r->unit ||
-	    strlen(r->unit) > TH_CODE_MAX || strlen(r->appendix) > TH_CODE_MAX ||
-	    !th_period_valid(r->period) || (r->n_rows && !r->cells)) {
-		result_set(res, TH_ACK_REJECTED, TH_EINVAL, 0, "malformed report (unit, appendix or period)");
+	const th_report *r = sub->report;
+	th_store_result *res = &sub->result;
+	char key[MAX_KEY];
+	size_t kl = unchecked(sub) ? 0 : st_key3(key, r->unit, r->appendix, r->period);
+	if (!kl) {
+		result_set(res, TH_STORE_REJECTED, TH_EINVAL, 0,
+		           "the submission was not checked before it reached the store (no definition, "
+		           "hierarchy or canonical form, or a report that does not match them): nothing "
+		           "of it is stored");
 		return TH_OK;
 	}
 	/* the key's stored rev, for every answer (0 when none) */
 	uint64_t cur_rev = 0;
 	{
-		char ck[MAX_KEY];
-		size_t ckl = st_key3(ck, r->unit, r->appendix, r->period);
-		MDB_val k0 = {ckl, ck}, v0;
-		int g = ckl ? mdb_get(txn, s->reports, &k0, &v0) : MDB_NOTFOUND;
+		MDB_val k0 = {kl, key}, v0;
+		int g = mdb_get(txn, s->reports, &k0, &v0);
 		if (g == 0 && v0.mv_size >= sizeof(rec_header)) {
 			rec_header h0;
 			memcpy(&h0, v0.mv_data, sizeof h0);
@@ -226,102 +231,44 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 			return th_lmdb_error(g);
 		}
 	}
+	/* what may have changed since ingest checked it: the definition in force and the
+	 * hierarchy of the period (compared, not checked again) */
 	const th_def *d = st_def_in_force(s, r->appendix, r->period);
-	if (!d) {
-		char m[128];
-		snprintf(m, sizeof m, "unknown appendix %s", r->appendix);
-		result_set(res, TH_ACK_REJECTED, TH_EAPPENDIX, cur_rev, m);
-		return TH_OK;
-	}
-	if (d->version != r->version) {
-		char m[192];
+	if (d != sub->def) {
+		char m[TH_STORE_MSG_MAX];
 		snprintf(m, sizeof m,
 		         "%s version %u is not the one in force for %s (version %u): fetch the current "
 		         "definitions and check the file again",
-		         r->appendix, (unsigned)r->version, r->period, (unsigned)d->version);
-		result_set(res, TH_ACK_RETRY_LATER, TH_EDEFCHANGED, cur_rev, m);
+		         r->appendix, (unsigned)r->version, r->period, d ? (unsigned)d->version : 0u);
+		result_set(res, TH_STORE_RETRY, TH_EDEFCHANGED, cur_rev, m);
 		return TH_OK;
-	}
-	if (r->n_cols != d->n_cols) {
-		result_set(res, TH_ACK_REJECTED, TH_EINVAL, cur_rev, "report does not match its definition");
-		return TH_OK;
-	}
-	if (sub->validated != d) {
-		/* the store checks again what the caller did not: garbage never gets in */
-		th_diag *vd = th_diag_new();
-		int vrc = vd ? th_report_validate(r, d, vd) : TH_ENOMEM;
-		if (vrc == TH_ENOMEM) {
-			th_diag_destroy(&vd);
-			return TH_ENOMEM;
-		}
-		if (vrc) {
-			const th_diag_entry *e = NULL;
-			size_t ei = 0;
-			for (size_t i = 0; i < th_diag_count(vd) && !e; i++)
-				if (th_diag_at(vd, i)->sev == TH_SEV_ERROR)
-					e = th_diag_at(vd, ei = i);
-			result_set(res, TH_ACK_REJECTED, e ? e->code : vrc, cur_rev,
-			           e ? th_diag_text(vd, ei) : "report does not validate");
-			if (e) {
-				res->row = e->row;
-				free(res->column);
-				res->column = e->column ? strdup(e->column) : NULL;
-			}
-			th_diag_destroy(&vd);
-			return TH_OK;
-		}
-		th_diag_destroy(&vd);
 	}
 	th_units *u = NULL;
-	int rc = st_bound(s, txn, 1, r->period, &u);
+	int is_bound = 0;
+	int rc = st_hier_lookup(s, txn, r->period, &u, &is_bound);
 	if (rc == TH_ENOTFOUND) {
-		result_set(res, TH_ACK_RETRY_LATER, TH_ESTORE, cur_rev, "no hierarchy is loaded");
+		result_set(res, TH_STORE_RETRY, TH_ESTORE, cur_rev, "no hierarchy is loaded");
 		return TH_OK;
 	}
 	if (rc)
 		return rc;
+	if (u != sub->hier) {
+		char m[TH_STORE_MSG_MAX];
+		snprintf(m, sizeof m, "the hierarchy of period %s is %s, not %s which the report was "
+		         "checked against: it is checked again when it is sent again", r->period,
+		         th_units_version(u), th_units_version(sub->hier));
+		result_set(res, TH_STORE_RETRY, TH_EBUSY, cur_rev, m);
+		return TH_OK;
+	}
 	long ui = th_units_find(u, r->unit);
 	if (ui < 0) {
-		char m[256];
-		snprintf(m, sizeof m, "unit %s is not in hierarchy %s, to which period %s is bound",
-		         r->unit, th_units_version(u), r->period);
-		result_set(res, TH_ACK_REJECTED, TH_EUNIT, cur_rev, m);
+		result_set(res, TH_STORE_REJECTED, TH_EINVAL, cur_rev,
+		           "the submission was not checked before it reached the store (its unit is not "
+		           "in its hierarchy): nothing of it is stored");
 		return TH_OK;
 	}
-	/* completeness counts only the appendix's submitters: a unit that is not
-	 * expected to file it is turned away (a withdrawal still applies, so an
-	 * admin can remove what came in before this rule) */
-	const th_unit *un = th_units_at(u, (size_t)ui);
-	if (!r->tombstone && !th_def_expects(d, un->kind, un->code)) {
-		char who[160], m[320];
-		th_def_submitters_text(d, who, sizeof who);
-		snprintf(m, sizeof m, "%s (%s) is not expected to file %s: it is filed by %s", un->code,
-		         un->kind, d->id, who);
-		result_set(res, TH_ACK_REJECTED, TH_ENOTEXPECTED, cur_rev, m);
-		return TH_OK;
-	}
-	uint8_t hash[TH_HASH_LEN];
-	uint8_t *canon = NULL;     /* owned: computed here */
-	const uint8_t *cf;         /* the canonical form used */
-	size_t clen = 0;
-	if (sub->validated == d && sub->canon && sub->hash) {
-		/* the caller made them with the version in force (off the committer thread) */
-		cf = sub->canon;
-		clen = sub->canon_len;
-		memcpy(hash, sub->hash, TH_HASH_LEN);
-	} else if (th_canon_encode_hash(r, d, &canon, &clen, hash) != 0) {
-		result_set(res, TH_ACK_REJECTED, TH_EINVAL, cur_rev, "report cannot be encoded");
-		return TH_OK;
-	} else {
-		cf = canon;
-	}
-	char key[MAX_KEY];
-	size_t kl = st_key3(key, r->unit, r->appendix, r->period);
-	if (!kl) {
-		free(canon);
-		result_set(res, TH_ACK_REJECTED, TH_ETOOBIG, cur_rev, "key too long");
-		return TH_OK;
-	}
+	const uint8_t *hash = sub->hash, *cf = sub->canon;
+	size_t clen = sub->canon_len;
 	MDB_val k = {kl, key}, v;
 	rec_header old;
 	int have_old = 0;
@@ -330,22 +277,19 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		memcpy(&old, v.mv_data, sizeof old);
 		have_old = 1;
 	} else if (rc && rc != MDB_NOTFOUND) {
-		free(canon);
 		return th_lmdb_error(rc);
 	}
 	if (have_old) {
 		if (r->rev == old.rev) {
-			free(canon);
 			if (!memcmp(hash, old.hash, TH_HASH_LEN))
-				result_set(res, TH_ACK_DUPLICATE, 0, old.rev, NULL);
+				result_set(res, TH_STORE_DUPLICATE, 0, old.rev, NULL);
 			else
-				result_set(res, TH_ACK_REJECTED, TH_ECONFLICT, old.rev,
+				result_set(res, TH_STORE_REJECTED, TH_ECONFLICT, old.rev,
 				           "the same revision was stored with other content; a new revision needs a higher rev");
 			return TH_OK;
 		}
 		if (r->rev < old.rev) {
-			free(canon);
-			result_set(res, TH_ACK_STALE, TH_ESTALE, old.rev, "a newer revision is stored");
+			result_set(res, TH_STORE_STALE, TH_ESTALE, old.rev, "a newer revision is stored");
 			return TH_OK;
 		}
 	}
@@ -359,7 +303,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		goto out;
 	}
 	if (th_rollup_contrib(d, r, cnew) != 0) {
-		result_set(res, TH_ACK_REJECTED, TH_EOVERFLOW, have_old ? old.rev : 0,
+		result_set(res, TH_STORE_REJECTED, TH_EOVERFLOW, have_old ? old.rev : 0,
 		           "a sum of this report overflows 64 bits");
 		goto out;
 	}
@@ -398,7 +342,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		memcpy(was_this, n->total, d->n_slots * sizeof *was_this);
 		if (i == 0) {
 			if (th_rollup_replace(d, n->total, n->own, cnew, &need)) {
-				result_set(res, TH_ACK_REJECTED, TH_EOVERFLOW, have_old ? old.rev : 0,
+				result_set(res, TH_STORE_REJECTED, TH_EOVERFLOW, have_old ? old.rev : 0,
 				           "a rollup sum would overflow 64 bits");
 				goto out;
 			}
@@ -406,7 +350,7 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 		} else {
 			int bad = th_rollup_replace(d, n->total, was_child, path[i - 1].total, &need);
 			if (bad) {
-				result_set(res, TH_ACK_REJECTED, TH_EOVERFLOW, have_old ? old.rev : 0,
+				result_set(res, TH_STORE_REJECTED, TH_EOVERFLOW, have_old ? old.rev : 0,
 				           "a rollup sum would overflow 64 bits");
 				goto out;
 			}
@@ -474,18 +418,22 @@ static int apply_one(th_store *s, MDB_txn *txn, th_submission *sub, uint64_t com
 	memcpy(rv.mv_data, &h, sizeof h);
 	memcpy((char *)rv.mv_data + sizeof h, cf, clen);
 	/* the period keeps this version after a newer one is loaded */
-	if ((rc = st_bind_version(s, txn, r->appendix, r->period, d->version))) {
+	/* only an accepted report binds: its period to the hierarchy it was checked in,
+	 * the (appendix, period) to its definition version */
+	int added = 0;
+	if ((!is_bound && (rc = st_hier_bind(s, txn, r->period, u))) ||
+	    (rc = st_bind_version(s, txn, r->appendix, r->period, d->version, &added)) ||
+	    (added && (rc = st_in_force_append(&pb->v, &pb->n, r->appendix, r->period, d->version)))) {
 		ret = rc;
 		goto out;
 	}
-	result_set(res, TH_ACK_ACCEPTED, 0, r->rev, NULL);
+	result_set(res, TH_STORE_ACCEPTED, 0, r->rev, NULL);
 out:
 	for (size_t i = 0; path && i < depth; i++)
 		st_node_release(&path[i]);
 	free(path);
 	free(cnew);
 	free(oldtot);
-	free(canon);
 	return ret;
 }
 
@@ -496,11 +444,8 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 		return TH_EINVAL;
 	if (!s->env)
 		return TH_ESTORE;
-	for (size_t i = 0; i < n; i++)
-		if (!subs[i].result)
-			return TH_EINVAL;
 	if (n == 0) {
-		*commit_id = s->last_commit;
+		*commit_id = th_store_last_commit(s);
 		*commit_time = th_now_us();
 		if (changed) {
 			*changed = NULL;
@@ -519,11 +464,13 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 		return TH_ENOMEM;
 	}
 	int ret, reopened = 0;
+	pending pb = {0};
 	for (;;) {
 		changes ch = {0};
+		pb.n = 0;
 		st_ncache_clear(s->ncmem);
 		s->nc = s->ncmem;
-		uint64_t commit = s->last_commit + 1;
+		uint64_t commit = th_store_last_commit(s) + 1;
 		int64_t now = th_now_us();
 		MDB_txn *txn;
 		int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -539,8 +486,8 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 		}
 		ret = TH_OK;
 		for (size_t i = 0; i < n && ret == TH_OK; i++) {
-			result_reset(order[i]);
-			ret = apply_one(s, txn, order[i], commit, now, &ch);
+			result_reset(&order[i]->result);
+			ret = apply_one(s, txn, order[i], commit, now, &ch, &pb);
 		}
 		if (ret == TH_OK)
 			ret = st_ncache_flush(s, txn);
@@ -554,19 +501,24 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 			if (kl && mdb_get(txn, s->reports, &k, &v) == 0 && v.mv_size >= sizeof(rec_header)) {
 				rec_header h;
 				memcpy(&h, v.mv_data, sizeof h);
-				order[i]->result->stored_rev = h.rev;
+				order[i]->result.stored_rev = h.rev;
 			}
 		}
 		if (ret == TH_OK) {
 			MDB_val k = {6, "commit"}, v = {8, &commit};
 			rc = mdb_put(txn, s->meta, &k, &v, 0);
+			if (rc == 0 && s->hook)
+				s->hook(s->hook_ctx);   /* the group written, not committed: tests hold it here */
 			if (rc == 0)
 				rc = mdb_txn_commit(txn);
 			else
 				mdb_txn_abort(txn);
 			if (rc == 0) {
 				changes_free_index(&ch);
-				s->last_commit = commit;
+				/* what readers see in memory follows what they see in LMDB */
+				for (size_t i = 0; i < pb.n; i++)
+					st_bound_add(s, pb.v[i].appendix, pb.v[i].period, pb.v[i].version);
+				__atomic_store_n(&s->last_commit, commit, __ATOMIC_RELEASE);
 				*commit_id = commit;
 				*commit_time = now;
 				if (changed) {
@@ -606,10 +558,11 @@ int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_
 	}
 	s->nc = NULL;
 	st_ncache_clear(s->ncmem);
+	free(pb.v);
 	if (ret != TH_OK)
 		for (size_t i = 0; i < n; i++) {
-			result_reset(&subs[i]);
-			result_set(subs[i].result, TH_ACK_RETRY_LATER, ret == TH_ENOSPC ? TH_ENOSPC : ret, 0,
+			result_reset(&subs[i].result);
+			result_set(&subs[i].result, TH_STORE_RETRY, ret == TH_ENOSPC ? TH_ENOSPC : ret, 0,
 			           ret == TH_ENOSPC ? "the collector's store is full" : "store error");
 		}
 	free(order);

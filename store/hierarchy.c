@@ -2,6 +2,7 @@
  * deadlines, and the expected counts derived from them (STORAGE.md). */
 #include "store_private.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,18 +82,30 @@ static int bound_add(th_store *s, const char *appendix, const char *period, uint
 	return st_in_force_append(&s->bound, &s->nbound, appendix, period, version);
 }
 
-/* Binds (appendix, period) to version inside txn unless it is bound already. */
 int st_bind_version(th_store *s, MDB_txn *txn, const char *appendix, const char *period,
-                        uint32_t version)
+                    uint32_t version, int *added)
 {
-	if (bound_find(s, appendix, period))
+	*added = 0;
+	pthread_mutex_lock(&s->mu);
+	int known = bound_find(s, appendix, period) != NULL;
+	pthread_mutex_unlock(&s->mu);
+	if (known)
 		return TH_OK;
 	char key[4 + 2 * (TH_CODE_MAX + 1) + TH_PERIOD_MAX];
 	MDB_val k = {dv_key(key, appendix, period), key}, v = {sizeof version, &version};
 	int rc = mdb_put(txn, s->meta, &k, &v, MDB_NOOVERWRITE);
 	if (rc && rc != MDB_KEYEXIST)
-		return rc == MDB_MAP_FULL ? TH_EMAPFULL : th_lmdb_error(rc);
-	return bound_add(s, appendix, period, version);
+		return th_lmdb_error(rc);
+	*added = rc == 0;
+	return TH_OK;
+}
+
+int st_bound_add(th_store *s, const char *appendix, const char *period, uint32_t version)
+{
+	pthread_mutex_lock(&s->mu);
+	int rc = bound_add(s, appendix, period, version);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
 }
 
 /* Loads the bindings; a writer opening a store made before they existed binds every
@@ -145,7 +158,10 @@ int st_load_bindings(th_store *s, MDB_txn *txn)
 				a[al] = 0;
 				memcpy(q, per + 1, ql);
 				q[ql] = 0;
-				ret = st_bind_version(s, txn, a, q, h.version);
+				int added;
+				ret = st_bind_version(s, txn, a, q, h.version, &added);
+				if (ret == TH_OK && added)
+					ret = bound_add(s, a, q, h.version);   /* at open: no other thread yet */
 			}
 		}
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
@@ -161,12 +177,17 @@ int th_store_set_in_force(th_store *s, const char *appendix, const char *period,
 {
 	if (!appendix || strlen(appendix) > TH_CODE_MAX || (period && strlen(period) > TH_PERIOD_MAX))
 		return TH_EINVAL;
-	for (size_t i = 0; i < s->ncfg; i++)
+	pthread_mutex_lock(&s->mu);
+	int rc = TH_OK, found = 0;
+	for (size_t i = 0; i < s->ncfg && !found; i++)
 		if (!strcmp(s->cfg[i].appendix, appendix) && !strcmp(s->cfg[i].period, period ? period : "")) {
 			s->cfg[i].version = version;
-			return TH_OK;
+			found = 1;
 		}
-	return st_in_force_append(&s->cfg, &s->ncfg, appendix, period ? period : "", version);
+	if (!found)
+		rc = st_in_force_append(&s->cfg, &s->ncfg, appendix, period ? period : "", version);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
 }
 
 const th_def *th_store_def_for(th_store *s, const char *appendix, const char *period)
@@ -174,10 +195,9 @@ const th_def *th_store_def_for(th_store *s, const char *appendix, const char *pe
 	return s ? st_def_in_force(s, appendix, period) : NULL;
 }
 
-const th_def *st_def_in_force(th_store *s, const char *appendix, const char *period)
+/* st_def_in_force with s->mu held. */
+static const th_def *in_force_locked(th_store *s, const char *appendix, const char *period)
 {
-	if (!s->defs || !appendix)
-		return NULL;
 	const struct in_force *any = NULL;
 	for (size_t i = 0; i < s->ncfg; i++)
 		if (!strcmp(s->cfg[i].appendix, appendix)) {
@@ -194,8 +214,67 @@ const th_def *st_def_in_force(th_store *s, const char *appendix, const char *per
 	return th_defset_latest(s->defs, appendix);
 }
 
+const th_def *st_def_in_force(th_store *s, const char *appendix, const char *period)
+{
+	if (!s->defs || !appendix)
+		return NULL;
+	pthread_mutex_lock(&s->mu);
+	const th_def *d = in_force_locked(s, appendix, period);
+	pthread_mutex_unlock(&s->mu);
+	return d;
+}
+
 
 /* --- hierarchies and periods ---------------------------------------------------------- */
+
+/* Appends u (taken) to the versions in memory; s->mu held. */
+static int units_append(th_store *s, th_units *u)
+{
+	th_units **nh = realloc(s->h, (s->nh + 1) * sizeof *nh);
+	if (!nh)
+		return TH_ENOMEM;
+	s->h = nh;
+	s->h[s->nh++] = u;
+	return TH_OK;
+}
+
+th_units **st_hier_snapshot(th_store *s, size_t *n)
+{
+	pthread_mutex_lock(&s->mu);
+	th_units **v = malloc((s->nh ? s->nh : 1) * sizeof *v);
+	if (v) {
+		memcpy(v, s->h, s->nh * sizeof *v);
+		*n = s->nh;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return v;
+}
+
+/* The version stored under id (n bytes) in txn as a version in memory: known, or
+ * parsed from hier and kept (a version another process stored after this handle
+ * was opened). */
+static int version_of(th_store *s, MDB_txn *txn, const char *id, size_t n, th_units **out)
+{
+	pthread_mutex_lock(&s->mu);
+	th_units *u = st_find_version(s, id, n);
+	pthread_mutex_unlock(&s->mu);
+	if (u) {
+		*out = u;
+		return TH_OK;
+	}
+	MDB_val k = {n, (void *)id}, hv;
+	if (mdb_get(txn, s->hier, &k, &hv) || th_units_parse(hv.mv_data, hv.mv_size, "store", &u, NULL))
+		return TH_ESTORE;
+	pthread_mutex_lock(&s->mu);
+	th_units *again = st_find_version(s, id, n);   /* another reader may have kept it */
+	int rc = again ? TH_OK : units_append(s, u);
+	pthread_mutex_unlock(&s->mu);
+	if (again || rc)
+		th_units_destroy(&u);
+	if (rc == TH_OK)
+		*out = again ? again : u;
+	return rc;
+}
 
 th_units *st_find_version(th_store *s, const char *id, size_t n)
 {
@@ -225,7 +304,9 @@ int th_store_add_hierarchy_from(th_store *s, const th_units *u, const char *orig
 	const char *id = th_units_version(u);
 	size_t len;
 	const char *src = th_units_source(u, &len);
+	pthread_mutex_lock(&s->mu);
 	th_units *have = st_find_version(s, id, strlen(id));
+	pthread_mutex_unlock(&s->mu);
 	if (have) {
 		size_t hl;
 		const char *hs = th_units_source(have, &hl);
@@ -251,27 +332,29 @@ int th_store_add_hierarchy_from(th_store *s, const th_units *u, const char *orig
 		th_units_destroy(&copy);
 		return rc;
 	}
-	th_units **nh = realloc(s->h, (s->nh + 1) * sizeof *nh);
-	if (!nh) {
+	/* stored: the version is the store's now, even if the copy cannot be kept in
+	 * memory (a read finds it in hier then) */
+	pthread_mutex_lock(&s->mu);
+	rc = units_append(s, copy);
+	pthread_mutex_unlock(&s->mu);
+	if (rc)
 		th_units_destroy(&copy);
-		return TH_ENOMEM;
-	}
-	s->h = nh;
-	s->h[s->nh++] = copy;
-	return TH_OK;
+	return rc;
 }
 
 const th_units *th_store_current_hierarchy(th_store *s)
 {
 	th_units *best = NULL;
+	pthread_mutex_lock(&s->mu);
 	for (size_t i = 0; i < s->nh; i++)
 		if (!best || th_units_effective(s->h[i]) >= th_units_effective(best))
 			best = s->h[i];
+	pthread_mutex_unlock(&s->mu);
 	return best;
 }
 
 /* The version in force at the period's start: the latest effective on or before it;
- * when none is effective yet, the earliest. */
+ * when none is effective yet, the earliest.  s->mu held. */
 static th_units *choose_version(th_store *s, const char *period)
 {
 	int32_t start = th_period_start(period);
@@ -286,69 +369,47 @@ static th_units *choose_version(th_store *s, const char *period)
 	return best ? best : earliest;
 }
 
-/* Looks up (binding when txn is a write txn and the period is unbound). */
-int st_bound(th_store *s, MDB_txn *txn, int can_write, const char *period, th_units **out)
+int st_hier_lookup(th_store *s, MDB_txn *txn, const char *period, th_units **out, int *is_bound)
 {
 	MDB_val k = {strlen(period), (void *)period}, v;
 	int rc = mdb_get(txn, s->bind, &k, &v);
 	if (rc == 0) {
-		th_units *u = st_find_version(s, v.mv_data, v.mv_size);
-		if (!u) {
-			/* added by the writer after this (read-only) handle was opened */
-			MDB_val hv;
-			if (mdb_get(txn, s->hier, &v, &hv) ||
-			    th_units_parse(hv.mv_data, hv.mv_size, "store", &u, NULL))
-				return TH_ESTORE;
-			th_units **nh = realloc(s->h, (s->nh + 1) * sizeof *nh);
-			if (!nh) {
-				th_units_destroy(&u);
-				return TH_ENOMEM;
-			}
-			s->h = nh;
-			s->h[s->nh++] = u;
-		}
-		*out = u;
-		return TH_OK;
+		rc = version_of(s, txn, v.mv_data, v.mv_size, out);
+		if (rc == TH_OK && is_bound)
+			*is_bound = 1;
+		return rc;
 	}
 	if (rc != MDB_NOTFOUND)
 		return th_lmdb_error(rc);
+	pthread_mutex_lock(&s->mu);
 	th_units *u = choose_version(s, period);
+	pthread_mutex_unlock(&s->mu);
 	if (!u)
 		return TH_ENOTFOUND;
-	if (can_write) {
-		const char *id = th_units_version(u);
-		MDB_val bv = {strlen(id), (void *)id};
-		if ((rc = mdb_put(txn, s->bind, &k, &bv, 0)))
-			return th_lmdb_error(rc);
-	}
+	if (is_bound)
+		*is_bound = 0;
 	*out = u;
 	return TH_OK;
+}
+
+int st_hier_bind(th_store *s, MDB_txn *txn, const char *period, const th_units *u)
+{
+	const char *id = th_units_version(u);
+	MDB_val k = {strlen(period), (void *)period}, v = {strlen(id), (void *)id};
+	return th_lmdb_error(mdb_put(txn, s->bind, &k, &v, MDB_NOOVERWRITE));
 }
 
 int th_store_hierarchy_for(th_store *s, const char *period, const th_units **out)
 {
 	if (!period || !th_period_valid(period))
 		return TH_EPERIOD;
-	if (!s->env)
-		return TH_ESTORE;
 	MDB_txn *txn;
-	int rc = s->readonly ? st_read_txn(s, &txn) : th_lmdb_error(mdb_txn_begin(s->env, NULL, 0, &txn));
+	int rc = st_read_txn(s, &txn);
 	if (rc)
 		return rc;
 	th_units *u = NULL;
-	rc = st_bound(s, txn, !s->readonly, period, &u);
-	if (rc == 0 && !s->readonly) {
-		int c = mdb_txn_commit(txn);
-		if (c)
-			rc = th_lmdb_error(c);
-	} else {
-		mdb_txn_abort(txn);
-	}
-	if (rc == TH_EMAPFULL) {
-		if ((rc = st_grow(s)) != TH_OK)
-			return rc;
-		return th_store_hierarchy_for(s, period, out);
-	}
+	rc = st_hier_lookup(s, txn, period, &u, NULL);
+	st_read_end(s, txn);
 	if (rc == 0)
 		*out = u;
 	return rc;
@@ -401,32 +462,20 @@ int th_store_hierarchies(th_store *s, th_hier_cb cb, void *ctx)
 		return rc;
 	MDB_cursor *c;
 	if ((rc = mdb_cursor_open(txn, s->hier, &c))) {
-		mdb_txn_abort(txn);
+		st_read_end(s, txn);
 		return th_lmdb_error(rc);
 	}
 	MDB_val k, v;
 	int ret = TH_OK;
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && ret == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		th_units *u = st_find_version(s, k.mv_data, k.mv_size);
-		if (!u) {
-			if (th_units_parse(v.mv_data, v.mv_size, "store", &u, NULL)) {
-				ret = TH_ESTORE;
-				break;
-			}
-			th_units **nh = realloc(s->h, (s->nh + 1) * sizeof *nh);
-			if (!nh) {
-				th_units_destroy(&u);
-				ret = TH_ENOMEM;
-				break;
-			}
-			s->h = nh;
-			s->h[s->nh++] = u;
-		}
+		th_units *u = NULL;
+		if ((ret = version_of(s, txn, k.mv_data, k.mv_size, &u)) != TH_OK)
+			break;
 		ret = cb(ctx, u);
 	}
 	mdb_cursor_close(c);
-	mdb_txn_abort(txn);
+	st_read_end(s, txn);
 	return ret;
 }
 
@@ -459,7 +508,7 @@ int th_store_hierarchy_origin(th_store *s, const char *version, int64_t *loaded_
 	} else {
 		rc = rc == MDB_NOTFOUND || rc == 0 ? TH_ENOTFOUND : th_lmdb_error(rc);
 	}
-	mdb_txn_abort(txn);
+	st_read_end(s, txn);
 	return rc;
 }
 
@@ -471,7 +520,7 @@ int th_store_bindings(th_store *s, th_binding_cb cb, void *ctx)
 		return rc;
 	MDB_cursor *c;
 	if ((rc = mdb_cursor_open(txn, s->bind, &c))) {
-		mdb_txn_abort(txn);
+		st_read_end(s, txn);
 		return th_lmdb_error(rc);
 	}
 	MDB_val k, v;
@@ -488,7 +537,7 @@ int th_store_bindings(th_store *s, th_binding_cb cb, void *ctx)
 		ret = cb(ctx, p, id);
 	}
 	mdb_cursor_close(c);
-	mdb_txn_abort(txn);
+	st_read_end(s, txn);
 	return ret;
 }
 
@@ -520,8 +569,8 @@ static uint32_t *expected_counts(const th_units *u, const th_def *d)
 	return e;
 }
 
-/* expected_counts, cached per (hierarchy, definition); owned by the store. */
-const uint32_t *st_expected(th_store *s, const th_units *u, const th_def *d)
+/* expected_counts, cached per (hierarchy, definition); s->mu held. */
+static const uint32_t *expected_locked(th_store *s, const th_units *u, const th_def *d)
 {
 	for (size_t i = 0; i < EXP_CACHE; i++)
 		if (s->exp[i].e && s->exp[i].u == u && s->exp[i].d == d)
@@ -535,6 +584,34 @@ const uint32_t *st_expected(th_store *s, const th_units *u, const th_def *d)
 	s->exp[slot].d = d;
 	s->exp[slot].e = e;
 	return e;
+}
+
+int st_expected_at(th_store *s, const th_units *u, const th_def *d, size_t i, uint32_t *out)
+{
+	pthread_mutex_lock(&s->mu);
+	const uint32_t *e = expected_locked(s, u, d);
+	if (e)
+		*out = e[i];
+	pthread_mutex_unlock(&s->mu);
+	return e ? TH_OK : TH_ENOMEM;
+}
+
+uint32_t *st_expected_copy(th_store *s, const th_units *u, const th_def *d)
+{
+	size_t n = th_units_count(u);
+	uint32_t *out = malloc((n ? n : 1) * sizeof *out);
+	if (!out)
+		return NULL;
+	pthread_mutex_lock(&s->mu);
+	const uint32_t *e = expected_locked(s, u, d);
+	if (e)
+		memcpy(out, e, n * sizeof *out);
+	pthread_mutex_unlock(&s->mu);
+	if (!e) {
+		free(out);
+		return NULL;
+	}
+	return out;
 }
 
 void st_expected_clear(th_store *s)

@@ -3,20 +3,37 @@
 #include "store_private.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* A read-only transaction; picks up a map grown by the writer (another process). */
 int st_read_txn(th_store *s, MDB_txn **txn)
 {
-	if (!s->env)
-		return TH_ESTORE;   /* a failed reopen after MDB_PANIC */
-	int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+	pthread_rwlock_rdlock(&s->envlock);
+	int rc = s->env ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn) : MDB_PANIC;
 	if (rc == MDB_MAP_RESIZED) {
-		mdb_env_set_mapsize(s->env, 0);
-		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+		/* another process grew the map: adopt its size, which LMDB allows only
+		 * while no transaction of this process is active */
+		pthread_rwlock_unlock(&s->envlock);
+		pthread_rwlock_wrlock(&s->envlock);
+		if (s->env)
+			mdb_env_set_mapsize(s->env, 0);
+		pthread_rwlock_unlock(&s->envlock);
+		pthread_rwlock_rdlock(&s->envlock);
+		rc = s->env ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn) : MDB_PANIC;
 	}
-	return th_lmdb_error(rc);
+	if (rc) {
+		pthread_rwlock_unlock(&s->envlock);
+		/* no environment: a failed reopen after MDB_PANIC */
+		return th_lmdb_error(rc);
+	}
+	return TH_OK;
+}
+
+void st_read_end(th_store *s, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&s->envlock);
 }
 
 
@@ -132,8 +149,9 @@ void st_keylist_free(keylist *l)
 }
 
 
-/* After MDB_PANIC: closes and reopens the environment (no transaction may be open). */
-int st_reopen(th_store *s)
+/* st_reopen with the environment lock held for writing: no read of another thread
+ * uses the environment while it is replaced. */
+static int reopen_locked(th_store *s)
 {
 	if (s->env)
 		mdb_env_close(s->env);
@@ -151,6 +169,13 @@ int st_reopen(th_store *s)
 	return th_lmdb_error(mdb_txn_commit(txn));
 }
 
+int st_reopen(th_store *s)
+{
+	pthread_rwlock_wrlock(&s->envlock);
+	int rc = reopen_locked(s);
+	pthread_rwlock_unlock(&s->envlock);
+	return rc;
+}
 
 int st_grow(th_store *s)
 {
@@ -159,7 +184,10 @@ int st_grow(th_store *s)
 	size_t next = s->map_size * 2;
 	if (next > s->max_map)
 		next = s->max_map;
+	/* no read may be in flight on another thread while the map moves */
+	pthread_rwlock_wrlock(&s->envlock);
 	int rc = mdb_env_set_mapsize(s->env, next);
+	pthread_rwlock_unlock(&s->envlock);
 	if (rc)
 		return th_lmdb_error(rc);
 	s->map_size = next;

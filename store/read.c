@@ -69,17 +69,15 @@ int th_store_get_node(th_store *s, const char *appendix, const char *period, con
 	if (rc)
 		return rc;
 	th_units *u = NULL;
-	if ((rc = st_bound(s, txn, 0, period, &u)) == 0) {
+	if ((rc = st_hier_lookup(s, txn, period, &u, NULL)) == 0) {
 		long i = th_units_find(u, unit);
-		if (i < 0) {
+		uint32_t e = 0;
+		if (i < 0)
 			rc = TH_EUNIT;
-		} else {
-			const uint32_t *e = st_expected(s, u, d);
-			rc = e ? fill_node(s, txn, d, appendix, period, th_units_at(u, (size_t)i), e[i], out)
-			       : TH_ENOMEM;
-		}
+		else if ((rc = st_expected_at(s, u, d, (size_t)i, &e)) == TH_OK)
+			rc = fill_node(s, txn, d, appendix, period, th_units_at(u, (size_t)i), e, out);
 	}
-	mdb_txn_abort(txn);
+	st_read_end(s, txn);
 	return rc;
 }
 
@@ -96,11 +94,11 @@ int th_store_level(th_store *s, const char *appendix, const char *period, uint32
 	if (rc)
 		return rc;
 	th_units *u = NULL;
-	const uint32_t *e = NULL;
+	uint32_t *e = NULL;
 	MDB_val *val = NULL;
-	if ((rc = st_bound(s, txn, 0, period, &u)))
+	if ((rc = st_hier_lookup(s, txn, period, &u, NULL)))
 		goto out;
-	if (!(e = st_expected(s, u, d))) {
+	if (!(e = st_expected_copy(s, u, d))) {
 		rc = TH_ENOMEM;
 		goto out;
 	}
@@ -153,7 +151,8 @@ int th_store_level(th_store *s, const char *appendix, const char *period, uint32
 	}
 out:
 	free(val);
-	mdb_txn_abort(txn);
+	free(e);
+	st_read_end(s, txn);
 	return rc;
 }
 
@@ -183,7 +182,7 @@ int th_store_missing(th_store *s, const char *appendix, const char *period, cons
 	if (rc)
 		return rc;
 	th_units *u = NULL;
-	if ((rc = st_bound(s, txn, 0, period, &u)) == 0) {
+	if ((rc = st_hier_lookup(s, txn, period, &u, NULL)) == 0) {
 		long top = unit ? th_units_find(u, unit) : (long)th_units_root(u);
 		if (top < 0)
 			rc = TH_EUNIT;
@@ -199,7 +198,7 @@ int th_store_missing(th_store *s, const char *appendix, const char *period, cons
 			rc = cb(ctx, x, &n);
 		}
 	}
-	mdb_txn_abort(txn);
+	st_read_end(s, txn);
 	return rc;
 }
 
@@ -227,6 +226,29 @@ int st_decode_record(th_store *s, const MDB_val *v, const char *unit, const char
 	                        period, h->rev, out);
 }
 
+int th_store_rev(th_store *s, const char *unit, const char *appendix, const char *period,
+                 uint64_t *rev)
+{
+	char key[MAX_KEY];
+	size_t kl = st_key3(key, unit, appendix, period);
+	if (!kl || !rev)
+		return TH_EINVAL;
+	MDB_txn *txn;
+	int rc = st_read_txn(s, &txn);
+	if (rc)
+		return rc;
+	MDB_val k = {kl, key}, v;
+	rc = mdb_get(txn, s->reports, &k, &v);
+	rc = rc ? th_lmdb_error(rc) : v.mv_size < sizeof(rec_header) ? TH_ESTORE : TH_OK;
+	if (rc == TH_OK) {
+		rec_header h;
+		memcpy(&h, v.mv_data, sizeof h);
+		*rev = h.rev;
+	}
+	st_read_end(s, txn);
+	return rc;
+}
+
 int th_store_get_report(th_store *s, const char *unit, const char *appendix, const char *period,
                         th_report **out, th_revision_info *info)
 {
@@ -239,13 +261,13 @@ int th_store_get_report(th_store *s, const char *unit, const char *appendix, con
 	MDB_val k = {kl, key}, v;
 	rc = kl ? mdb_get(txn, s->reports, &k, &v) : MDB_NOTFOUND;
 	if (rc) {
-		mdb_txn_abort(txn);
+		st_read_end(s, txn);
 		return th_lmdb_error(rc);
 	}
 	rec_header h;
 	th_report *r = NULL;
 	rc = st_decode_record(s, &v, unit, appendix, period, &r, &h);
-	mdb_txn_abort(txn);
+	st_read_end(s, txn);
 	if (rc)
 		return rc;
 	if (info)
@@ -264,13 +286,13 @@ int th_store_history(th_store *s, const char *unit, const char *appendix, const 
 	char key[MAX_KEY + 1];
 	size_t kl = st_key3(key, unit, appendix, period);
 	if (!kl) {
-		mdb_txn_abort(txn);
+		st_read_end(s, txn);
 		return TH_ETOOBIG;
 	}
 	key[kl++] = 0;
 	MDB_cursor *c;
 	if ((rc = mdb_cursor_open(txn, s->history, &c))) {
-		mdb_txn_abort(txn);
+		st_read_end(s, txn);
 		return th_lmdb_error(rc);
 	}
 	MDB_val k = {kl, key}, v;
@@ -311,7 +333,7 @@ int th_store_history(th_store *s, const char *unit, const char *appendix, const 
 		}
 		th_report_destroy(&r);
 	}
-	mdb_txn_abort(txn);
+	st_read_end(s, txn);
 	if (rc == MDB_NOTFOUND)
 		rc = 0;
 	if (rc)
@@ -329,19 +351,26 @@ int th_store_revs_in_scope(th_store *s, const char *unit, th_rev_cb cb, void *ct
 	if (!unit || !cb)
 		return TH_EINVAL;
 	MDB_txn *txn;
+	size_t nh = 0;
+	th_units **hv = st_hier_snapshot(s, &nh);   /* the versions as they are now */
+	if (!hv)
+		return TH_ENOMEM;
 	int rc = st_read_txn(s, &txn);
-	if (rc)
+	if (rc) {
+		free(hv);
 		return rc;
+	}
 	int ret = TH_OK;
 	/* the root of every version (an admin or the insecure demo peer): every
 	 * stored report is in scope; one sequential scan */
-	int all = s->nh > 0;
-	for (size_t h = 0; h < s->nh && all; h++)
-		all = th_units_find(s->h[h], unit) == (long)th_units_root(s->h[h]);
+	int all = nh > 0;
+	for (size_t h = 0; h < nh && all; h++)
+		all = th_units_find(hv[h], unit) == (long)th_units_root(hv[h]);
 	if (all) {
 		MDB_cursor *ac;
 		if ((rc = mdb_cursor_open(txn, s->reports, &ac))) {
-			mdb_txn_abort(txn);
+			st_read_end(s, txn);
+			free(hv);
 			return th_lmdb_error(rc);
 		}
 		MDB_val k, v;
@@ -358,17 +387,18 @@ int th_store_revs_in_scope(th_store *s, const char *unit, th_rev_cb cb, void *ct
 		if (rc && rc != MDB_NOTFOUND && ret == TH_OK)
 			ret = th_lmdb_error(rc);
 		mdb_cursor_close(ac);
-		mdb_txn_abort(txn);
+		st_read_end(s, txn);
+		free(hv);
 		return ret;
 	}
 	/* candidate units: the subtree of unit in any known hierarchy version; each
 	 * is a prefix scan of `reports` (keys start with the unit) */
 	const char **codes = NULL;
 	size_t nc = 0, cap = 0;
-	for (size_t h = 0; h < s->nh && ret == TH_OK; h++) {
-		long top = th_units_find(s->h[h], unit);
-		for (size_t i = 0; top >= 0 && i < th_units_count(s->h[h]); i++) {
-			if (!th_units_in_subtree(s->h[h], (size_t)top, i))
+	for (size_t h = 0; h < nh && ret == TH_OK; h++) {
+		long top = th_units_find(hv[h], unit);
+		for (size_t i = 0; top >= 0 && i < th_units_count(hv[h]); i++) {
+			if (!th_units_in_subtree(hv[h], (size_t)top, i))
 				continue;
 			if (nc == cap) {
 				cap = cap ? cap * 2 : 64;
@@ -379,7 +409,7 @@ int th_store_revs_in_scope(th_store *s, const char *unit, th_rev_cb cb, void *ct
 				}
 				codes = n;
 			}
-			codes[nc++] = th_units_at(s->h[h], i)->code;
+			codes[nc++] = th_units_at(hv[h], i)->code;
 		}
 	}
 	if (nc)
@@ -400,7 +430,7 @@ int th_store_revs_in_scope(th_store *s, const char *unit, th_rev_cb cb, void *ct
 			if (st_split3(&k, key, &ru, &ra, &rp) || v.mv_size < sizeof(rec_header))
 				continue;
 			th_units *u = NULL;
-			if (st_bound(s, txn, 0, rp, &u) != 0)
+			if (st_hier_lookup(s, txn, rp, &u, NULL) != 0)
 				continue;
 			long top = th_units_find(u, unit), me = th_units_find(u, ru);
 			if (top < 0 || me < 0 || !th_units_in_subtree(u, (size_t)top, (size_t)me))
@@ -415,7 +445,8 @@ int th_store_revs_in_scope(th_store *s, const char *unit, th_rev_cb cb, void *ct
 	if (c)
 		mdb_cursor_close(c);
 	free(codes);
-	mdb_txn_abort(txn);
+	st_read_end(s, txn);
+	free(hv);
 	return ret;
 }
 
@@ -435,12 +466,13 @@ int th_store_stats_get(th_store *s, th_store_stats *out)
 	MDB_val k = {6, "commit"}, v;
 	if (mdb_get(txn, s->meta, &k, &v) == 0 && v.mv_size == 8)
 		memcpy(&out->commits, v.mv_data, 8);
-	mdb_txn_abort(txn);
+	/* inside the read's lock: the map is not resized meanwhile */
 	MDB_envinfo info;
 	MDB_stat es;
 	if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &es) == 0) {
 		out->map_size = info.me_mapsize;
 		out->used_bytes = (info.me_last_pgno + 1) * (size_t)es.ms_psize;
 	}
+	st_read_end(s, txn);
 	return TH_OK;
 }

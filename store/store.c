@@ -3,6 +3,7 @@
 #include "store_private.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,23 @@ int th_store_open_why(const char *dir, const th_store_opts *opts, th_store **out
 	th_store *s = calloc(1, sizeof *s);
 	if (!s)
 		return TH_ENOMEM;
+	if (pthread_mutex_init(&s->mu, NULL)) {
+		free(s);
+		return TH_ENOMEM;
+	}
+	/* the writer first: a reader that keeps reading must not hold off a map growth
+	 * (a thread never holds two reads, so preferring writers cannot deadlock) */
+	pthread_rwlockattr_t ra;
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	int lrc = pthread_rwlock_init(&s->envlock, &ra);
+	pthread_rwlockattr_destroy(&ra);
+	if (lrc) {
+		pthread_mutex_destroy(&s->mu);
+		free(s);
+		return TH_ENOMEM;
+	}
+	s->locks = 1;
 	s->readonly = opts && opts->readonly;
 	s->map_size = opts && opts->map_size ? opts->map_size : DEFAULT_MAP;
 	s->max_map = opts && opts->max_map_size ? opts->max_map_size : ((size_t)1 << 40);
@@ -181,17 +199,32 @@ void th_store_close(th_store **ps)
 	st_ncache_free(s->ncmem);
 	free(s->enc);
 	free(s->dir);
+	if (s->locks) {
+		pthread_rwlock_destroy(&s->envlock);
+		pthread_mutex_destroy(&s->mu);
+	}
 	free(s);
 	*ps = NULL;
 }
 
 const uint8_t *th_store_uuid(const th_store *s) { return s->uuid; }
-uint64_t th_store_last_commit(const th_store *s) { return s->last_commit; }
+uint64_t th_store_last_commit(const th_store *s)
+{
+	return __atomic_load_n(&s->last_commit, __ATOMIC_ACQUIRE);
+}
+
+void th_store_set_commit_hook(th_store *s, th_store_commit_hook fn, void *ctx)
+{
+	s->hook = fn;
+	s->hook_ctx = ctx;
+}
 
 int th_store_set_defs(th_store *s, const th_defset *defs)
 {
+	pthread_mutex_lock(&s->mu);
 	s->defs = defs;
 	st_expected_clear(s);
+	pthread_mutex_unlock(&s->mu);
 	return TH_OK;
 }
 

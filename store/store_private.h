@@ -6,6 +6,7 @@
 #define TH_STORE_PRIVATE_H
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "th_clock.h"
@@ -23,7 +24,8 @@ struct th_store {
 	int readonly;
 	size_t map_size, max_map;
 	uint8_t uuid[16];
-	uint64_t last_commit;
+	uint64_t last_commit;     /* written by the writer after a commit, read by anyone:
+	                           * __atomic builtins */
 	const th_defset *defs;
 	th_units **h;             /* every hierarchy version known, owned */
 	size_t nh;
@@ -45,6 +47,19 @@ struct th_store {
 	struct ncache *ncmem;     /* its memory, kept between groups */
 	uint8_t *enc;             /* node_write_db's buffer, enc_cap bytes */
 	size_t enc_cap;
+	/* The threading contract (th_store.h): one writer thread, readers on others.
+	 * mu guards the state in memory that a read may fill or the writer change: h/nh
+	 * (versions only ever added, never freed before close, so a th_units pointer
+	 * stays valid), cfg, bound, exp.  envlock is held for reading by every read
+	 * transaction and for writing while the environment changes under the readers
+	 * (mdb_env_set_mapsize, the reopen after MDB_PANIC); the writer's own write
+	 * transaction does not take it (LMDB lets readers run beside it).  Order: envlock
+	 * before mu, never the other way. */
+	pthread_mutex_t mu;
+	pthread_rwlock_t envlock;
+	int locks;                /* 1 when mu and envlock were initialised */
+	th_store_commit_hook hook;   /* th_store_set_commit_hook */
+	void *hook_ctx;
 };
 
 /* --- records -------------------------------------------------------------------- */
@@ -105,11 +120,15 @@ typedef struct keylist {
 int st_open_env(th_store *s);
 /* Opens (creating when writable) every named database in txn. */
 int st_open_dbis(th_store *s, MDB_txn *txn);
-/* After MDB_PANIC: closes and reopens the environment (no transaction may be open). */
+/* After MDB_PANIC: closes and reopens the environment (no transaction of the
+ * writer may be open; readers are held off by envlock). */
 int st_reopen(th_store *s);
-/* A read-only transaction; picks up a map grown by another process. */
+/* A read-only transaction, with envlock held for reading until st_read_end (which
+ * aborts it); picks up a map grown by another process. */
 int st_read_txn(th_store *s, MDB_txn **txn);
-/* Doubles the map (up to s->max_map); TH_ENOSPC past it. */
+void st_read_end(th_store *s, MDB_txn *txn);
+/* Doubles the map (up to s->max_map); TH_ENOSPC past it.  The writer's
+ * transactions must be closed (readers are held off by envlock). */
 int st_grow(th_store *s);
 /* n puts (or one) in one durable transaction, growing the map when full. */
 int st_putn(th_store *s, const MDB_dbi *dbi, MDB_val *const *k, MDB_val *const *v, size_t n);
@@ -134,20 +153,33 @@ int st_load_hierarchies(th_store *s, MDB_txn *txn);
 int st_load_bindings(th_store *s, MDB_txn *txn);
 int st_in_force_append(struct in_force **v, size_t *n, const char *appendix, const char *period,
                        uint32_t version);
-/* Binds (appendix, period) to definition version inside txn unless it is bound already. */
+/* Binds (appendix, period) to definition version inside txn unless it is bound
+ * already; *added 1 when this put the binding.  The binding in memory is the
+ * caller's to add (st_bound_add) once txn has committed. */
 int st_bind_version(th_store *s, MDB_txn *txn, const char *appendix, const char *period,
-                    uint32_t version);
+                    uint32_t version, int *added);
+int st_bound_add(th_store *s, const char *appendix, const char *period, uint32_t version);
 /* The definition in force for (appendix, period): configured for the period, else the
  * version the period is bound to, else configured for every period, else the latest. */
 const th_def *st_def_in_force(th_store *s, const char *appendix, const char *period);
+/* The version with id (n bytes) in memory, or NULL; s->mu held. */
 th_units *st_find_version(th_store *s, const char *id, size_t n);
-/* The hierarchy of a period in txn (binding it when can_write and unbound). */
-int st_bound(th_store *s, MDB_txn *txn, int can_write, const char *period, th_units **out);
+/* The versions in memory now: a malloc'd copy of the pointer array (*n entries). */
+th_units **st_hier_snapshot(th_store *s, size_t *n);
+/* The hierarchy of a period as txn sees it: the version it is bound to (*is_bound 1),
+ * else the one that would be chosen (*is_bound 0); never writes.  is_bound may be
+ * NULL.  TH_ENOTFOUND when no version is loaded. */
+int st_hier_lookup(th_store *s, MDB_txn *txn, const char *period, th_units **out, int *is_bound);
+/* Binds an unbound period to u inside txn (the writer's, at the period's first
+ * accepted report). */
+int st_hier_bind(th_store *s, MDB_txn *txn, const char *period, const th_units *u);
 /* 1 on time, 0 late, for a first acceptance at time t (unix µs). */
 int st_on_time(th_store *s, MDB_txn *txn, const char *appendix, const char *period,
                const char *unit, int64_t t);
-/* Units of each subtree expected to submit d (index = unit index), cached; owned by s. */
-const uint32_t *st_expected(th_store *s, const th_units *u, const th_def *d);
+/* Units of a subtree expected to submit d (index = unit index), from a cache per
+ * (hierarchy, definition): one unit's count, or every unit's (malloc'd copy). */
+int st_expected_at(th_store *s, const th_units *u, const th_def *d, size_t i, uint32_t *out);
+uint32_t *st_expected_copy(th_store *s, const th_units *u, const th_def *d);
 void st_expected_clear(th_store *s);
 
 /* --- node.c: the node codec and the group's node cache ------------------------- */

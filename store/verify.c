@@ -54,7 +54,7 @@ static int recompute_all(th_store *s, MDB_txn *txn, emit_fn emit, void *ctx, th_
 	for (size_t p = 0; p < np && ret == TH_OK; p++) {
 		const th_def *d = st_def_in_force(s, pairs[p].appendix, pairs[p].period);
 		th_units *u = NULL;
-		if (!d || st_bound(s, txn, 0, pairs[p].period, &u) != 0) {
+		if (!d || st_hier_lookup(s, txn, pairs[p].period, &u, NULL) != 0) {
 			th_diag_add(diag, TH_SEV_ERROR, TH_EAPPENDIX, NULL, 0, 0, NULL,
 			            "%s %s: no definition or hierarchy to recompute with", pairs[p].appendix,
 			            pairs[p].period);
@@ -234,8 +234,9 @@ int th_store_rebuild(th_store *s)
 			return th_lmdb_error(rc);
 		/* node versions survive: read them before dropping (copy into a scratch db is
 		 * not needed: rebuild_emit reads the old node before overwriting) */
-		rebuild_ctx c = {s, s->last_commit};
-		rc = zero_nodes(s, txn, s->last_commit);
+		uint64_t last = th_store_last_commit(s);
+		rebuild_ctx c = {s, last};
+		rc = zero_nodes(s, txn, last);
 		if (rc == TH_OK)
 			rc = recompute_all(s, txn, rebuild_emit, &c, NULL);
 		if (rc == TH_OK) {
@@ -408,7 +409,7 @@ int th_store_verify(th_store *s, th_diag *diag)
 		free(c.keys[i]);
 	free(c.keys);
 	free(c.klen);
-	mdb_txn_abort(txn);
+	st_read_end(s, txn);
 	size_t errs = th_diag_errors(dg) - before;
 	th_diag_destroy(&local);
 	if (rc)
