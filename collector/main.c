@@ -4,7 +4,7 @@
 #include "th_conf.h"
 #include "th_log.h"
 #include "metrics.h"
-#include "server.h"
+#include "net.h"
 #include "th_def.h"
 #include "th_store.h"
 #include "th_units.h"

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "server.h"
+#include "net.h"
 
 /* Number of finite commit-latency histogram buckets. */
 #define TH_METRICS_BUCKETS 12

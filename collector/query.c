@@ -1,5 +1,5 @@
 /* query.c -- the query socket's request/response protocol (QUERY.md). */
-#include "server.h"
+#include "net.h"
 #include "th_mp.h"
 
 #include <msgpack.h>

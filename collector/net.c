@@ -1,5 +1,5 @@
-/* server.c -- sockets, group commit, acks, publishing (DESIGN sections 4-6, 8). */
-#include "server.h"
+/* net.c -- sockets, group commit, acks, publishing (DESIGN sections 4-6, 8). */
+#include "net.h"
 #include "conns.h"
 #include "th_clock.h"
 #include "th_hash.h"

@@ -1,7 +1,7 @@
-/* server.h -- the collector's sockets and main loop (group commit, acks,
+/* net.h -- the collector's sockets and main loop (group commit, acks,
  * publishing, queries). */
-#ifndef TH_SERVER_H
-#define TH_SERVER_H
+#ifndef TH_NET_H
+#define TH_NET_H
 
 #include <signal.h>
 #include <stdint.h>
