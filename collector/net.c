@@ -1,51 +1,58 @@
-/* net.c -- sockets, group commit, acks, publishing (DESIGN sections 4-6, 8). */
+/* net.c -- the collector's sockets and poll loop (net.h). */
 #include "net.h"
 #include "conns.h"
+#include "ingest.h"
+#include "publish.h"
 #include "th_clock.h"
 #include "th_hash.h"
 #include "th_log.h"
 #include "th_sock.h"
-#include "ingest.h"
-#include "metrics.h"
 
 #include <errno.h>
-#include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <pthread.h>
-#include <sys/eventfd.h>
 #include <zmq.h>
 
 volatile sig_atomic_t th_stop_flag, th_reload_flag;
 
+/* One submit of a group: its reports' ingest results, and those that passed. */
+typedef struct {
+	zmq_msg_t id;
+	uint64_t idhash;     /* of the routing id: counting in-flight submits compares these */
+	uint64_t msg_id;
+	th_submit_decoded dec;
+	th_ack_result *results;
+	th_checked *chk;     /* per report: what passed ingest (ok[i] set) */
+	uint8_t *ok;
+	size_t n;
+	th_key key;
+} pending;
+
+/* A group of submits: filling, with the committer, or waiting for its acks. */
+typedef struct {
+	pending *p;
+	size_t n, bytes;
+	/* with the committer: the job, its submissions and whose results they are */
+	th_job job;
+	th_submission *subs;
+	th_ack_result **dst;
+} group;
+
 struct th_server {
 	th_server_conf conf;
 	th_store *store;
+	th_committer *committer;
 	const th_defset *defs;
 	th_zap *zap;
 	void *ctx;
-	void *ingest, *pub, *query;
+	void *ingest, *query;
+	th_publish *pub;
 	th_stats stats;
-	/* prefixes subscribed on the XPUB socket (libzmq passes each topic's first
-	 * subscribe and last unsubscribe): publish builds only what someone wants */
-	char **subs;
-	size_t *sublen, nsubs, capsubs;
-	/* hellos that arrived while the committer held the store, answered after it */
-	int committing;
-	struct deferred_hello *dh;
-	size_t ndh, capdh;
 	th_conns *conns;
+	group ga, gb;        /* ga: with the committer (ga.job.type set), gb: filling */
+	int applying;
 };
-
-static void subs_clear(th_server *s);
-
-typedef struct deferred_hello {
-	zmq_msg_t id, body;
-	th_key key;
-} deferred_hello;
-
 
 /* The options every collector socket gets, and CURVE unless insecure.
  * backlog: after a restart every agent reconnects at once; libzmq's default
@@ -75,31 +82,60 @@ static int setup_socket(const th_server_conf *conf, void *sock, int is_pub)
 	return TH_OK;
 }
 
-int th_server_new(const th_server_conf *conf, th_store *store, const th_defset *defs,
-                  th_zap *zap, void *zmq_ctx, th_server **out)
+static int setup_pub(void *ctx, void *sock)
+{
+	return setup_socket(ctx, sock, 1);
+}
+
+static void close_now(void *sock)
+{
+	int zero = 0;
+	zmq_setsockopt(sock, ZMQ_LINGER, &zero, sizeof zero);
+	zmq_close(sock);
+}
+
+static int group_init(group *g, size_t cap)
+{
+	memset(g, 0, sizeof *g);
+	g->p = calloc(cap, sizeof *g->p);
+	return g->p ? TH_OK : TH_ENOMEM;
+}
+
+int th_server_new(const th_server_conf *conf, th_store *store, th_committer *c,
+                  const th_defset *defs, th_zap *zap, void *zmq_ctx, th_server **out)
 {
 	th_server *s = calloc(1, sizeof *s);
 	if (!s)
 		return TH_ENOMEM;
 	s->conf = *conf;
+	if (s->conf.group_max <= 0)
+		s->conf.group_max = 1024;
 	s->store = store;
+	s->committer = c;
 	s->defs = defs;
 	s->zap = zap;
 	s->ctx = zmq_ctx;
+	if (group_init(&s->ga, (size_t)s->conf.group_max) || group_init(&s->gb, (size_t)s->conf.group_max)) {
+		th_server_destroy(&s);
+		return TH_ENOMEM;
+	}
 	s->ingest = zmq_socket(s->ctx, ZMQ_ROUTER);
-	s->pub = zmq_socket(s->ctx, ZMQ_XPUB);
 	s->query = zmq_socket(s->ctx, ZMQ_ROUTER);
-	if (!s->ingest || !s->pub || !s->query)
+	if (!s->ingest || !s->query)
 		goto fail;
-	void *socks[3] = {s->ingest, s->pub, s->query};
-	const char *eps[3] = {conf->bind, conf->pub, conf->query};
-	for (int i = 0; i < 3; i++) {
-		if (setup_socket(conf, socks[i], i == 1) != 0)
+	void *socks[2] = {s->ingest, s->query};
+	const char *eps[2] = {conf->bind, conf->query};
+	for (int i = 0; i < 2; i++) {
+		if (setup_socket(conf, socks[i], 0) != 0)
 			goto fail;
 		if (zmq_bind(socks[i], eps[i]) != 0) {
 			th_log(TH_LOG_ERROR, "net", "cannot bind %s: %s", eps[i], zmq_strerror(zmq_errno()));
 			goto fail;
 		}
+	}
+	if (th_publish_new(s->ctx, conf->pub, setup_pub, &s->conf, &s->pub) != 0) {
+		th_log(TH_LOG_ERROR, "net", "cannot bind %s: %s", conf->pub, zmq_strerror(zmq_errno()));
+		goto fail;
 	}
 	if (th_conns_new(s->ctx, s->ingest, conf->insecure ? 0 : conf->max_conns_per_key, &s->conns) != 0) {
 		th_log(TH_LOG_ERROR, "net", "cannot monitor the ingest socket: %s", zmq_strerror(zmq_errno()));
@@ -117,24 +153,14 @@ void th_server_destroy(th_server **ps)
 	if (!ps || !*ps)
 		return;
 	th_server *s = *ps;
-	int zero = 0;
 	th_conns_destroy(&s->conns);
-	if (s->ingest) {
-		zmq_setsockopt(s->ingest, ZMQ_LINGER, &zero, sizeof zero);
-		zmq_close(s->ingest);
-	}
-	if (s->pub)
-		zmq_close(s->pub);
-	if (s->query) {
-		zmq_setsockopt(s->query, ZMQ_LINGER, &zero, sizeof zero);
-		zmq_close(s->query);
-	}
-	subs_clear(s);
-	for (size_t i = 0; i < s->ndh; i++) {
-		zmq_msg_close(&s->dh[i].id);
-		zmq_msg_close(&s->dh[i].body);
-	}
-	free(s->dh);
+	if (s->ingest)
+		close_now(s->ingest);
+	th_publish_destroy(&s->pub);
+	if (s->query)
+		close_now(s->query);
+	free(s->ga.p);
+	free(s->gb.p);
 	free(s);
 	*ps = NULL;
 }
@@ -249,153 +275,33 @@ static void on_hello(th_server *s, zmq_msg_t *id, const uint8_t *buf, size_t len
 	th_hello_free(&h);
 }
 
-/* --- submit / group commit ----------------------------------------------------------- */
+/* --- submits and groups ------------------------------------------------------------------ */
 
-typedef struct {
-	zmq_msg_t id;
-	uint64_t idhash;     /* of the routing id: counting in-flight submits compares these */
-	uint64_t msg_id;
-	th_submit_decoded dec;
-	th_ack_result *results;
-	th_checked *chk;     /* per report: what passed ingest (ok[i] set) */
-	uint8_t *ok;
-	size_t n;
-	th_key key;
-} pending;
-
-static void result_reject(th_ack_result *r, th_ack_status st, int code, long row, const char *column,
-                          const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static void result_reject(th_ack_result *r, th_ack_status st, int code, long row, const char *column,
-                          const char *fmt, ...)
+static void pending_free(pending *p)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	char *m = NULL;
-	if (vasprintf(&m, fmt, ap) < 0)
-		m = NULL;
-	va_end(ap);
-	r->status = st;
-	r->code = code;
-	r->row = row;
-	free(r->message);
-	r->message = m;
-	free(r->column);
-	r->column = column ? strdup(column) : NULL;
-}
-
-static void subs_clear(th_server *s)
-{
-	for (size_t i = 0; i < s->nsubs; i++)
-		free(s->subs[i]);
-	free(s->subs);
-	free(s->sublen);
-	s->subs = NULL;
-	s->sublen = NULL;
-	s->nsubs = s->capsubs = 0;
-}
-
-/* Reads the (un)subscriptions waiting on the XPUB socket into s->subs. */
-static void subs_read(th_server *s)
-{
-	if (!s->pub)
-		return;
-	for (;;) {
-		zmq_msg_t m;
-		zmq_msg_init(&m);
-		if (zmq_msg_recv(&m, s->pub, ZMQ_DONTWAIT) < 0) {
-			zmq_msg_close(&m);
-			return;
-		}
-		const uint8_t *d = zmq_msg_data(&m);
-		size_t n = zmq_msg_size(&m);
-		if (n >= 1 && (d[0] == 0 || d[0] == 1)) {
-			size_t i = 0;
-			while (i < s->nsubs && !(s->sublen[i] == n - 1 && !memcmp(s->subs[i], d + 1, n - 1)))
-				i++;
-			if (d[0] == 0 && i < s->nsubs) {
-				free(s->subs[i]);
-				s->subs[i] = s->subs[s->nsubs - 1];
-				s->sublen[i] = s->sublen[s->nsubs - 1];
-				s->nsubs--;
-			} else if (d[0] == 1 && i == s->nsubs) {
-				if (s->nsubs == s->capsubs) {
-					size_t cap = s->capsubs ? s->capsubs * 2 : 8;
-					char **ns = realloc(s->subs, cap * sizeof *ns);
-					if (ns)
-						s->subs = ns;
-					size_t *nl = realloc(s->sublen, cap * sizeof *nl);
-					if (nl)
-						s->sublen = nl;
-					if (ns && nl)
-						s->capsubs = cap;
-				}
-				char *copy = s->nsubs < s->capsubs ? malloc(n) : NULL;
-				if (copy) {
-					memcpy(copy, d + 1, n - 1);
-					s->subs[s->nsubs] = copy;
-					s->sublen[s->nsubs++] = n - 1;
-				}
-			}
-		}
-		zmq_msg_close(&m);
+	for (size_t k = 0; k < p->n; k++) {
+		th_ack_result_free(&p->results[k]);
+		if (p->ok && p->ok[k])
+			th_checked_release(&p->chk[k]);
 	}
+	free(p->results);
+	free(p->chk);
+	free(p->ok);
+	th_submit_decoded_free(&p->dec);
+	zmq_msg_close(&p->id);
 }
 
-static int subs_want(const th_server *s, const char *topic, size_t tl)
+static void group_clear(group *g)
 {
-	for (size_t i = 0; i < s->nsubs; i++)
-		if (s->sublen[i] <= tl && !memcmp(s->subs[i], topic, s->sublen[i]))
-			return 1;
-	return 0;
-}
-
-static void publish_changes(th_server *s, th_changed_node *ch, size_t n)
-{
-	subs_read(s);
-	for (size_t i = 0; i < n && s->nsubs; i++) {
-		const th_def *d = th_store_def_for(s->store, ch[i].appendix, ch[i].period);
-		if (!d)
-			continue;
-		char topic[256];
-		int tl = snprintf(topic, sizeof topic, "L%u\x1f%s\x1f%s\x1f%s\x1f", ch[i].level, ch[i].unit,
-		                  ch[i].appendix, ch[i].period);
-		if (tl <= 0 || (size_t)tl >= sizeof topic || !subs_want(s, topic, (size_t)tl))
-			continue;   /* nobody listens to this node: not even read */
-		th_node node;
-		memset(&node, 0, sizeof node);
-		if (th_store_get_node(s->store, ch[i].appendix, ch[i].period, ch[i].unit, &node) != 0)
-			continue;
-		msgpack_sbuffer sb;
-		msgpack_sbuffer_init(&sb);
-		msgpack_packer pk;
-		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-		msgpack_pack_map(&pk, 12);
-#define KS(k) (msgpack_pack_str(&pk, strlen(k)), msgpack_pack_str_body(&pk, k, strlen(k)))
-		KS("unit"); KS(ch[i].unit);
-		KS("appendix"); KS(ch[i].appendix);
-		KS("period"); KS(ch[i].period);
-		KS("level"); msgpack_pack_uint32(&pk, ch[i].level);
-		KS("version"); msgpack_pack_uint64(&pk, node.version);
-		KS("commit"); msgpack_pack_uint64(&pk, node.commit);
-		KS("own");
-		msgpack_pack_array(&pk, d->n_slots);
-		for (size_t k = 0; k < d->n_slots; k++)
-			msgpack_pack_int64(&pk, node.own ? node.own[k] : 0);
-		KS("total");
-		msgpack_pack_array(&pk, d->n_slots);
-		for (size_t k = 0; k < d->n_slots; k++)
-			msgpack_pack_int64(&pk, node.total ? node.total[k] : 0);
-		KS("expected"); msgpack_pack_uint32(&pk, node.expected);
-		KS("reported"); msgpack_pack_uint32(&pk, node.reported);
-		KS("on_time"); msgpack_pack_uint32(&pk, node.on_time);
-		KS("late"); msgpack_pack_uint32(&pk, node.late);
-#undef KS
-		if (tl > 0 && s->pub && zmq_send(s->pub, topic, (size_t)tl, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
-		    zmq_send(s->pub, sb.data, sb.size, ZMQ_DONTWAIT) >= 0)
-			s->stats.published++;
-		msgpack_sbuffer_destroy(&sb);
-		th_node_free(&node);
-	}
+	for (size_t i = 0; i < g->n; i++)
+		pending_free(&g->p[i]);
+	g->n = g->bytes = 0;
+	free(g->subs);
+	free(g->dst);
+	free(g->job.changed);
+	g->subs = NULL;
+	g->dst = NULL;
+	memset(&g->job, 0, sizeof g->job);
 }
 
 static void count_result(th_server *s, const th_ack_result *r, const th_key *key)
@@ -424,206 +330,110 @@ static void count_result(th_server *s, const th_ack_result *r, const th_key *key
 	}
 }
 
-/* --- the committer: th_store_apply on its own thread ----------------------------------
- * While a group is applied and fsync'd, the network thread keeps receiving and decoding the
- * next group; it touches the store only while the committer is idle (check_report, hellos,
- * queries, publishing), so the store is never used from two threads at once. */
-typedef struct committer {
-	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int efd;                 /* eventfd: the committer adds 1 when a job is done */
-	int job, quit, started;
-	th_store *store;
-	/* the job */
-	th_submission *subs;
-	size_t ns;
-	th_ack_result **dst;     /* the ack result of each submission */
-	/* its outcome */
-	int rc;
-	uint64_t commit;
-	int64_t ctime, dt;
-	th_changed_node *changed;
-	size_t nchanged;
-} committer;
-
-static void *committer_main(void *arg)
-{
-	committer *c = arg;
-	pthread_setname_np(pthread_self(), "th-committer");
-	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		while (!c->job && !c->quit)
-			pthread_cond_wait(&c->cv, &c->mu);
-		if (!c->job)
-			break;
-		pthread_mutex_unlock(&c->mu);
-		int64_t t0 = th_now_us();
-		c->changed = NULL;
-		c->nchanged = 0;
-		c->rc = th_store_apply(c->store, c->subs, c->ns, &c->commit, &c->ctime, &c->changed,
-		                       &c->nchanged);
-		c->dt = th_now_us() - t0;
-		pthread_mutex_lock(&c->mu);
-		c->job = 0;
-		pthread_cond_broadcast(&c->cv);   /* committer_wait */
-		uint64_t one = 1;
-		if (write(c->efd, &one, sizeof one) != sizeof one)
-			th_log(TH_LOG_ERROR, "store", "committer cannot signal: %s", strerror(errno));
-	}
-	pthread_mutex_unlock(&c->mu);
-	return NULL;
-}
-
-/* Checks a received group and hands the reports that pass to the committer.  Returns the
- * submissions array (NULL when nothing is to be stored: the group can be finished at once). */
-static th_submission *group_start(th_server *s, committer *c, pending *g, size_t ng, size_t *ns_out)
+/* Hands g's reports that passed ingest to the committer.  0 when none did (the
+ * group is answered at once), 1 when the committer has it. */
+static int group_start(th_server *s, group *g)
 {
 	size_t total = 0;
-	for (size_t i = 0; i < ng; i++)
-		total += g[i].n;
-	th_submission *subs = calloc(total ? total : 1, sizeof *subs);
-	free(c->dst);
-	c->dst = calloc(total ? total : 1, sizeof *c->dst);
-	if (!c->dst) {
-		free(subs);
-		subs = NULL;
+	for (size_t i = 0; i < g->n; i++)
+		for (size_t k = 0; k < g->p[i].n; k++)
+			total += g->p[i].ok[k];
+	if (!total)
+		return 0;
+	g->subs = calloc(total, sizeof *g->subs);
+	g->dst = calloc(total, sizeof *g->dst);
+	if (!g->subs || !g->dst) {
+		for (size_t i = 0; i < g->n; i++)
+			for (size_t k = 0; k < g->p[i].n; k++)
+				if (g->p[i].ok[k])
+					th_ingest_answer(s->store, &(th_store_result){.status = TH_STORE_RETRY,
+					                 .code = TH_ENOMEM, .message = "out of memory"},
+					                 NULL, NULL, NULL, 0, &g->p[i].results[k]);
+		free(g->subs);
+		free(g->dst);
+		g->subs = NULL;
+		g->dst = NULL;
+		return 0;
 	}
 	size_t ns = 0;
-	for (size_t i = 0; i < ng && subs; i++)
-		for (size_t k = 0; k < g[i].n; k++)
-			if ((g[i].ok[k] = (uint8_t)th_ingest_check(s->store, &g[i].key, s->conf.insecure,
-			                                           g[i].dec.reports[k], g[i].dec.err[k],
-			                                           g[i].dec.why[k], &g[i].chk[k],
-			                                           &g[i].results[k]))) {
-				c->dst[ns] = &g[i].results[k];
-				subs[ns++] = g[i].chk[k].sub;
+	for (size_t i = 0; i < g->n; i++)
+		for (size_t k = 0; k < g->p[i].n; k++)
+			if (g->p[i].ok[k]) {
+				g->dst[ns] = &g->p[i].results[k];
+				g->subs[ns++] = g->p[i].chk[k].sub;
 			}
-	*ns_out = ns;
-	if (!ns || !subs)
-		return subs;
-	pthread_mutex_lock(&c->mu);
-	c->subs = subs;
-	c->ns = ns;
-	c->job = 1;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	return subs;
+	memset(&g->job, 0, sizeof g->job);
+	g->job.type = TH_JOB_APPLY;
+	g->job.subs = g->subs;
+	g->job.n = ns;
+	g->job.owner = g;
+	th_committer_push(s->committer, &g->job);
+	return 1;
 }
 
-/* Waits until the committer is idle, and consumes its signal. */
-static void committer_wait(committer *c)
+/* The group's job is back: its results into the acks, counters, publishing. */
+static void group_results(th_server *s, group *g)
 {
-	uint64_t v;
-	pthread_mutex_lock(&c->mu);
-	while (c->job)
-		pthread_cond_wait(&c->cv, &c->mu);
-	pthread_mutex_unlock(&c->mu);
-	while (read(c->efd, &v, sizeof v) == sizeof v)
-		;
-}
-
-/* After the committer finished the group's job (or when there was none): results of a failed
- * commit, counters, publishing (which reads the store).  *commit and *ctime are for the acks
- * (group_acks), sent once the committer has the next group. */
-static void group_results(th_server *s, committer *c, th_submission *subs, size_t ns,
-                          uint64_t *commit_out, int64_t *ctime_out)
-{
-	uint64_t commit = 0;
-	int64_t ctime = 0;
-	th_changed_node *changed = NULL;
-	size_t nchanged = 0;
-	if (ns) {
-		int rc = c->rc;
-		int64_t dt = c->dt;
-		changed = c->changed;
-		nchanged = c->nchanged;
-		c->changed = NULL;
-		if (rc != 0) {
-			th_log(TH_LOG_ERROR, "store", "group of %zu reports not committed: %s", ns,
-			       th_strerror(rc));
-			for (size_t k = 0; k < ns; k++)
-				result_reject(c->dst[k], TH_ACK_RETRY_LATER, rc == TH_ENOSPC ? TH_ENOSPC : TH_ESTORE,
-				              0, NULL, "%s", rc == TH_ENOSPC
-				                  ? "the collector cannot write to its store now (disk full or a size limit); your report is kept and will be retried"
-				                  : "the collector could not store the report; it will be retried");
-		} else {
-			commit = c->commit;
-			ctime = c->ctime;
-			s->stats.commits++;
-			s->stats.group_reports_sum += ns;
-			if (ns > s->stats.group_reports_max)
-				s->stats.group_reports_max = ns;
-			s->stats.commit_us_sum += (uint64_t)dt;
-			if ((uint64_t)dt > s->stats.commit_us_max)
-				s->stats.commit_us_max = (uint64_t)dt;
-			th_metrics_observe_commit(dt);
-			for (size_t k = 0; k < ns; k++) {
-				th_ingest_answer(s->store, &subs[k].result, NULL, NULL, NULL, 0, c->dst[k]);
-				if (subs[k].result.status == TH_STORE_ACCEPTED)
-					s->stats.records += subs[k].report->n_rows;
-			}
-			th_log(TH_LOG_DEBUG, "store", "commit %llu: %zu reports in %lld us",
-			       (unsigned long long)commit, ns, (long long)dt);
-		}
+	th_job *j = &g->job;
+	if (!j->type)
+		return;   /* nothing went to the store */
+	if (j->rc != 0) {
+		th_log(TH_LOG_ERROR, "store", "group of %zu reports not committed: %s", j->n,
+		       th_strerror(j->rc));
+		th_store_result fail = {.status = TH_STORE_RETRY,
+		                        .code = j->rc == TH_ENOSPC ? TH_ENOSPC : TH_ESTORE};
+		snprintf(fail.message, sizeof fail.message, "%s", j->rc == TH_ENOSPC
+		         ? "the collector cannot write to its store now (disk full or a size limit); "
+		           "your report is kept and will be retried"
+		         : "the collector could not store the report; it will be retried");
+		for (size_t k = 0; k < j->n; k++)
+			th_ingest_answer(s->store, &fail, NULL, NULL, NULL, 0, g->dst[k]);
+		return;
 	}
-	if (nchanged)
-		publish_changes(s, changed, nchanged);
-	free(changed);
-	free(subs);
-	*commit_out = commit;
-	*ctime_out = ctime;
+	int64_t dt = j->duration_us;
+	s->stats.commits++;
+	s->stats.group_reports_sum += j->n;
+	if (j->n > s->stats.group_reports_max)
+		s->stats.group_reports_max = j->n;
+	s->stats.commit_us_sum += (uint64_t)dt;
+	if ((uint64_t)dt > s->stats.commit_us_max)
+		s->stats.commit_us_max = (uint64_t)dt;
+	th_metrics_observe_commit(dt);
+	for (size_t k = 0; k < j->n; k++) {
+		th_ingest_answer(s->store, &j->subs[k].result, NULL, NULL, NULL, 0, g->dst[k]);
+		if (j->subs[k].result.status == TH_STORE_ACCEPTED)
+			s->stats.records += j->subs[k].report->n_rows;
+	}
+	th_log(TH_LOG_DEBUG, "store", "commit %llu: %zu reports in %lld us",
+	       (unsigned long long)j->commit, j->n, (long long)dt);
+	if (j->n_changed)
+		s->stats.published += th_publish_changes(s->pub, s->store, j->changed, j->n_changed);
 }
 
 /* The acks of a group (only once it is durable): one per submit. */
-static void group_acks(th_server *s, pending *g, size_t ng, uint64_t commit, int64_t ctime)
+static void group_acks(th_server *s, group *g)
 {
 	const uint8_t *uuid = th_store_uuid(s->store);
-	for (size_t i = 0; i < ng; i++) {
-		th_ack a = {0};
-		a.id = g[i].msg_id;
+	uint64_t commit = g->job.type && !g->job.rc ? g->job.commit : 0;
+	int64_t ctime = g->job.type && !g->job.rc ? g->job.commit_time : 0;
+	for (size_t i = 0; i < g->n; i++) {
+		pending *p = &g->p[i];
+		th_ack a = {.id = p->msg_id, .commit = commit, .commit_time = ctime,
+		            .results = p->results, .n_results = p->n};
 		memcpy(a.store, uuid, TH_STORE_UUID_LEN);
-		a.commit = commit;
-		a.commit_time = ctime;
-		a.results = g[i].results;
-		a.n_results = g[i].n;
-		for (size_t k = 0; k < g[i].n; k++) {
-			const th_submit_decoded *d = &g[i].dec;
-			/* the store's result is merged already (group_results) */
+		for (size_t k = 0; k < p->n; k++) {
+			const th_submit_decoded *d = &p->dec;
 			th_ingest_answer(s->store, NULL, d->unit[k], d->appendix[k], d->period[k], d->rev[k],
-			                 &g[i].results[k]);
-			count_result(s, &g[i].results[k], &g[i].key);
+			                 &p->results[k]);
+			count_result(s, &p->results[k], &p->key);
 		}
 		uint8_t *buf;
 		size_t len;
 		if (th_wire_encode_ack(&a, &buf, &len) == 0) {
-			send_to(s->ingest, &g[i].id, buf, len);
+			send_to(s->ingest, &p->id, buf, len);
 			free(buf);
 		}
 	}
-}
-
-static void group_finish(th_server *s, committer *c, pending *g, size_t ng, th_submission *subs,
-                         size_t ns)
-{
-	uint64_t commit;
-	int64_t ctime;
-	group_results(s, c, subs, ns, &commit, &ctime);
-	group_acks(s, g, ng, commit, ctime);
-}
-
-static void pending_free(pending *p)
-{
-	for (size_t k = 0; k < p->n; k++)
-		th_ack_result_free(&p->results[k]);
-	free(p->results);
-	for (size_t k = 0; p->ok && k < p->n; k++)
-		if (p->ok[k])
-			th_checked_release(&p->chk[k]);
-	free(p->chk);
-	free(p->ok);
-	th_submit_decoded_free(&p->dec);
-	zmq_msg_close(&p->id);
 }
 
 static uint64_t id_hash(zmq_msg_t *id)
@@ -675,18 +485,11 @@ static int too_many_conns(th_server *s, zmq_msg_t *id, zmq_msg_t *body, const th
 	return 1;
 }
 
-/* Reads the ingest socket's monitor: closed connections stop counting. */
-static void conns_tick(th_server *s)
-{
-	th_conns_poll(s->conns);
-	s->stats.disconnects = th_conns_disconnects(s->conns);
-	s->stats.conns_live = th_conns_live(s->conns);
-}
-
-/* Receives one message from the ingest socket; handles hello and errors at
- * once; a decoded submit is appended to the group. Returns 1 when a message
- * was read, 0 when none was waiting, -1 on a socket error. */
-static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
+/* Receives one message from the ingest socket; answers a hello or a refused
+ * message at once; a submit is decoded, its reports checked (ingest.h) and it is
+ * appended to the filling group.  Returns 1 when a message was read, 0 when none
+ * was waiting, -1 on a socket error. */
+static int receive_one(th_server *s, group *grp)
 {
 	zmq_msg_t id, body;
 	uint64_t idh = 0;
@@ -731,29 +534,10 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 	} else if (th_wire_type(buf, len, &t, &why) != 0) {
 		th_log(TH_LOG_WARN, "ingest", "malformed message from %s (%zu bytes): %s", key.unit, len, why);
 		send_error(s, s->ingest, &id, 0, TH_EPROTO, why, 0);
-	} else if (t == TH_MSG_HELLO && s->committing) {
-		/* the welcome reads the store: answered when the committer is done */
-		if (s->ndh == s->capdh) {
-			size_t cap = s->capdh ? s->capdh * 2 : 64;
-			deferred_hello *n = cap <= 65536 ? realloc(s->dh, cap * sizeof *n) : NULL;
-			if (n) {
-				s->dh = n;
-				s->capdh = cap;
-			}
-		}
-		if (s->ndh < s->capdh) {
-			deferred_hello *d = &s->dh[s->ndh++];
-			zmq_msg_init(&d->id);
-			zmq_msg_init(&d->body);
-			zmq_msg_move(&d->id, &id);
-			zmq_msg_move(&d->body, &body);
-			d->key = key;
-		} else {
-			send_error(s, s->ingest, &id, 0, TH_EBUSY, "too many hellos waiting", 1);
-		}
 	} else if (t == TH_MSG_HELLO) {
+		/* read transactions: answered at once, also while a group is committed */
 		on_hello(s, &id, buf, len, &key);
-	} else if (t == TH_MSG_SUBMIT && inflight(g, *ng, &id, idh = id_hash(&id)) >= s->conf.limits.max_inflight) {
+	} else if (t == TH_MSG_SUBMIT && inflight(grp->p, grp->n, &id, idh = id_hash(&id)) >= s->conf.limits.max_inflight) {
 		uint64_t n = ++s->stats.inflight_refused;
 		if ((n & (n - 1)) == 0)   /* 1, 2, 4, 8...: a flood does not flood the log */
 			th_log(TH_LOG_WARN, "ingest", "%s has more than %u submits in flight; refused "
@@ -762,7 +546,7 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 		/* under the submit's own id: the agent knows which batch to send again */
 		send_error(s, s->ingest, &id, th_wire_peek_id(buf, len), TH_EBUSY, "too many in flight", 1);
 	} else if (t == TH_MSG_SUBMIT) {
-		pending *p = &g[*ng];
+		pending *p = &grp->p[grp->n];
 		memset(p, 0, sizeof *p);
 		int rc = th_wire_decode_submit(buf, len, s->defs, &s->conf.limits, &p->dec, &why);
 		if (rc != 0) {
@@ -786,8 +570,13 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 				zmq_msg_init(&p->id);
 				zmq_msg_move(&p->id, &id);
 				p->idhash = idh;
-				(*ng)++;
-				*bytes += len;
+				/* every rule, as it arrives: the committer may be writing meanwhile */
+				for (size_t k = 0; k < p->n; k++)
+					p->ok[k] = (uint8_t)th_ingest_check(s->store, &p->key, s->conf.insecure,
+					                                    p->dec.reports[k], p->dec.err[k],
+					                                    p->dec.why[k], &p->chk[k], &p->results[k]);
+				grp->n++;
+				grp->bytes += len;
 			}
 		}
 	} else {
@@ -798,6 +587,7 @@ static int receive_one(th_server *s, pending *g, size_t *ng, size_t *bytes)
 	return 1;
 }
 
+/* Answers the queries waiting (at most 64 at a time, so ingest is not starved). */
 static void serve_query(th_server *s)
 {
 	for (int k = 0; k < 64; k++) {
@@ -843,88 +633,84 @@ static void serve_query(th_server *s)
 	}
 }
 
-/* Recreates the PUB socket on the same endpoint, so that every subscriber reconnects and
- * passes ZAP again under the keys now in force: a revoked reader is cut off.  The old
- * socket stays in use when the new one cannot be set up. */
-static void pub_rebind(th_server *s)
+/* The committer gave back a job: a group (its acks), or nothing else is handed over
+ * by this loop (configuration jobs run through th_committer_run). */
+static void take_jobs(th_server *s)
 {
-	if (!s->conf.pub)
-		return;
-	int zero = 0;
-	zmq_unbind(s->pub, s->conf.pub);
-	zmq_setsockopt(s->pub, ZMQ_LINGER, &zero, sizeof zero);
-	zmq_close(s->pub);
-	s->pub = NULL;
-	subs_clear(s);   /* the subscribers reconnect and subscribe again */
-	for (int attempt = 0; attempt < 100 && !s->pub; attempt++) {
-		void *p = zmq_socket(s->ctx, ZMQ_XPUB);
-		if (!p)
-			break;
-		if (setup_socket(&s->conf, p, 1) == 0 && zmq_bind(p, s->conf.pub) == 0) {
-			s->pub = p;
-			break;
+	th_job *j;
+	while ((j = th_committer_take(s->committer))) {
+		group *g = j->owner;
+		if (g != &s->ga)
+			continue;
+		s->applying = 0;
+		group_results(s, &s->ga);
+		/* the next group goes to the committer before this one's acks are encoded */
+		group done = s->ga;
+		s->ga = s->gb;
+		s->gb = done;
+		s->gb.job.owner = NULL;
+		if (s->ga.n)
+			s->applying = group_start(s, &s->ga);
+		group_acks(s, &s->gb);
+		group_clear(&s->gb);
+		if (s->ga.n && !s->applying) {   /* nothing of it went to the store */
+			group_acks(s, &s->ga);
+			group_clear(&s->ga);
 		}
-		zmq_setsockopt(p, ZMQ_LINGER, &zero, sizeof zero);
-		zmq_close(p);
-		usleep(20000);   /* the old listener is closed asynchronously */
 	}
-	if (s->pub)
-		th_log(TH_LOG_INFO, "net", "PUB socket %s recreated: subscribers pass the new keys again",
-		       s->conf.pub);
-	else
-		th_log(TH_LOG_ERROR, "net", "cannot recreate the PUB socket on %s: %s; publishing stops",
-		       s->conf.pub, zmq_strerror(zmq_errno()));
 }
 
-static void answer_deferred_hellos(th_server *s)
+static void summary(th_server *s, int64_t *last, uint64_t *last_commits)
 {
-	for (size_t i = 0; i < s->ndh; i++) {
-		deferred_hello *d = &s->dh[i];
-		on_hello(s, &d->id, zmq_msg_data(&d->body), zmq_msg_size(&d->body), &d->key);
-		zmq_msg_close(&d->id);
-		zmq_msg_close(&d->body);
-	}
-	s->ndh = 0;
+	int64_t t = th_mono_us();
+	if (t - *last <= 60 * 1000000LL)
+		return;
+	if (s->stats.commits != *last_commits)
+		th_log(TH_LOG_INFO, "stats",
+		       "accepted %llu duplicate %llu stale %llu conflict %llu retry %llu rejected %llu "
+		       "refused %llu commits %llu",
+		       (unsigned long long)s->stats.accepted, (unsigned long long)s->stats.duplicate,
+		       (unsigned long long)s->stats.stale, (unsigned long long)s->stats.conflict,
+		       (unsigned long long)s->stats.retry_later, (unsigned long long)s->stats.rejected,
+		       (unsigned long long)s->stats.refused_msgs, (unsigned long long)s->stats.commits);
+	*last_commits = s->stats.commits;
+	*last = t;
 }
 
 int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 {
-	int gmax = s->conf.group_max > 0 ? s->conf.group_max : 1024;
-	/* three groups: one with the committer, one filling, and the one just committed
-	 * whose acks go out once the committer has the next */
-	pending *ga = calloc((size_t)gmax, sizeof *ga), *gb = calloc((size_t)gmax, sizeof *gb),
-	        *gc = calloc((size_t)gmax, sizeof *gc);
-	committer c;
-	memset(&c, 0, sizeof c);
-	c.store = s->store;
-	c.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (!ga || !gb || !gc || c.efd < 0 || pthread_mutex_init(&c.mu, NULL) ||
-	    pthread_cond_init(&c.cv, NULL) || pthread_create(&c.th, NULL, committer_main, &c)) {
-		th_log(TH_LOG_ERROR, "main", "cannot start the committer thread");
-		free(ga);
-		free(gb);
-		free(gc);
-		if (c.efd >= 0)
-			close(c.efd);
-		return TH_ENOMEM;
-	}
-	size_t na = 0, nb = 0, bytes = 0, ns = 0;   /* na: the committing group's size */
-	th_submission *subs = NULL;
-	int64_t last_summary = th_now_us();
+	size_t gmax = (size_t)s->conf.group_max;
+	int64_t last_summary = th_mono_us();
 	uint64_t last_commits = 0;
 	while (!th_stop_flag) {
-		if (th_reload_flag && !s->committing) {
+		if (th_reload_flag) {
+			/* configuration goes through the committer too, behind its group */
 			th_reload_flag = 0;
 			if (reload)
 				reload(ctx);
-			pub_rebind(s);
+			if (th_publish_rebind(s->pub) == 0)
+				th_log(TH_LOG_INFO, "net", "PUB socket %s recreated: subscribers pass the new "
+				       "keys again", s->conf.pub);
+			else
+				th_log(TH_LOG_ERROR, "net", "cannot recreate the PUB socket on %s: %s; the old "
+				       "one stays", s->conf.pub, zmq_strerror(zmq_errno()));
 		}
-		int room = nb < (size_t)gmax && bytes < s->conf.group_bytes;
+		/* an idle committer takes the group filled so far */
+		if (!s->applying && s->gb.n) {
+			group t = s->ga;
+			s->ga = s->gb;
+			s->gb = t;
+			if (!(s->applying = group_start(s, &s->ga))) {
+				group_acks(s, &s->ga);
+				group_clear(&s->ga);
+			}
+		}
+		group *g = &s->gb;
+		int room = g->n < gmax && g->bytes < s->conf.group_bytes;
 		zmq_pollitem_t items[3] = {{s->ingest, 0, room ? ZMQ_POLLIN : 0, 0},
-		                           {s->query, 0, s->committing ? 0 : ZMQ_POLLIN, 0},
-		                           {NULL, c.efd, s->committing ? ZMQ_POLLIN : 0, 0}};
-		/* a group waiting for an idle committer must not wait for the poll */
-		int rc = zmq_poll(items, 3, !s->committing && nb && !th_reload_flag ? 0 : 200);
+		                           {s->query, 0, ZMQ_POLLIN, 0},
+		                           {NULL, th_committer_fd(s->committer), ZMQ_POLLIN, 0}};
+		int rc = zmq_poll(items, 3, 200);
 		if (rc < 0) {
 			if (zmq_errno() == EINTR)
 				continue;
@@ -933,96 +719,35 @@ int th_server_run(th_server *s, void (*reload)(void *ctx), void *ctx)
 			th_log(TH_LOG_ERROR, "net", "poll: %s", zmq_strerror(zmq_errno()));
 			continue;
 		}
-		/* the committer first: it gets the next group before this thread encodes the
-		 * acks of the one it finished or decodes what has arrived since */
-		size_t nc = 0;   /* gc: the group just committed, acks still to send */
-		uint64_t c_commit = 0;
-		int64_t c_time = 0;
-		if (s->committing && (items[2].revents & ZMQ_POLLIN)) {
-			committer_wait(&c);
-			s->committing = 0;
-			group_results(s, &c, subs, ns, &c_commit, &c_time);
-			pending *t = gc;
-			gc = ga;
-			ga = t;
-			nc = na;
-			na = 0;
-			subs = NULL;
-			/* between groups the store is free: what waited for it goes first */
-			answer_deferred_hellos(s);
-			serve_query(s);
-		}
-		if (!s->committing && nb && !th_reload_flag) {
-			subs = group_start(s, &c, gb, nb, &ns);
-			pending *t = ga;
-			ga = gb;
-			gb = t;
-			na = nb;
-			nb = bytes = 0;
-			if (ns && subs) {
-				s->committing = 1;
-			} else {
-				group_finish(s, &c, ga, na, subs, 0);
-				for (size_t i = 0; i < na; i++)
-					pending_free(&ga[i]);
-				na = 0;
-				subs = NULL;
-			}
-		}
-		if (nc) {
-			group_acks(s, gc, nc, c_commit, c_time);
-			for (size_t i = 0; i < nc; i++)
-				pending_free(&gc[i]);
-		}
+		if (items[2].revents & ZMQ_POLLIN)
+			take_jobs(s);
 		if (items[0].revents & ZMQ_POLLIN) {
 			/* drain what has arrived, bounded by count and bytes */
-			while (nb < (size_t)gmax && bytes < s->conf.group_bytes) {
-				int r = receive_one(s, gb, &nb, &bytes);
-				if (r <= 0)
-					break;
-			}
+			g = &s->gb;
+			while (g->n < gmax && g->bytes < s->conf.group_bytes && receive_one(s, g) > 0)
+				;
 		}
-		if (!s->committing && (items[1].revents & ZMQ_POLLIN))
+		if (items[1].revents & ZMQ_POLLIN)
 			serve_query(s);
-		conns_tick(s);
+		th_conns_poll(s->conns);
+		s->stats.disconnects = th_conns_disconnects(s->conns);
+		s->stats.conns_live = th_conns_live(s->conns);
 		th_metrics_tick(&s->stats);
-		int64_t t = th_now_us();
-		if (t - last_summary > 60 * 1000000LL) {
-			if (s->stats.commits != last_commits)
-				th_log(TH_LOG_INFO, "stats",
-				       "accepted %llu duplicate %llu stale %llu conflict %llu retry %llu rejected %llu "
-				       "refused %llu commits %llu",
-				       (unsigned long long)s->stats.accepted, (unsigned long long)s->stats.duplicate,
-				       (unsigned long long)s->stats.stale, (unsigned long long)s->stats.conflict,
-				       (unsigned long long)s->stats.retry_later, (unsigned long long)s->stats.rejected,
-				       (unsigned long long)s->stats.refused_msgs, (unsigned long long)s->stats.commits);
-			last_commits = s->stats.commits;
-			last_summary = t;
-		}
+		summary(s, &last_summary, &last_commits);
 	}
 	/* stopping: the group with the committer is committed and acknowledged; the one
 	 * being filled is not acknowledged (its agents send it again) */
-	if (s->committing) {
-		committer_wait(&c);
-		s->committing = 0;
-		group_finish(s, &c, ga, na, subs, ns);
-		for (size_t i = 0; i < na; i++)
-			pending_free(&ga[i]);
+	while (s->applying) {
+		zmq_pollitem_t it = {NULL, th_committer_fd(s->committer), ZMQ_POLLIN, 0};
+		zmq_poll(&it, 1, 1000);
+		th_job *j = th_committer_take(s->committer);
+		if (j && j->owner == &s->ga) {
+			s->applying = 0;
+			group_results(s, &s->ga);
+			group_acks(s, &s->ga);
+			group_clear(&s->ga);
+		}
 	}
-	for (size_t i = 0; i < nb; i++)
-		pending_free(&gb[i]);
-	answer_deferred_hellos(s);
-	pthread_mutex_lock(&c.mu);
-	c.quit = 1;
-	pthread_cond_signal(&c.cv);
-	pthread_mutex_unlock(&c.mu);
-	pthread_join(c.th, NULL);
-	pthread_mutex_destroy(&c.mu);
-	free(c.dst);
-	pthread_cond_destroy(&c.cv);
-	close(c.efd);
-	free(ga);
-	free(gb);
-	free(gc);
+	group_clear(&s->gb);
 	return TH_OK;
 }

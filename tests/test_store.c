@@ -870,7 +870,7 @@ static void reads_answered_while_a_commit_is_held(void **state)
 typedef struct {
 	fx *f;
 	volatile int stop;
-	long reads, errors;
+	volatile long reads, errors;
 } reader;
 
 static void *read_loop(void *arg)
@@ -903,6 +903,9 @@ static void readers_beside_a_growing_writer(void **state)
 	reader rd = {f, 0, 0, 0};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, read_loop, &rd), 0);
+	for (int i = 0; i < 10000 && !rd.reads; i++)   /* the reader is reading (a loaded machine */
+		usleep(1000);                              /* may start it late) */
+	assert_true(rd.reads > 0);
 	static const char *units[] = {"X1", "X2", "X3", "D1", "D2"};
 	for (int g = 0; g < 8; g++) {
 		th_report *rs[5];
