@@ -109,7 +109,8 @@ int th_ingest_check(th_store *s, const th_key *key, int insecure, const th_repor
 		return 0;
 	uint8_t *canon = NULL;
 	size_t clen = 0;
-	int rc = th_canon_encode_hash(r, d, &canon, &clen, c->hash);
+	uint8_t hash[TH_HASH_LEN];
+	int rc = th_canon_encode_hash(r, d, &canon, &clen, hash);
 	if (rc) {
 		refuse(res, rc == TH_ENOMEM ? TH_ACK_RETRY_LATER : TH_ACK_REJECTED, rc, 0, NULL,
 		       "the report cannot be put in its canonical form: %s", th_strerror(rc));
@@ -159,7 +160,7 @@ int th_ingest_check(th_store *s, const th_key *key, int insecure, const th_repor
 	c->sub.hier = h;
 	c->sub.canon = canon;
 	c->sub.canon_len = clen;
-	c->sub.hash = c->hash;
+	memcpy(c->sub.hash, hash, TH_HASH_LEN);
 	return 1;
 }
 

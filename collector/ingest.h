@@ -22,9 +22,8 @@
 
 /* A report that passed, and what its submission points to. */
 typedef struct th_checked {
-	th_submission sub;          /* for th_store_apply */
+	th_submission sub;          /* for th_store_apply (may be copied) */
 	uint8_t *canon;             /* owned: the canonical form sub.canon points to */
-	uint8_t hash[TH_HASH_LEN];  /* sub.hash points here: do not move a th_checked */
 } th_checked;
 
 /* Checks report r, sent under key; r NULL: it did not decode, derr (TH_E*) and

@@ -184,13 +184,13 @@ static int supersede(th_store *s, MDB_txn *txn, MDB_val *k, uint64_t rev)
 }
 
 /* The store's own defence: a submission that does not carry what ingest hands
- * over (its definition, hierarchy, canonical form and hash), or whose report does
+ * over (its definition, hierarchy and canonical form), or whose report does
  * not match that definition, was not checked; it is refused, whatever it holds. */
 static int unchecked(const th_submission *sub)
 {
 	const th_report *r = sub->report;
 	const th_def *d = sub->def;
-	return !r || !d || !sub->hier || !sub->canon || !sub->hash || !r->unit || !*r->unit ||
+	return !r || !d || !sub->hier || !sub->canon || !r->unit || !*r->unit ||
 	       !r->appendix || !r->period || !th_period_valid(r->period) || strcmp(r->appendix, d->id) ||
 	       r->version != d->version || r->n_cols != d->n_cols || (r->n_rows && !r->cells);
 }

@@ -137,7 +137,7 @@ typedef struct th_store_result {
  * hierarchy, scope, submitters...) is the caller's, written once where reports
  * enter (the collector's ingest module, collector/ingest.h).  The store trusts
  * what it is handed and does not check the report again.  Its own defence: a
- * submission without def, hier, canon and hash, or whose report does not match
+ * submission without def, hier and canon, or whose report does not match
  * def, is refused (TH_EINVAL, nothing stored); a def or hier that is no longer
  * the one of the period (a binding or a version came in between) is answered
  * retry_later, never applied under another version. */
@@ -146,9 +146,9 @@ typedef struct th_submission {
 	const char *sender;        /* who sent it (key comment or unit), recorded in history */
 	const th_def *def;         /* th_store_def_for(appendix, period) it was validated against */
 	const th_units *hier;      /* th_store_hierarchy_for(period) its unit was found in */
-	const uint8_t *canon;      /* th_canon_encode(report, def): stored as the record */
+	const uint8_t *canon;      /* th_canon_encode(report, def): stored as the record; not owned */
 	size_t canon_len;
-	const uint8_t *hash;       /* TH_HASH_LEN bytes: the hash of canon; not owned */
+	uint8_t hash[TH_HASH_LEN]; /* the hash of canon */
 	th_store_result result;    /* written by th_store_apply, whatever was there before */
 } th_submission;
 

@@ -134,22 +134,20 @@ static void checked_submission_trusted(void **state)
 	th_report *back = NULL;
 	th_revision_info info;
 	assert_int_equal(th_store_get_report(f->s, "X1", "T", P, &back, &info), 0);
-	assert_memory_equal(info.hash, c.hash, TH_HASH_LEN);
+	assert_memory_equal(info.hash, c.sub.hash, TH_HASH_LEN);
 	assert_int_equal(th_report_cell(back, 0, C_A)->i, 4);
 	th_report_destroy(&back);
 	th_checked_release(&c);
 	th_report_destroy(&r);
 	/* not checked: no definition, or a canonical form without its hierarchy, or a
 	 * report that does not match its definition */
-	uint8_t junk[] = {0x93, 0x01, 0x02, 0x03}, junk_hash[TH_HASH_LEN];
-	memset(junk_hash, 0xab, sizeof junk_hash);
+	uint8_t junk[] = {0x93, 0x01, 0x02, 0x03};
 	r = mk1("X2", 1, 5);
 	free(r->period);
 	r->period = strdup("2021-Q2");   /* a period no report has bound yet */
 	th_submission bad[3] = {
-		{.report = r, .sender = "t", .canon = junk, .canon_len = sizeof junk, .hash = junk_hash},
-		{.report = r, .sender = "t", .def = f->d, .canon = junk, .canon_len = sizeof junk,
-		 .hash = junk_hash},
+		{.report = r, .sender = "t", .canon = junk, .canon_len = sizeof junk},
+		{.report = r, .sender = "t", .def = f->d, .canon = junk, .canon_len = sizeof junk},
 		{.report = NULL, .sender = "t", .def = f->d},
 	};
 	checked(f, r, &c);
