@@ -313,7 +313,7 @@ static void refusals(void **state)
 	qx_free(q);
 }
 
-static int count_binding(void *ctx, const char *period, const char *version)
+static int count_bound(void *ctx, const char *period, const char *version)
 {
 	(void)period;
 	(void)version;
@@ -328,7 +328,7 @@ static void answering_binds_nothing(void **state)
 	(void)state;
 	qx *q = qx_new();
 	int before = 0, after = 0;
-	assert_int_equal(th_store_bindings(q->f->s, count_binding, &before), 0);
+	assert_int_equal(th_store_bindings(q->f->s, count_bound, &before), 0);
 	static const char *const verbs[] = {"node", "level", "missing", "definition", "report",
 	                                    "history"};
 	for (int y = 2030; y < 2034; y++)
@@ -337,7 +337,7 @@ static void answering_binds_nothing(void **state)
 			snprintf(per, sizeof per, "%d-Q2", y);
 			ask(q, verbs[v], per, "X1", 3, NULL);
 		}
-	assert_int_equal(th_store_bindings(q->f->s, count_binding, &after), 0);
+	assert_int_equal(th_store_bindings(q->f->s, count_bound, &after), 0);
 	assert_int_equal(after, before);
 	assert_int_equal(before, 1);
 	qx_free(q);

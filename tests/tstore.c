@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,3 +225,118 @@ void verify_ok(fx *f)
 	assert_int_equal(rc, 0);
 }
 
+/* Opens the (closed) store's LMDB environment directly, for tests that damage or
+ * age it, and begins a write transaction on database db. */
+MDB_txn *raw_begin(fx *f, const char *db, MDB_env **env, MDB_dbi *dbi)
+{
+	MDB_txn *txn;
+	assert_int_equal(mdb_env_create(env), 0);
+	mdb_env_set_maxdbs(*env, 16);
+	assert_int_equal(mdb_env_open(*env, f->dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(*env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, dbi), 0);
+	return txn;
+}
+
+
+void raw_commit(MDB_env *env, MDB_txn *txn)
+{
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+
+/* a report of n rows with long text keys, to fill pages quickly */
+th_report *big(const char *unit, uint64_t rev, int n, int64_t a)
+{
+	th_report *r = th_report_new(unit, "T", 1, P, rev, NCOLS);
+	assert_non_null(r);
+	for (int i = 0; i < n; i++) {
+		long k = th_report_add_row(r);
+		assert_true(k >= 0);
+		for (size_t c = 0; c < NCOLS; c++)
+			th_report_cell(r, (size_t)k, c)->null = 1;
+		char buf[128];
+		snprintf(buf, sizeof buf, "row-%04d-padding-padding-padding-padding-padding-padding", i);
+		th_value *kv = th_report_cell(r, (size_t)k, C_K);
+		kv->null = 0;
+		kv->s = strdup(buf);
+		kv->len = (uint32_t)strlen(buf);
+		set_int(th_report_cell(r, (size_t)k, C_A), a);
+	}
+	return r;
+}
+
+
+/* --- reads are pure, and run beside the writer ------------------------------------ */
+
+int count_binding(void *ctx, const char *period, const char *version)
+{
+	(void)period;
+	(void)version;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+
+int bindings(fx *f)
+{
+	int n = 0;
+	assert_int_equal(th_store_bindings(f->s, count_binding, &n), 0);
+	return n;
+}
+
+
+int ignore_node(void *ctx, const th_unit *u, const th_node *n)
+{
+	(void)u;
+	(void)n;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+
+const char *version_for(fx *f, const char *period)
+{
+	const th_units *h = NULL;
+	assert_int_equal(th_store_hierarchy_for(f->s, period, &h), 0);
+	return th_units_version(h);
+}
+
+int hist_cb(void *ctx, const th_revision_info *info, const th_report *r)
+{
+	hist *h = ctx;
+	if (h->n < 16) {
+		h->revs[h->n] = info->rev;
+		h->a[h->n] = r->n_rows ? th_report_cell(r, 0, C_A)->i : NUL;
+		h->n++;
+	}
+	return 0;
+}
+
+int names_cb(void *ctx, const th_unit *u, const th_node *n)
+{
+	names *x = ctx;
+	if (x->n < 16) {
+		snprintf(x->v[x->n], sizeof x->v[0], "%s", u->code);
+		x->exp[x->n] = n->expected;
+		x->rep[x->n] = n->reported;
+		x->a[x->n] = n->total ? n->total[1] : 0;
+		x->n++;
+	}
+	return 0;
+}
+
+/* A node as store format 1 kept it (store/STORAGE.md): the 40-byte header
+ * of the stored value `head` with encoding 0, then own[] and total[] as int64.
+ * malloc'd. */
+uint8_t *fixed_node(const void *head, const th_node *n, size_t n_slots)
+{
+	uint8_t *b = malloc(40 + 16 * n_slots);
+	assert_non_null(b);
+	memcpy(b, head, 40);
+	memset(b + 36, 0, 4);   /* enc 0: fixed */
+	memcpy(b + 40, n->own, 8 * n_slots);
+	memcpy(b + 40 + 8 * n_slots, n->total, 8 * n_slots);
+	return b;
+}

@@ -5,6 +5,7 @@
 #ifndef TH_TSTORE_H
 #define TH_TSTORE_H
 
+#include <lmdb.h>
 #include <stdint.h>
 #include "store_fixture.h"
 #include "th_store.h"
@@ -73,5 +74,39 @@ int64_t tot(fx *f, const char *unit, size_t col);
 th_node node(fx *f, const char *unit);
 void verify_ok(fx *f);
 fx *fx_new(void);
+
+/* The (closed) store's LMDB environment opened directly, for tests that damage or
+ * age it: a write transaction on database db; raw_commit commits and closes. */
+MDB_txn *raw_begin(fx *f, const char *db, MDB_env **env, MDB_dbi *dbi);
+void raw_commit(MDB_env *env, MDB_txn *txn);
+/* A report of T for P with n rows of long keys, every sum a (grows a map). */
+th_report *big(const char *unit, uint64_t rev, int n, int64_t a);
+/* How many periods are bound (th_store_bindings); a node callback counting *ctx; the
+ * hierarchy version a period reads as. */
+int count_binding(void *ctx, const char *period, const char *version);
+int bindings(fx *f);
+int ignore_node(void *ctx, const th_unit *u, const th_node *n);
+const char *version_for(fx *f, const char *period);
+
+/* The revisions th_store_history lists (at most 16): revs and column a of row 1. */
+typedef struct hist {
+	uint64_t revs[16];
+	int64_t a[16];
+	size_t n;
+} hist;
+int hist_cb(void *ctx, const th_revision_info *info, const th_report *r);
+
+/* The units a level or missing read gave, in order, with their totals of column a. */
+typedef struct names {
+	char v[16][TH_CODE_MAX + 1];
+	uint32_t exp[16], rep[16];
+	int64_t a[16];
+	size_t n;
+} names;
+int names_cb(void *ctx, const th_unit *u, const th_node *n);
+
+/* A node as store format 1 kept it (STORAGE.md): the 40-byte header of the stored
+ * value head with encoding 0, then own[] and total[] as int64; malloc'd. */
+uint8_t *fixed_node(const void *head, const th_node *n, size_t n_slots);
 
 #endif
