@@ -92,39 +92,40 @@ int th_committer_new(th_store *s, th_committer **out)
 	th_committer *c = calloc(1, sizeof *c);
 	if (!c)
 		return TH_ENOMEM;
+	int rc = TH_EIO;
 	c->store = s;
 	c->todo_tail = &c->todo;
 	c->done_tail = &c->done;
-	c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	const char *hold = getenv("TH_TEST_COMMIT_HOLD");
 	if (hold && *hold && !(c->hold = strdup(hold))) {
-		close(c->efd);
-		free(c);
-		return TH_ENOMEM;
+		rc = TH_ENOMEM;
+		goto free_c;
 	}
-	if (c->efd < 0 || pthread_mutex_init(&c->mu, NULL)) {
-		if (c->efd >= 0)
-			close(c->efd);
-		free(c->hold);
-		free(c);
-		return TH_EIO;
-	}
+	if ((c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		goto free_hold;
+	if (pthread_mutex_init(&c->mu, NULL))
+		goto close_efd;
 	pthread_cond_init(&c->work, NULL);
 	pthread_cond_init(&c->done_cv, NULL);
 	if (c->hold)
 		th_store_set_commit_hook(s, hold_commit, c->hold);
-	if (pthread_create(&c->th, NULL, committer_main, c)) {
-		th_store_set_commit_hook(s, NULL, NULL);
-		pthread_cond_destroy(&c->work);
-		pthread_cond_destroy(&c->done_cv);
-		pthread_mutex_destroy(&c->mu);
-		close(c->efd);
-		free(c->hold);
-		free(c);
-		return TH_EIO;
-	}
+	if (pthread_create(&c->th, NULL, committer_main, c))
+		goto unhook;
 	*out = c;
 	return TH_OK;
+unhook:
+	if (c->hold)
+		th_store_set_commit_hook(s, NULL, NULL);
+	pthread_cond_destroy(&c->work);
+	pthread_cond_destroy(&c->done_cv);
+	pthread_mutex_destroy(&c->mu);
+close_efd:
+	close(c->efd);
+free_hold:
+	free(c->hold);
+free_c:
+	free(c);
+	return rc;
 }
 
 void th_committer_destroy(th_committer **pc)
