@@ -29,7 +29,8 @@ typedef struct th_checked {
 /* Checks report r, sent under key; r NULL: it did not decode, derr (TH_E*) and
  * dwhy (may be NULL) say why.  insecure: every peer is an admin of the root and
  * scope is not checked.  Returns 1 when r passes: *c is filled (its sub.report
- * is r, its sender key's comment or else unit; release with
+ * is r, its sub.sender points to key's comment, or to its unit when the comment
+ * is empty, so key and r must outlive the submission; release with
  * th_checked_release) and res holds only the validation's warnings.  Returns 0
  * when r is refused: res holds the answer (status, code, message, row, column)
  * and *c is untouched.  res must be zeroed or hold an earlier result of this

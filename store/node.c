@@ -258,6 +258,14 @@ static int node_read_db(th_store *s, MDB_txn *txn, const th_def *d, const char *
                         node *n);
 
 /* Reads a node into n (allocated); zero when absent. */
+int st_node_get(th_store *s, MDB_txn *txn, const th_def *d, const char *appendix,
+                const char *period, const char *unit, node *n)
+{
+	char key[MAX_KEY];
+	size_t kl = st_key3(key, appendix, period, unit);
+	return node_read_db(s, txn, d, key, kl, n);
+}
+
 int st_node_read(th_store *s, MDB_txn *txn, const th_def *d, const char *appendix,
                      const char *period, const char *unit, node *n)
 {

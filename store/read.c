@@ -24,7 +24,7 @@ static int fill_node(th_store *s, MDB_txn *txn, const th_def *d, const char *app
                      const char *period, const th_unit *x, uint32_t expected, th_node *out)
 {
 	node n;
-	int rc = st_node_read(s, txn, d, appendix, period, x->code, &n);
+	int rc = st_node_get(s, txn, d, appendix, period, x->code, &n);
 	if (rc)
 		return rc;
 	return fill_from(d, x, expected, n, out);

@@ -198,11 +198,15 @@ int st_node_head(const MDB_val *v, node_header *h);
 int st_node_vals(const MDB_val *v, const node_header *h, int64_t *out);
 /* A node from its stored value v (NULL: absent, zero) into n (allocated). */
 int st_node_from_val(const th_def *d, const MDB_val *vp, node *n);
-/* Reads a node into n (allocated; zero when absent), through the group's cache
- * while th_store_apply runs. */
+/* Reads a node into n (allocated; zero when absent) in a read transaction: never
+ * through the group's cache, which is the writer's (st_node_read). */
+int st_node_get(th_store *s, MDB_txn *txn, const th_def *d, const char *appendix,
+                const char *period, const char *unit, node *n);
+/* The writer's read of a node (same result), through the group's cache while
+ * th_store_apply runs: only in the writer's transaction. */
 int st_node_read(th_store *s, MDB_txn *txn, const th_def *d, const char *appendix,
                  const char *period, const char *unit, node *n);
-/* Writes a node (into the group's cache while th_store_apply runs). */
+/* Writes a node (into the group's cache while th_store_apply runs); the writer's. */
 int st_node_write(th_store *s, MDB_txn *txn, const th_def *d, const char *appendix,
                   const char *period, const char *unit, const node *n);
 /* An empty cache (NULL when out of memory); st_ncache_free releases it. */

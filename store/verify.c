@@ -295,7 +295,7 @@ static int verify_emit(void *ctx, MDB_txn *txn, const th_def *d, const char *app
 		return TH_ENOMEM;
 	memcpy(c->keys[c->nkeys], key, kl);
 	c->klen[c->nkeys++] = kl;
-	int rc = st_node_read(c->s, txn, d, appendix, period, x->code, &stored);
+	int rc = st_node_get(c->s, txn, d, appendix, period, x->code, &stored);
 	if (rc)
 		return rc;
 	c->nodes++;
