@@ -21,7 +21,7 @@ function(th_add_cmocka_test)
   foreach(c ${cases})
     add_test(NAME ${T_NAME}.${c} COMMAND ${T_NAME} ${c})
     set_tests_properties(${T_NAME}.${c} PROPERTIES
-      ENVIRONMENT "TH_SOURCE_DIR=${TH_SOURCE_DIR};TH_BUILD_DIR=${CMAKE_BINARY_DIR}"
+      ENVIRONMENT "TH_SOURCE_DIR=${TH_SOURCE_DIR};TH_BUILD_DIR=${CMAKE_BINARY_DIR};TH_LOCALEDIR=${CMAKE_BINARY_DIR}/locale"
       TIMEOUT 300 LABELS "${T_LABELS}")
   endforeach()
 endfunction()

@@ -50,11 +50,18 @@ int th_json_set(json_t *obj, const char *key, json_t *v)
 	return json_object_set_new(obj, key, v) == 0 ? TH_OK : TH_ENOMEM;
 }
 
+/* The conventions of th_json.h (15 significant digits) and any value at the top. */
+#define TH_JSON_FLAGS (JSON_REAL_PRECISION(15) | JSON_ENCODE_ANY)
+
 int th_json_print(FILE *f, const json_t *v, int pretty)
 {
-	size_t flags = JSON_REAL_PRECISION(15) | JSON_ENCODE_ANY |
-	               (pretty ? JSON_INDENT(2) : JSON_COMPACT);
+	size_t flags = TH_JSON_FLAGS | (pretty ? JSON_INDENT(2) : JSON_COMPACT);
 	if (json_dumpf(v, f, flags) != 0 || fputc('\n', f) == EOF)
 		return TH_EIO;
 	return TH_OK;
+}
+
+int th_json_print_inline(FILE *f, const json_t *v)
+{
+	return json_dumpf(v, f, TH_JSON_FLAGS) == 0 ? TH_OK : TH_EIO;
 }

@@ -29,5 +29,9 @@ int th_json_set(json_t *obj, const char *key, json_t *v);
 /* Writes v to f (indented by 2 when pretty, else one line) and a newline.
  * Does not take v's reference.  0, or TH_EIO. */
 int th_json_print(FILE *f, const json_t *v, int pretty);
+/* Writes v to f on one line with a blank after every ',' and ':'
+ * (`{"a": 1, "b": null}`) and no newline, for output that frames values itself
+ * (the tools' row-per-line arrays).  Does not take v's reference.  0, or TH_EIO. */
+int th_json_print_inline(FILE *f, const json_t *v);
 
 #endif

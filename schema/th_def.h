@@ -15,7 +15,7 @@
  *   min, max   2 slots: value, count of non-null values (value meaningless
  *              while the count is 0)
  *   none       0 slots
- * then, after the columns, each ratio in order (added by th_def.c):
+ * then, after the columns, each ratio in order (laid out by th_def_resolve.c):
  *   ratio      3 slots: numerator sum, denominator sum, rows counted (rows
  *              where every term of num and den is non-null)
  */

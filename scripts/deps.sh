@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libzmq3-dev libmsgpack-dev liblmdb-dev lmdb-utils libsodium-dev
-      libunistring-dev libjansson-dev libcmocka-dev libxlsxwriter-dev unzip valgrind)
+      libunistring-dev libjansson-dev libcmocka-dev libxlsxwriter-dev unzip valgrind gettext)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

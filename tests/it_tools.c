@@ -484,6 +484,48 @@ static void status_lists_exactly_missing(void **state)
 	free(out);
 }
 
+/* -o FILE gets the whole output: both of status's tables and (json) the object
+ * around them, the headings of an aligned table; standard output stays empty. */
+static void output_file_holds_everything(void **state)
+{
+	(void)state;
+	fixture();
+	int st;
+	char path[600];
+	snprintf(path, sizeof path, "%s/out.txt", g_dir);
+	static const char *const fmts[] = {"csv --excel", "json", "table"};
+	for (size_t i = 0; i < 3; i++) {
+		char *out = tool(&st, "status --db '%s' -a PL1 -p 2021 --format %s -o '%s'", g_db, fmts[i], path);
+		assert_int_equal(st, 0);
+		assert_string_equal(out, "");
+		free(out);
+		char *file = tu_read_file(path, NULL);
+		assert_non_null(file);
+		assert_non_null(strstr(file, "C21"));            /* the missing table */
+		assert_non_null(strstr(file, "Quận Hai"));
+		if (i == 0) {
+			assert_memory_equal(file, "\xEF\xBB\xBF" "unit,", 8);   /* one BOM, at the start */
+			assert_null(strstr(file + 3, "\xEF\xBB\xBF"));
+			assert_non_null(strstr(file, "\r\n\r\nunit,name,parent,"));
+		} else if (i == 1) {
+			assert_memory_equal(file, "{\"appendix\": \"PL1\", \"period\": \"2021\", \"units\": [", 48);
+			assert_string_equal(file + strlen(file) - 2, "}\n");
+		} else {
+			assert_memory_equal(file, "Tình hình nộp PL1 kỳ 2021, cấp 2\n\n", strlen("Tình hình nộp PL1 kỳ 2021, cấp 2\n\n"));
+			assert_non_null(strstr(file, "\nĐơn vị chưa nộp (1):\n"));
+		}
+		free(file);
+	}
+	char *out = tool(&st, "report --db '%s' D1 PL1 2021 --history --format csv -o '%s'", g_db, path);
+	assert_int_equal(st, 0);
+	assert_string_equal(out, "");
+	free(out);
+	char *file = tu_read_file(path, NULL);
+	assert_non_null(file);
+	assert_non_null(strstr(file, "\r\n\nHistory (oldest first):\nrev 1 "));
+	free(file);
+}
+
 static void report_history_every_revision(void **state)
 {
 	(void)state;
@@ -950,6 +992,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(rollup_table_aligned),
 		cmocka_unit_test(rollup_unknown_column_is_usage),
 		cmocka_unit_test(status_lists_exactly_missing),
+		cmocka_unit_test(output_file_holds_everything),
 		cmocka_unit_test(report_history_every_revision),
 		cmocka_unit_test(validate_exit_codes_and_messages),
 		cmocka_unit_test(xlsx_numbers_in_sheet),

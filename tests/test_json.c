@@ -67,12 +67,33 @@ static void pretty_is_indented(void **state)
 	json_decref(o);
 }
 
+static void inline_is_spaced_one_line(void **state)
+{
+	(void)state;
+	json_t *o = json_object();
+	th_json_set(o, "unit", th_json_str("C12"));
+	th_json_set(o, "n", json_null());
+	th_json_set(o, "ratio", th_json_decimal(1000, 1));     /* 100.0 stays a real */
+	th_json_set(o, "list", json_pack("[ii]", 1, 2));
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	assert_int_equal(th_json_print_inline(f, o), 0);
+	fclose(f);
+	/* insertion order, a blank after ',' and ':', no newline */
+	assert_string_equal(buf, "{\"unit\": \"C12\", \"n\": null, \"ratio\": 100.0, \"list\": [1, 2]}");
+	free(buf);
+	json_decref(o);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(text_is_always_utf8),
 		cmocka_unit_test(numbers_exact),
 		cmocka_unit_test(pretty_is_indented),
+		cmocka_unit_test(inline_is_spaced_one_line),
 	};
 	return TH_RUN_TESTS(tests, argc, argv);
 }

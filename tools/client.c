@@ -1,7 +1,10 @@
-/* tonghop_query.c -- the collector's query socket as a data source
- * (collector/QUERY.md): the same node, level and missing answers as the
- * store, over a CURVE-authenticated DEALER socket. */
-#include "tonghop.h"
+/* client.c -- the client side of the collector's protocols (th_client.h,
+ * collector/QUERY.md): queries over a CURVE-authenticated DEALER socket, and
+ * the rollup stream over a SUB socket.  The only file of the tools that
+ * encodes or decodes the collector's messages. */
+#include "th_client.h"
+#include "th_keyfile.h"
+#include "th_sock.h"
 
 #include <msgpack.h>
 #include <stdio.h>
@@ -16,31 +19,61 @@ struct th_qc {
 	char *reply;       /* the last answer's bytes: unpacked strings point into it */
 };
 
+/* Closes a socket and ends its context (either may be NULL). */
+static void release(void *ctx, void *sock)
+{
+	if (sock)
+		zmq_close(sock);
+	if (ctx)
+		zmq_ctx_term(ctx);
+}
+
+/* A context and a socket of type with linger 0, the receive timeout and, unless
+ * insecure, CURVE from the key files (nokeys: the sentence when they are not
+ * given).  0, or TH_EINVAL (no keys), TH_EIO / TH_EKEY (the files), TH_ENET,
+ * with why; nothing is left open on failure. */
+static int open_socket(int type, int rcvtimeo_ms, const char *key_file, const char *server_key,
+                       int insecure, const char *nokeys, void **ctx, void **sock, char *why,
+                       size_t cap)
+{
+	int rc = TH_ENET;
+	*ctx = zmq_ctx_new();
+	*sock = *ctx ? zmq_socket(*ctx, type) : NULL;
+	if (!*sock) {
+		snprintf(why, cap, "cannot create a socket: %s", zmq_strerror(zmq_errno()));
+		goto fail;
+	}
+	th_sockopts so = TH_SOCKOPTS_INIT;
+	so.rcvtimeo_ms = rcvtimeo_ms;
+	so.linger_ms = 0;
+	th_sock_set(*sock, &so);
+	if (!insecure && (!key_file || !server_key)) {
+		snprintf(why, cap, "%s", nokeys);
+		rc = TH_EINVAL;
+		goto fail;
+	}
+	if (!insecure && (rc = th_keyfile_curve_client(*sock, server_key, key_file, why, cap)) != 0)
+		goto fail;
+	return 0;
+fail:
+	release(*ctx, *sock);
+	*ctx = *sock = NULL;
+	return rc;
+}
+
 th_qc *th_qc_new(const char *endpoint, const char *key_file, const char *server_key, int insecure,
                  char *why, size_t why_cap)
 {
 	th_qc *q = calloc(1, sizeof *q);
-	if (!q)
+	if (!q) {
+		snprintf(why, why_cap, "out of memory");
 		return NULL;
+	}
 	q->next_id = 1;
-	q->ctx = zmq_ctx_new();
-	q->sock = q->ctx ? zmq_socket(q->ctx, ZMQ_DEALER) : NULL;
-	if (!q->sock) {
-		snprintf(why, why_cap, "cannot create a socket");
+	if (open_socket(ZMQ_DEALER, 10000, key_file, server_key, insecure,
+	                "give --key FILE and --server-key FILE (or --insecure)", &q->ctx, &q->sock, why,
+	                why_cap) != 0)
 		goto fail;
-	}
-	th_sockopts so = TH_SOCKOPTS_INIT;
-	so.rcvtimeo_ms = 10000;
-	so.linger_ms = 0;
-	th_sock_set(q->sock, &so);
-	if (!insecure) {
-		if (!key_file || !server_key) {
-			snprintf(why, why_cap, "give --key FILE and --server-key FILE (or --insecure)");
-			goto fail;
-		}
-		if (th_keyfile_curve_client(q->sock, server_key, key_file, why, why_cap) != 0)
-			goto fail;
-	}
 	if (zmq_connect(q->sock, endpoint)) {
 		snprintf(why, why_cap, "%s: %s", endpoint, zmq_strerror(zmq_errno()));
 		goto fail;
@@ -56,10 +89,7 @@ void th_qc_destroy(th_qc **pq)
 	if (!pq || !*pq)
 		return;
 	th_qc *q = *pq;
-	if (q->sock)
-		zmq_close(q->sock);
-	if (q->ctx)
-		zmq_ctx_term(q->ctx);
+	release(q->ctx, q->sock);
 	free(q->reply);
 	free(q);
 	*pq = NULL;
@@ -97,20 +127,30 @@ static uint64_t get_uint(const msgpack_object *m, const char *key)
 	return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
 }
 
-/* Copies a string field (control bytes replaced) to a malloc'd string. */
+/* Copies a string field into buf (cap bytes, cut to fit), control bytes
+ * replaced by repl; "" when absent. */
+static void get_str_buf(const msgpack_object *m, const char *key, char *buf, size_t cap, char repl)
+{
+	const msgpack_object *v = get(m, key);
+	size_t n = v && v->type == MSGPACK_OBJECT_STR ? v->via.str.size : 0;
+	if (n > cap - 1)
+		n = cap - 1;
+	if (n)
+		memcpy(buf, v->via.str.ptr, n);
+	buf[n] = 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)buf[i] < 0x20)
+			buf[i] = repl;
+}
+
+/* Copies a string field (control bytes replaced by blanks) to a malloc'd string. */
 static char *get_str(const msgpack_object *m, const char *key)
 {
 	const msgpack_object *v = get(m, key);
 	size_t n = v && v->type == MSGPACK_OBJECT_STR ? v->via.str.size : 0;
 	char *s = malloc(n + 1);
-	if (!s)
-		return NULL;
-	if (n)
-		memcpy(s, v->via.str.ptr, n);
-	s[n] = 0;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20)
-			s[i] = ' ';
+	if (s)
+		get_str_buf(m, key, s, n + 1, ' ');
 	return s;
 }
 
@@ -375,15 +415,6 @@ static int64_t get_int(const msgpack_object *m, const char *key)
 	return 0;
 }
 
-void th_hier_row_free(th_hier_row *r)
-{
-	for (size_t i = 0; i < r->n_periods; i++)
-		free(r->periods[i]);
-	free(r->periods);
-	r->periods = NULL;
-	r->n_periods = 0;
-}
-
 /* Fills r from a version map (QUERY.md); 0 or TH_EPROTO / TH_ENOMEM. */
 static int row_of(const msgpack_object *o, th_hier_row *r)
 {
@@ -502,5 +533,102 @@ int th_qc_units_submit(th_qc *q, const char *name, const char *text, size_t len,
 		free(w);
 	}
 	msgpack_unpacked_destroy(&up);
+	return rc;
+}
+
+/* --- rollup stream ------------------------------------------------------------ */
+struct th_stream {
+	void *ctx, *sub;
+	char only_unit[TH_CODE_MAX + 1];   /* without a level: the unit to keep ("" = all) */
+};
+
+int th_stream_open(const char *pub, const char *key_file, const char *server_key, int insecure,
+                   long level, const char *unit, th_stream **out, char *why, size_t cap)
+{
+	th_stream *s = calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(why, cap, "out of memory");
+		return TH_ENOMEM;
+	}
+	int rc = open_socket(ZMQ_SUB, 200, key_file, server_key, insecure,
+	                     "give --key FILE and --server-key FILE (or --insecure for a local demo "
+	                     "collector)", &s->ctx, &s->sub, why, cap);
+	if (rc)
+		goto fail;
+	rc = TH_ENET;
+	/* topics (QUERY.md): L<level>\x1f<unit>\x1f..., every segment terminated */
+	char topic[160] = "";
+	if (level > 0 && unit)
+		snprintf(topic, sizeof topic, "L%ld\x1f%s\x1f", level, unit);
+	else if (level > 0)
+		snprintf(topic, sizeof topic, "L%ld\x1f", level);
+	else if (unit)
+		snprintf(s->only_unit, sizeof s->only_unit, "%s", unit);
+	if (zmq_setsockopt(s->sub, ZMQ_SUBSCRIBE, topic, strlen(topic)) || zmq_connect(s->sub, pub)) {
+		snprintf(why, cap, "%s: %s", pub, zmq_strerror(zmq_errno()));
+		goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	th_stream_destroy(&s);
+	return rc;
+}
+
+void th_stream_destroy(th_stream **ps)
+{
+	if (!ps || !*ps)
+		return;
+	th_stream *s = *ps;
+	release(s->ctx, s->sub);
+	free(s);
+	*ps = NULL;
+}
+
+int th_stream_next(th_stream *s, int timeout_ms, th_stream_msg *out)
+{
+	zmq_pollitem_t it = {s->sub, 0, ZMQ_POLLIN, 0};
+	if (zmq_poll(&it, 1, timeout_ms) <= 0)
+		return TH_ETIMEOUT;      /* nothing, or a signal: the caller checks its flags */
+	zmq_msg_t t, b;
+	zmq_msg_init(&t);
+	zmq_msg_init(&b);
+	int rc = TH_ETIMEOUT;
+	if (zmq_msg_recv(&t, s->sub, 0) < 0 || !zmq_msg_more(&t) || zmq_msg_recv(&b, s->sub, 0) < 0)
+		goto out;
+	while (zmq_msg_more(&b)) {       /* drop unexpected extra frames */
+		zmq_msg_t x;
+		zmq_msg_init(&x);
+		int r = zmq_msg_recv(&x, s->sub, 0);
+		int m = r >= 0 && zmq_msg_more(&x);
+		zmq_msg_close(&x);
+		if (!m)
+			break;
+	}
+	msgpack_unpacked up;
+	msgpack_unpacked_init(&up);
+	size_t off = 0;
+	rc = TH_EPROTO;
+	if (msgpack_unpack_next(&up, zmq_msg_data(&b), zmq_msg_size(&b), &off) == MSGPACK_UNPACK_SUCCESS &&
+	    up.data.type == MSGPACK_OBJECT_MAP) {
+		const msgpack_object *m = &up.data;
+		memset(out, 0, sizeof *out);
+		get_str_buf(m, "unit", out->unit, sizeof out->unit, '?');
+		get_str_buf(m, "appendix", out->appendix, sizeof out->appendix, '?');
+		get_str_buf(m, "period", out->period, sizeof out->period, '?');
+		out->level = get_uint(m, "level");
+		out->version = get_uint(m, "version");
+		out->commit = get_uint(m, "commit");
+		out->expected = get_uint(m, "expected");
+		out->reported = get_uint(m, "reported");
+		out->on_time = get_uint(m, "on_time");
+		out->late = get_uint(m, "late");
+		/* an exact unit filter when only a unit was asked for */
+		rc = s->only_unit[0] && strcmp(s->only_unit, out->unit) ? TH_ETIMEOUT : 0;
+	}
+	msgpack_unpacked_destroy(&up);
+out:
+	zmq_msg_close(&t);
+	zmq_msg_close(&b);
 	return rc;
 }
