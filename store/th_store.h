@@ -1,9 +1,26 @@
-/* th_store.h -- the collector's LMDB store: reports, history, rollups,
- * hierarchy versions, period bindings, completeness (DESIGN sections 4-7).
- * The on-disk layout is written down in collector/STORAGE.md.
+/* th_store.h -- the LMDB store: reports, history, rollups, hierarchy versions,
+ * period bindings, completeness (DESIGN sections 4-7).  The on-disk layout is
+ * written down in store/STORAGE.md.
  *
- * One writer (the collector's ingest thread); any number of readers, also
- * from other processes (tools with --db open it read-only).
+ * Writes and reads.  The write functions are th_store_apply,
+ * th_store_add_hierarchy(_from), th_store_set_deadline and th_store_rebuild;
+ * th_store_open may write too (a new store, a format upgrade).  Every other
+ * function reads and never writes: a read of a period no report has bound
+ * answers from the version that would be chosen, without binding it; only
+ * th_store_apply binds, at a period's first accepted report.
+ *
+ * Threads.  One thread at a time writes (the collector's committer).  Any
+ * number of other threads may read at the same time, each read in an LMDB read
+ * transaction of its own (a snapshot: a read during a commit sees the store as
+ * it was before the commit, and does not wait for it).  th_store_set_defs and
+ * th_store_set_in_force are configuration: call them before other threads use
+ * the handle.  th_store_open and th_store_close have the handle to themselves.
+ * A thread holds one read at a time: a callback (th_node_cb, th_hier_cb...) must
+ * not call this handle's functions.  Pointers the store returns (th_units, the
+ * definitions) stay valid until th_store_close.
+ *
+ * Processes.  Any number of other processes may read (tools open the store
+ * with readonly); LMDB forbids one process opening one environment twice.
  */
 #ifndef TH_STORE_H
 #define TH_STORE_H
@@ -14,7 +31,6 @@
 #include "th_def.h"
 #include "th_report.h"
 #include "th_units.h"
-#include "th_wire.h"
 
 typedef struct th_store th_store;
 
@@ -35,16 +51,22 @@ int th_store_open_why(const char *dir, const th_store_opts *opts, th_store **out
 void th_store_close(th_store **s);
 const uint8_t *th_store_uuid(const th_store *s);       /* 16 bytes */
 uint64_t th_store_last_commit(const th_store *s);
+/* A test hook: fn(ctx) is called by th_store_apply on the writer's thread once a
+ * group is written in its transaction, just before the commit (readers still see
+ * the store without it).  NULL removes it.  For tests and instrumentation. */
+typedef void (*th_store_commit_hook)(void *ctx);
+void th_store_set_commit_hook(th_store *s, th_store_commit_hook fn, void *ctx);
 
 /* Configuration.  The store keeps a pointer to defs (caller keeps it alive).
  * Hierarchy versions are stored in the store (so periods bound to an old
  * version keep it after the file changes); adding a version whose id exists
- * with different text is TH_EEXIST.  A period is bound, at its first report,
+ * with different text is TH_EEXIST.  A period is bound, at its first accepted report,
  * to the version whose effective date is the latest not after the period's
  * start ("2021" starts 2021-01-01, "2021-Q3" 2021-07-01, "2021-H2" 2021-07-01,
  * "2021-06" 2021-06-01); when no version is effective yet, to the earliest
  * one (hanoi-2021, effective 2021-02-01, serves "2021").  Adding a version
- * never rebinds a period. */
+ * never rebinds a period; a period reads as the version that would be chosen
+ * until it is bound. */
 int th_store_set_defs(th_store *s, const th_defset *defs);
 /* Configures the appendix version in force for (appendix, period), or for
  * every period of the appendix when period is NULL (a period-specific entry
@@ -65,13 +87,15 @@ int th_store_add_hierarchy_from(th_store *s, const th_units *u, const char *orig
  * version stored by an older collector).  origin (cap bytes) may be NULL. (added) */
 int th_store_hierarchy_origin(th_store *s, const char *version, int64_t *loaded_at, char *origin,
                               size_t cap);
-/* The hierarchy a period is bound to (binding it now if unbound and not
- * readonly); pointer owned by the store, valid until close. */
+/* The hierarchy a period is bound to, or, for a period not bound yet, the
+ * version that would be chosen (it is not bound by this read: only an accepted
+ * report binds).  Pointer owned by the store, valid until close. */
 int th_store_hierarchy_for(th_store *s, const char *period, const th_units **out);
 /* The appendix definition in force for a period: configured (th_store_set_in_force), else
  * the version the period's first accepted report was made with (kept in the store, so a
  * newer version loaded later does not change the period), else the latest loaded. NULL
- * when that version is not loaded. */
+ * when that version is not loaded.  period NULL: the version in force for a period neither
+ * configured nor bound (NULL only for an appendix the definitions do not have). */
 const th_def *th_store_def_for(th_store *s, const char *appendix, const char *period);
 /* The newest hierarchy version (by effective date). NULL when none. */
 const th_units *th_store_current_hierarchy(th_store *s);
@@ -91,20 +115,41 @@ typedef int (*th_binding_cb)(void *ctx, const char *period, const char *version)
 int th_store_bindings(th_store *s, th_binding_cb cb, void *ctx);
 
 /* --- ingest ---------------------------------------------------------------- */
+/* What became of one submission (DESIGN sections 4-5). */
+typedef enum th_store_status {
+	TH_STORE_ACCEPTED = 0,     /* stored (a new revision) */
+	TH_STORE_DUPLICATE,        /* the same rev with the same content is stored: nothing changed */
+	TH_STORE_STALE,            /* a higher rev is stored: nothing changed; final */
+	TH_STORE_RETRY,            /* not stored now (store full, definition changed...): send again */
+	TH_STORE_REJECTED          /* not stored, and never will be as it is; final */
+} th_store_status;
+
+#define TH_STORE_MSG_MAX 320
+typedef struct th_store_result {
+	th_store_status status;
+	int code;                  /* TH_E* reason: 0 when accepted or duplicate */
+	uint64_t stored_rev;       /* the key's rev after the whole group, 0 when none */
+	char message[TH_STORE_MSG_MAX];      /* for people, "" when none */
+} th_store_result;
+
+/* A report checked before it reaches the store: every rule a report must pass
+ * (validation against the definition in force, its unit in the period's
+ * hierarchy, scope, submitters...) is the caller's, written once where reports
+ * enter (the collector's ingest module, collector/ingest.h).  The store trusts
+ * what it is handed and does not check the report again.  Its own defence: a
+ * submission without def, hier and canon, or whose report does not match
+ * def, is refused (TH_EINVAL, nothing stored); a def or hier that is no longer
+ * the one of the period (a binding or a version came in between) is answered
+ * retry_later, never applied under another version. */
 typedef struct th_submission {
-	th_report *report;         /* validated against its definition; the store does not take it */
+	const th_report *report;   /* validated against def; not taken, not changed */
 	const char *sender;        /* who sent it (key comment or unit), recorded in history */
-	th_ack_result *result;     /* filled by th_store_apply (strings malloc'd); must be
-	                            * zeroed or hold an earlier result; its warnings
-	                            * (the caller's) are kept, every other field is set */
-	const th_def *validated;   /* the definition the caller ran th_report_validate with
-	                            * (without errors, report unchanged since), or NULL; the
-	                            * store validates again unless it is the one in force */
-	/* th_report_canonical_hash(report, validated), or NULL: the store computes them itself
-	 * (it also does when `validated` is not the version in force); not owned */
-	const uint8_t *canon;
+	const th_def *def;         /* th_store_def_for(appendix, period) it was validated against */
+	const th_units *hier;      /* th_store_hierarchy_for(period) its unit was found in */
+	const uint8_t *canon;      /* th_canon_encode(report, def): stored as the record; not owned */
 	size_t canon_len;
-	const uint8_t *hash;
+	uint8_t hash[TH_HASH_LEN]; /* the hash of canon */
+	th_store_result result;    /* written by th_store_apply, whatever was there before */
 } th_submission;
 
 /* A node whose rollup changed in the last apply, for publishing. */
@@ -114,21 +159,20 @@ typedef struct th_changed_node {
 	uint64_t node_version;
 } th_changed_node;
 
-/* Applies a group in one write transaction and commits durably:
- * dedup/revision rules of DESIGN section 4 (revisions of one key applied in
- * rev order), history, rollups by exact delta, completeness.  Fills each
- * submission's result.  On MDB_MAP_FULL aborts, grows the map and replays.
- * Returns 0 when committed (*commit_id set), TH_ENOSPC when the map cannot
- * grow (every result then retry_later), or another TH_E*.  The changed nodes
- * are appended to *changed (malloc'd array, *n_changed).
- * Details (added): every report is re-validated with th_report_validate
- * (garbage is rejected, never stored; the derived status cell may be
- * rewritten); every result's stored_rev is the key's rev after the whole
- * group (0 when none); an empty
- * group (n == 0) commits nothing and returns the last commit id; a group
- * that changes nothing (all duplicates) still commits (new commit id, no
- * changed nodes); on MDB_PANIC the environment is reopened and the group
- * replayed once.  TH_EINVAL on a read-only store.  changed may be NULL. */
+/* Applies a group of checked submissions in one write transaction and commits
+ * durably: dedup/revision rules of DESIGN section 4 (revisions of one key
+ * applied in rev order), history, rollups by exact delta, completeness.
+ * Writes each submission's result.  On MDB_MAP_FULL aborts, grows the map and
+ * replays.  Returns 0 when committed (*commit_id set), TH_ENOSPC when the map
+ * cannot grow (every result then retry_later), or another TH_E*.  The changed
+ * nodes are appended to *changed (malloc'd array, *n_changed).
+ * Details: every result's stored_rev is the key's rev after the whole group
+ * (0 when none); a sum that would overflow rejects its report (TH_EOVERFLOW)
+ * and writes nothing of it; an empty group (n == 0) commits nothing and
+ * returns the last commit id; a group that changes nothing (all duplicates)
+ * still commits (new commit id, no changed nodes); on MDB_PANIC the
+ * environment is reopened and the group replayed once.  TH_EINVAL on a
+ * read-only store.  changed may be NULL. */
 int th_store_apply(th_store *s, th_submission *subs, size_t n, uint64_t *commit_id,
                    int64_t *commit_time, th_changed_node **changed, size_t *n_changed);
 
@@ -165,6 +209,9 @@ typedef struct th_revision_info {
 	uint8_t hash[TH_HASH_LEN];
 	int tombstone;
 } th_revision_info;
+/* The rev of a key's latest record (*rev), TH_ENOTFOUND when it has none. */
+int th_store_rev(th_store *s, const char *unit, const char *appendix, const char *period,
+                 uint64_t *rev);
 /* The current report of a key (*out malloc'd) and its info. */
 int th_store_get_report(th_store *s, const char *unit, const char *appendix, const char *period,
                         th_report **out, th_revision_info *info);
