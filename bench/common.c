@@ -129,7 +129,7 @@ int bench_record(const bench_set *s, const th_report *r, uint8_t **out, size_t *
 	const th_def *d = th_defset_get(s->defs, r->appendix, r->version);
 	uint8_t *can = NULL;
 	size_t cl = 0;
-	if (!d || th_report_canonical(r, d, &can, &cl) != 0)
+	if (!d || th_canon_encode(r, d, &can, &cl) != 0)
 		return -1;
 	uint8_t *b = calloc(1, 216 + cl);
 	if (!b) {

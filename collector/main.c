@@ -4,7 +4,7 @@
 #include "th_conf.h"
 #include "th_log.h"
 #include "metrics.h"
-#include "server.h"
+#include "net.h"
 #include "th_def.h"
 #include "th_store.h"
 #include "th_units.h"
@@ -249,6 +249,7 @@ static void print_diag(th_diag *d)
 typedef struct {
 	conf *c;
 	th_store *store;
+	th_committer *committer;  /* the store's one writer: every write goes through it */
 	th_zap *zap;
 	th_units **hier;          /* the files parsed at start (for --check and the first load) */
 	int n_hier;
@@ -311,6 +312,14 @@ static const th_units *stored_version(th_store *s, const char *id)
 	return f.found;
 }
 
+/* Stores a hierarchy version through the committer (behind the group it may be
+ * writing). */
+static int add_hierarchy(runtime *rt, const th_units *u, const char *origin)
+{
+	th_job j = {.type = TH_JOB_HIERARCHY, .units = u, .origin = origin};
+	return th_committer_run(rt->committer, &j);
+}
+
 /* Loads one hierarchy file into the store, as at start and on SIGHUP: parse,
  * then th_store_add_hierarchy_from with origin "file PATH" (a version the store
  * has already keeps its first origin).  Problems go to the log and, when
@@ -328,7 +337,7 @@ static int load_units_file(runtime *rt, const char *path, const char *origin, th
 		goto out;
 	}
 	snprintf(org, sizeof org, "%s%sfile %s", origin ? origin : "", origin ? ", " : "", path);
-	rc = th_store_add_hierarchy_from(rt->store, u, org);
+	rc = add_hierarchy(rt, u, org);
 	if (rc != 0) {
 		th_log(TH_LOG_ERROR, "units", "%s: hierarchy %s not loaded: %s%s", path, th_units_version(u),
 		       th_strerror(rc), rc == TH_EEXIST ? " (the store has another text under this "
@@ -346,8 +355,8 @@ out:
 	return rc;
 }
 
-/* Parses every deadline spec; applies them to the store when s != NULL. */
-static int apply_deadlines(const conf *c, th_store *s)
+/* Parses every deadline spec; stores them through committer when it is not NULL. */
+static int apply_deadlines(const conf *c, th_committer *committer)
 {
 	int bad = 0;
 	for (int i = 0; i < c->n_deadlines; i++) {
@@ -367,7 +376,9 @@ static int apply_deadlines(const conf *c, th_store *s)
 			bad = 1;
 			continue;
 		}
-		if (s && th_store_set_deadline(s, parts[0], parts[1], n == 4 ? parts[2] : NULL, ymd) != 0) {
+		th_job j = {.type = TH_JOB_DEADLINE, .appendix = parts[0], .period = parts[1],
+		            .unit = n == 4 ? parts[2] : NULL, .deadline = ymd};
+		if (committer && th_committer_run(committer, &j) != 0) {
 			th_log(TH_LOG_ERROR, "config", "--deadline %s: cannot store it", c->deadlines[i]);
 			bad = 1;
 		}
@@ -407,15 +418,6 @@ static void ymd_text(int32_t ymd, char *buf, size_t cap)
 	snprintf(buf, cap, "%04d-%02d-%02d", (int)(ymd / 10000), (int)(ymd / 100 % 100), (int)(ymd % 100));
 }
 
-/* The first day of a period (yyyymmdd): "2021", "2021-Q3", "2021-H2", "2021-06". */
-static int32_t period_start(const char *p)
-{
-	int y = atoi(p), m = 1;
-	if (strlen(p) == 7)
-		m = p[5] == 'Q' ? (p[6] - '1') * 3 + 1 : p[5] == 'H' ? (p[6] == '2' ? 7 : 1) : atoi(p + 5);
-	return y * 10000 + m * 100 + 1;
-}
-
 typedef struct {
 	int32_t effective;
 	char *list;
@@ -426,7 +428,7 @@ typedef struct {
 static int late_cb(void *ctx, const char *period, const char *version)
 {
 	late_periods *l = ctx;
-	if (period_start(period) < l->effective)
+	if (th_period_start(period) < l->effective)
 		return 0;
 	size_t add = strlen(period) + strlen(version) + 8;
 	if (l->len + add >= l->cap) {
@@ -707,10 +709,15 @@ int main(int argc, char **argv)
 		goto cleanup_early;
 	}
 	th_store_set_defs(rt.store, defs);
+	if ((rc = th_committer_new(rt.store, &rt.committer)) != 0) {
+		th_log(TH_LOG_ERROR, "store", "cannot start the committer thread: %s", th_strerror(rc));
+		th_keys_destroy(&keys);
+		goto cleanup;
+	}
 	for (int i = 0; i < rt.n_hier; i++) {
 		char org[TH_ORIGIN_MAX];
 		snprintf(org, sizeof org, "file %s", rt.paths[i]);
-		rc = th_store_add_hierarchy_from(rt.store, rt.hier[i], org);
+		rc = add_hierarchy(&rt, rt.hier[i], org);
 		if (rc != 0) {
 			th_log(TH_LOG_ERROR, "units", "%s: cannot add hierarchy %s: %s", rt.paths[i],
 			       th_units_version(rt.hier[i]), th_strerror(rc));
@@ -718,7 +725,7 @@ int main(int argc, char **argv)
 			goto cleanup;
 		}
 	}
-	if (apply_deadlines(&c, rt.store)) {
+	if (apply_deadlines(&c, rt.committer)) {
 		th_keys_destroy(&keys);
 		goto cleanup;
 	}
@@ -745,7 +752,7 @@ int main(int argc, char **argv)
 	sc.units_submit = submit_units;
 	sc.units_ctx = &rt;
 	th_server *srv = NULL;
-	if (th_server_new(&sc, rt.store, defs, rt.zap, ctx, &srv) != 0) {
+	if (th_server_new(&sc, rt.store, rt.committer, defs, rt.zap, ctx, &srv) != 0) {
 		zmq_ctx_shutdown(ctx);
 		th_zap_join(&rt.zap);
 		zmq_ctx_term(ctx);
@@ -780,6 +787,7 @@ int main(int argc, char **argv)
 	zmq_ctx_shutdown(ctx);
 	th_zap_join(&rt.zap);
 	zmq_ctx_term(ctx);
+	th_committer_destroy(&rt.committer);
 	th_store_close(&rt.store);
 	for (int i = 0; i < rt.n_hier; i++)
 		th_units_destroy(&rt.hier[i]);
@@ -790,6 +798,7 @@ int main(int argc, char **argv)
 	free_config_values();
 	return 0;
 cleanup:
+	th_committer_destroy(&rt.committer);
 	th_store_close(&rt.store);
 cleanup_early:
 	for (int i = 0; i < rt.n_hier; i++)

@@ -1,5 +1,6 @@
 /* metrics.c -- Prometheus text exposition of th_stats (docs/metrics.md). */
 #include "metrics.h"
+#include "th_wire.h"
 #include "th_clock.h"
 #include "th_log.h"
 #include "th_error.h"

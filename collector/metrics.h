@@ -11,7 +11,21 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "server.h"
+
+/* The collector's counters (docs/metrics.md; the stats query of collector/QUERY.md). */
+typedef struct th_stats {
+	uint64_t accepted, duplicate, stale, conflict, retry_later, rejected;
+	uint64_t refused_msgs;        /* whole messages refused (malformed, unauthorised) */
+	uint64_t hellos, submits, queries;
+	uint64_t records, bytes;
+	uint64_t commits, group_reports_max, group_reports_sum;
+	uint64_t commit_us_max, commit_us_sum;
+	uint64_t published;
+	uint64_t inflight_refused;    /* submits refused: too many in flight on one connection */
+	uint64_t conns_refused;       /* messages refused: too many live connections for one key */
+	uint64_t disconnects;         /* ingest connections ended, for any reason (KEYS.md) */
+	uint64_t conns_live;          /* ingest connections tracked as live now (a gauge) */
+} th_stats;
 
 /* Number of finite commit-latency histogram buckets. */
 #define TH_METRICS_BUCKETS 12

@@ -1,6 +1,8 @@
 /* fuzz_collector.c -- the collector's handling of one submit message against a
- * real temporary store: th_wire_decode_submit, th_report_validate of every decoded
- * report, th_store_apply of the group (no network, no scope: keys are not fuzzed).
+ * real temporary store, through its real modules: th_wire_decode_submit, the
+ * ingest checks of every report (collector/ingest.h) under an agent key of the
+ * root and under an admin key, th_store_apply of what passes, the answers
+ * (th_ingest_answer) encoded as the ack.  No network; keys are not fuzzed.
  * The store is created once per process under $TMPDIR and removed at exit. */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
@@ -10,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ingest.h"
 #include "th_store.h"
 #include "th_units.h"
 #include "th_wire.h"
@@ -70,21 +73,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *why;
 	if (th_wire_decode_submit(data, size, defs, &th_limits_default, &s, &why) != 0)
 		return 0;
-	th_submission *subs = calloc(s.n_reports ? s.n_reports : 1, sizeof *subs);
-	th_ack_result *res = calloc(s.n_reports ? s.n_reports : 1, sizeof *res);
-	size_t n = 0;
-	for (size_t i = 0; subs && res && i < s.n_reports; i++) {
-		th_report *r = s.reports[i];
-		if (!r || s.err[i])
-			continue;
-		const th_def *d = th_defset_get(defs, r->appendix, r->version);
-		if (!d || th_report_validate(r, d, NULL) != 0)
-			continue;
-		subs[n].report = r;
-		subs[n].sender = "fuzz";
-		subs[n].result = &res[n];
-		n++;
-	}
+	/* the first byte of the id picks the key: an agent of the root or an admin */
+	th_key key;
+	memset(&key, 0, sizeof key);
+	key.role = s.id & 1 ? TH_ROLE_ADMIN : TH_ROLE_AGENT;
+	snprintf(key.unit, sizeof key.unit, "R");
+	snprintf(key.comment, sizeof key.comment, "fuzz");
+	size_t nr = s.n_reports ? s.n_reports : 1;
+	th_checked *c = calloc(nr, sizeof *c);
+	th_submission *subs = calloc(nr, sizeof *subs);
+	th_ack_result *res = calloc(nr, sizeof *res);
+	size_t *from = calloc(nr, sizeof *from), n = 0;
+	for (size_t i = 0; c && subs && res && from && i < s.n_reports; i++)
+		if (th_ingest_check(store, &key, 0, s.reports[i], s.err[i], s.why[i], &c[i], &res[i])) {
+			from[n] = i;
+			subs[n++] = c[i].sub;
+		}
 	if (n) {
 		uint64_t commit;
 		int64_t when;
@@ -92,11 +96,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t n_changed = 0;
 		th_store_apply(store, subs, n, &commit, &when, &changed, &n_changed);
 		free(changed);
+		for (size_t j = 0; j < n; j++) {
+			th_ingest_answer(store, &subs[j].result, NULL, NULL, NULL, 0, &res[from[j]]);
+			th_checked_release(&c[from[j]]);
+		}
 	}
-	for (size_t i = 0; res && i < n; i++)
+	if (c && subs && res && from) {
+		th_ack a = {.id = s.id, .results = res, .n_results = s.n_reports};
+		for (size_t i = 0; i < s.n_reports; i++)
+			th_ingest_answer(store, NULL, s.unit[i], s.appendix[i], s.period[i], s.rev[i], &res[i]);
+		uint8_t *out = NULL;
+		size_t olen = 0;
+		if (th_wire_encode_ack(&a, &out, &olen) == 0)
+			free(out);
+	}
+	for (size_t i = 0; res && i < s.n_reports; i++)
 		th_ack_result_free(&res[i]);
 	free(res);
 	free(subs);
+	free(c);
+	free(from);
 	th_submit_decoded_free(&s);
 	return 0;
 }

@@ -1,9 +1,7 @@
-/* th_report.c -- reports: construction, validation, canonical form, hash. */
+/* th_report.c -- reports: construction, validation, row order (the canonical form and
+ * its hash are th_canon.c). */
 #include "th_report.h"
 
-#include <ctype.h>
-#include <msgpack.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,33 +86,10 @@ fail:
 	return NULL;
 }
 
-int th_period_valid(const char *p)
-{
-	if (!p)
-		return 0;
-	size_t n = strlen(p);
-	for (int i = 0; i < 4; i++)
-		if (!isdigit((unsigned char)p[i]))
-			return 0;
-	int year = atoi(p);
-	if (year < 1900 || year > 2999)
-		return 0;
-	if (n == 4)
-		return 1;
-	if (n != 7 || p[4] != '-')
-		return 0;
-	if (p[5] == 'Q')
-		return p[6] >= '1' && p[6] <= '4';
-	if (p[5] == 'H')
-		return p[6] == '1' || p[6] == '2';
-	if (!isdigit((unsigned char)p[5]) || !isdigit((unsigned char)p[6]))
-		return 0;
-	int m = (p[5] - '0') * 10 + (p[6] - '0');
-	return m >= 1 && m <= 12;
-}
-
 static int code_valid(const char *s)
 {
+	if (!s)
+		return 0;
 	size_t n = strlen(s);
 	if (n == 0 || n > TH_CODE_MAX)
 		return 0;
@@ -137,17 +112,20 @@ static int cmp_rows(const th_report *r, const th_def *d, size_t a, size_t b)
 	return 0;
 }
 
-static const th_report *sort_r;
-static const th_def *sort_d;
-static int cmp_idx(const void *pa, const void *pb)
+struct sort_ctx {
+	const th_report *r;
+	const th_def *d;
+};
+
+static int cmp_idx(const void *pa, const void *pb, void *ctx)
 {
+	const struct sort_ctx *c = ctx;
 	size_t a = *(const size_t *)pa, b = *(const size_t *)pb;
-	int x = cmp_rows(sort_r, sort_d, a, b);
+	int x = cmp_rows(c->r, c->d, a, b);
 	return x ? x : (a < b ? -1 : a > b);
 }
 
-/* Row order sorted by key (stable); malloc'd array of n_rows indices. */
-static size_t *sorted_order(const th_report *r, const th_def *d)
+size_t *th_report_key_order(const th_report *r, const th_def *d)
 {
 	size_t *idx = malloc((r->n_rows ? r->n_rows : 1) * sizeof *idx);
 	if (!idx)
@@ -155,11 +133,8 @@ static size_t *sorted_order(const th_report *r, const th_def *d)
 	for (size_t i = 0; i < r->n_rows; i++)
 		idx[i] = i;
 	if (d->n_key && r->n_rows > 1) {
-		/* qsort with file-scope context: reports are validated on one thread
-		 * at a time per process in this project; keep it simple. */
-		sort_r = r;
-		sort_d = d;
-		qsort(idx, r->n_rows, sizeof *idx, cmp_idx);
+		struct sort_ctx c = {r, d};
+		qsort_r(idx, r->n_rows, sizeof *idx, cmp_idx, &c);
 	}
 	return idx;
 }
@@ -344,7 +319,7 @@ int th_report_validate(th_report *r, const th_def *d, th_diag *diag)
 		for (size_t row = 0; row < r->n_rows; row++)
 			derive_status(r, d, row, diag);
 	if (d->n_key && r->n_rows > 1 && errors == 0) {
-		size_t *idx = sorted_order(r, d);
+		size_t *idx = th_report_key_order(r, d);
 		if (!idx)
 			return TH_ENOMEM;
 		for (size_t i = 1; i < r->n_rows; i++)
@@ -361,7 +336,7 @@ void th_report_sort(th_report *r, const th_def *d)
 {
 	if (!d->n_key || r->n_rows < 2)
 		return;
-	size_t *idx = sorted_order(r, d);
+	size_t *idx = th_report_key_order(r, d);
 	th_value *nc = malloc(r->n_rows * r->n_cols * sizeof *nc);
 	if (!idx || !nc) {
 		free(idx);
@@ -373,95 +348,6 @@ void th_report_sort(th_report *r, const th_def *d)
 	free(r->cells);
 	r->cells = nc;
 	free(idx);
-}
-
-/* --- canonical form ----------------------------------------------------------- */
-
-static void pack_str(msgpack_packer *pk, const char *s, size_t n)
-{
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, s, n);
-}
-
-int th_report_canonical(const th_report *r, const th_def *d, uint8_t **out, size_t *len)
-{
-	if (r->n_cols != d->n_cols)
-		return TH_EINVAL;
-	size_t *idx = sorted_order(r, d);
-	if (!idx)
-		return TH_ENOMEM;
-	msgpack_sbuffer sb;
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer pk;
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_array(&pk, 5);
-	pack_str(&pk, r->appendix, strlen(r->appendix));
-	msgpack_pack_uint64(&pk, r->version);
-	msgpack_pack_int64(&pk, r->as_of);
-	if (r->tombstone)
-		msgpack_pack_true(&pk);
-	else
-		msgpack_pack_false(&pk);
-	msgpack_pack_array(&pk, r->n_rows);
-	int rc = TH_OK;
-	for (size_t i = 0; i < r->n_rows; i++) {
-		msgpack_pack_array(&pk, r->n_cols);
-		for (size_t c = 0; c < r->n_cols; c++) {
-			const th_value *v = th_report_cell(r, idx[i], c);
-			const th_column *col = &d->cols[c];
-			if (v->null) {
-				msgpack_pack_nil(&pk);
-				continue;
-			}
-			switch (col->type) {
-			case TH_T_ENUM:
-				if (v->i < 0 || (uint64_t)v->i >= col->n_values) {
-					rc = TH_ERANGE;
-					goto done;
-				}
-				pack_str(&pk, col->values[v->i].code, strlen(col->values[v->i].code));
-				break;
-			case TH_T_BOOL:
-				if (v->i)
-					msgpack_pack_true(&pk);
-				else
-					msgpack_pack_false(&pk);
-				break;
-			case TH_T_TEXT:
-				pack_str(&pk, v->s ? v->s : "", v->len);
-				break;
-			default:
-				msgpack_pack_int64(&pk, v->i);
-			}
-		}
-	}
-done:
-	free(idx);
-	if (rc) {
-		msgpack_sbuffer_destroy(&sb);
-		return rc;
-	}
-	*out = (uint8_t *)sb.data;
-	*len = sb.size;
-	return TH_OK;
-}
-
-int th_report_canonical_hash(const th_report *r, const th_def *d, uint8_t **out, size_t *len,
-                             uint8_t hash[TH_HASH_LEN])
-{
-	int rc = th_report_canonical(r, d, out, len);
-	if (rc == TH_OK)
-		crypto_generichash(hash, TH_HASH_LEN, *out, *len, NULL, 0);
-	return rc;
-}
-
-int th_report_hash(const th_report *r, const th_def *d, uint8_t out[TH_HASH_LEN])
-{
-	uint8_t *buf;
-	size_t len;
-	int rc = th_report_canonical_hash(r, d, &buf, &len, out);
-	free(rc == TH_OK ? buf : NULL);
-	return rc;
 }
 
 int th_report_key(const char *unit, const char *appendix, const char *period, char *buf, size_t cap)

@@ -1,5 +1,6 @@
 /* th_report.h -- reports (one appendix of one unit for one period) and their
- * validation, canonical form and content hash (DESIGN section 4).
+ * validation (DESIGN section 4); their canonical form and content hash are
+ * th_canon.h.
  *
  * Identity: (unit, appendix, period).  Cells are row-major,
  * n_rows * n_cols, in the definition's column order.
@@ -12,10 +13,10 @@
 #include "th_error.h"
 #include "th_value.h"
 #include "th_def.h"
+#include "th_period.h"
 
 #define TH_HASH_LEN 32          /* BLAKE2b-256 */
 #define TH_CODE_MAX 64          /* unit code, appendix id: bytes */
-#define TH_PERIOD_MAX 16
 
 typedef struct th_report {
 	char *unit;          /* unit code */
@@ -42,9 +43,6 @@ static inline th_value *th_report_cell(const th_report *r, size_t row, size_t co
 }
 th_report *th_report_clone(const th_report *r);
 
-/* 1 when period is well formed: yyyy, yyyy-Qn, yyyy-Hn or yyyy-mm. */
-int th_period_valid(const char *period);
-
 /* Validates r completely against d: column count, types and ranges,
  * required cells, text length and UTF-8/NFC, row count limit, unique row keys,
  * cross-field rules; derives the task status (d->derive) from the dates and
@@ -56,20 +54,18 @@ int th_report_validate(th_report *r, const th_def *d, th_diag *diag);
 /* Sorts the rows by row key (th_value_cmp on the key columns in order). */
 void th_report_sort(th_report *r, const th_def *d);
 
-/* The canonical form (see schema/PROTOCOL.md): msgpack of
- * [appendix, version, as_of, tombstone, [[cells...]...]] with rows sorted by
- * key, smallest integer encodings, NFC strings, decimals as scaled ints,
- * enums as codes.  *out malloc'd.  r must have been validated. */
-int th_report_canonical(const th_report *r, const th_def *d, uint8_t **out, size_t *len);
-/* BLAKE2b-256 of the canonical form. */
-int th_report_hash(const th_report *r, const th_def *d, uint8_t out[TH_HASH_LEN]);
-/* Both at once: the canonical form (malloc'd into *out, *len) and its hash. */
-int th_report_canonical_hash(const th_report *r, const th_def *d, uint8_t **out, size_t *len,
-                             uint8_t hash[TH_HASH_LEN]);
+/* The rows' order by row key (th_value_cmp on the key columns in order, ties in
+ * row order): a malloc'd array of n_rows row indices, NULL when out of memory.
+ * The canonical form (th_canon.h) lists rows in this order. */
+size_t *th_report_key_order(const th_report *r, const th_def *d);
 
 /* The key as one byte string "unit\0appendix\0period" (no trailing NUL);
  * returns its length, or TH_ETOOBIG when buf (size cap) is too small. */
 int th_report_key(const char *unit, const char *appendix, const char *period,
                   char *buf, size_t cap);
+
+/* The canonical form and hash moved to th_canon.h; included here so that the
+ * callers of th_report_hash outside schema/ keep building. */
+#include "th_canon.h"
 
 #endif

@@ -20,6 +20,7 @@
 #include "th_error.h"
 #include "th_def.h"
 #include "th_report.h"
+#include "th_units.h"
 
 #define TH_WIRE_VERSION 1
 #define TH_STORE_UUID_LEN 16
@@ -162,5 +163,109 @@ typedef struct th_error_msg {
 int th_wire_encode_error(const th_error_msg *e, uint8_t **out, size_t *len);
 int th_wire_decode_error(const uint8_t *buf, size_t len, th_error_msg *e, const char **why);
 void th_error_msg_free(th_error_msg *e);
+
+/* --- query socket and rollup stream (collector/QUERY.md) ---------------------
+ * Code: schema/th_wire_query.c.  A query is a message like the others; a result
+ * is {v, t: "result", id, ok, ...}; the rollup stream's body is a node map, the
+ * same map the node and level answers hold. */
+typedef struct th_query {
+	uint64_t id;
+	char q[16];                  /* "node", "level"... ("" when absent) */
+	char appendix[TH_CODE_MAX + 1], period[TH_PERIOD_MAX + 1];
+	char unit[TH_CODE_MAX + 1], parent[TH_CODE_MAX + 1];
+	uint64_t level;              /* 0 when absent */
+	char name[256];              /* units_submit: the file's name */
+	const char *text;            /* units_submit: the file's bytes (str or bin), inside the
+	                              * decoded frame, or NULL; not NUL-terminated */
+	uint32_t text_len;
+} th_query;
+/* Encodes q (fields left empty / 0 / NULL are left out). */
+int th_wire_encode_query(const th_query *q, uint8_t **out, size_t *len);
+/* Decodes a query: the envelope as for every message, the fields above (a string
+ * longer than its field, or of the wrong type, is TH_EPROTO "a field has the wrong
+ * type or is too long"); unknown fields are skipped. */
+int th_wire_decode_query(const uint8_t *buf, size_t len, th_query *q, const char **why);
+
+/* A rollup node as both send it: unit, name, appendix, period, level, version (+1
+ * at every change), commit, own, total (n_slots int64 each, laid out by the
+ * definition), expected, reported, on_time, late, corrections. */
+typedef struct th_wire_node {
+	const char *unit, *name, *appendix, *period;   /* name "" when not known */
+	uint32_t level;
+	uint64_t version, commit;
+	const int64_t *own, *total;                    /* NULL: an empty array */
+	size_t n_slots;
+	uint32_t expected, reported, on_time, late, corrections;
+} th_wire_node;
+/* The node map alone: the rollup stream's message body. */
+int th_wire_encode_node(const th_wire_node *n, uint8_t **out, size_t *len);
+/* A node map decoded (for subscribers): strings and vectors owned by it. */
+typedef struct th_node_msg {
+	char *unit, *name, *appendix, *period;
+	uint32_t level;
+	uint64_t version, commit;
+	int64_t *own, *total;
+	size_t n_slots;
+	uint32_t expected, reported, on_time, late, corrections;
+} th_node_msg;
+/* Decodes a node map: unit, appendix, period, level, version, commit, own and total
+ * are required (own and total of one length), the counts and name default to 0
+ * and "", unknown fields are skipped.  TH_EPROTO / TH_EUTF8 / TH_ETOOBIG. */
+int th_wire_decode_node(const uint8_t *buf, size_t len, th_node_msg *n, const char **why);
+void th_node_msg_free(th_node_msg *n);
+
+/* One revision of a report, as the history and report answers give it. */
+typedef struct th_wire_revision {
+	uint64_t rev, commit;
+	int64_t time;                /* unix µs of its commit */
+	const char *sender;
+	int tombstone;
+	const uint8_t *hash;         /* TH_HASH_LEN bytes, sent as hex */
+} th_wire_revision;
+/* A hierarchy version, as the hierarchies and units_submit answers give it. */
+typedef struct th_wire_version {
+	const char *version, *root, *origin;
+	int32_t effective;           /* yyyymmdd */
+	uint64_t units;
+	uint32_t levels;
+	int64_t loaded;              /* unix µs, 0 = unknown */
+	const char *const *periods;  /* the periods bound to it */
+	size_t n_periods;
+} th_wire_version;
+
+/* A list of maps (or strings) of one kind, built before the answer that holds it. */
+typedef struct th_wire_list th_wire_list;
+th_wire_list *th_wire_list_new(void);                          /* NULL: out of memory */
+void th_wire_list_destroy(th_wire_list **l);
+size_t th_wire_list_count(const th_wire_list *l);
+void th_wire_list_node(th_wire_list *l, const th_wire_node *n);
+/* A missing unit: {unit, name, parent, kind, person, phone, email}. */
+void th_wire_list_unit(th_wire_list *l, const th_unit *u);
+void th_wire_list_revision(th_wire_list *l, const th_wire_revision *v);
+void th_wire_list_version(th_wire_list *l, const th_wire_version *v);
+void th_wire_list_str(th_wire_list *l, const char *s);
+
+/* An answer with ok true, its fields added in order, then th_result_finish. */
+typedef struct th_result th_result;
+th_result *th_result_new(uint64_t id);                        /* NULL: out of memory */
+void th_result_destroy(th_result **r);
+void th_result_str(th_result *r, const char *key, const char *val);
+void th_result_uint(th_result *r, const char *key, uint64_t val);
+void th_result_node(th_result *r, const char *key, const th_wire_node *n);
+void th_result_version(th_result *r, const char *key, const th_wire_version *v);
+void th_result_list(th_result *r, const char *key, const th_wire_list *l);
+/* A map of counters: names[i] -> values[i]. */
+void th_result_counters(th_result *r, const char *key, const char *const *names,
+                        const uint64_t *values, size_t n);
+/* {rev, commit, time, sender, tombstone, hash, version, as_of, columns: [ids], rows:
+ * [[cells as in a submit]]}: rep read with its definition d. */
+void th_result_report(th_result *r, const char *key, const th_wire_revision *info,
+                      const th_report *rep, const th_def *d);
+/* The frame (*out malloc'd); r stays the caller's to destroy. */
+int th_result_finish(th_result *r, uint8_t **out, size_t *len);
+/* An answer with ok false: reason th_errname(code), message (NULL: th_strerror), and
+ * problems (may be NULL: left out) as an array. */
+int th_wire_encode_refusal(uint64_t id, int code, const char *message, const th_wire_list *problems,
+                           uint8_t **out, size_t *len);
 
 #endif

@@ -2,7 +2,10 @@
 # The test command (README): installs dependencies, then
 #   1. a warning-free (-Werror) gcc build and the whole ctest suite;
 #   2. a clang build with AddressSanitizer + UndefinedBehaviorSanitizer and
-#      the libFuzzer targets, the whole suite again plus short fuzz runs.
+#      the libFuzzer targets, the whole suite again plus short fuzz runs;
+#   3. the Debian packages: built, linted, installed, run and upgraded from the
+#      previous release (scripts/pkg-test.sh; root only, it changes the machine;
+#      TH_PKG_TEST=0 skips it).
 # Exits non-zero on any failure.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,3 +27,8 @@ echo "== test: ASan+UBSan build and fuzzing"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build/asan && ctest --output-on-failure -j"$jobs" --timeout 900)
+
+if [ "${TH_PKG_TEST:-1}" != 0 ]; then
+  echo "== packages: build, lintian, install, run, upgrade"
+  ./scripts/pkg-test.sh
+fi

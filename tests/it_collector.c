@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <poll.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,11 +429,30 @@ static void pub_prefix_terminated(void **state)
 		assert_true(n > 0);
 		topic[n] = 0;
 		char body[65536];
-		zmq_recv(sub, body, sizeof body, 0);
-		if (strncmp(topic, "L2\x1fSNV\x1fPL3\x1f" "2021\x1f", (size_t)n) == 0)
+		int bn = zmq_recv(sub, body, sizeof body, 0);
+		if (strncmp(topic, "L2\x1fSNV\x1fPL3\x1f" "2021\x1f", (size_t)n) == 0) {
 			got_snv++;
-		else
+			/* the body: the node map of QUERY.md, every field */
+			th_node_msg m;
+			const char *why = NULL;
+			assert_true(bn > 0);
+			assert_int_equal(th_wire_decode_node((uint8_t *)body, (size_t)bn, &m, &why), 0);
+			assert_string_equal(m.unit, "SNV");
+			assert_string_equal(m.name, "Sở Nội vụ");
+			assert_string_equal(m.appendix, "PL3");
+			assert_string_equal(m.period, "2021");
+			assert_int_equal(m.level, 2);
+			assert_int_equal(m.version, 1);
+			assert_true(m.commit > 0);
+			assert_int_equal(m.n_slots, th_defset_latest(f->defs, "PL3")->n_slots);
+			assert_int_equal(m.expected, 1);
+			assert_int_equal(m.reported, 1);
+			assert_int_equal(m.on_time + m.late, 1);
+			assert_int_equal(m.corrections, 0);
+			th_node_msg_free(&m);
+		} else {
 			got_other++;
+		}
 	}
 	assert_int_equal(got_snv, 1);
 	assert_int_equal(got_other, 0);
@@ -800,6 +820,214 @@ static void keygen_and_check(void **state)
 	free(out);
 }
 
+/* --- reads are pure, and answered while a commit is held ------------------------------ */
+
+/* A query of PL3 for period (q: node, level, missing, definition) with a reader key over
+ * q; its decoded answer must be ok. */
+static void reader_query(cf_fixture *f, void *q, const char *what, const char *period)
+{
+	th_query qu;
+	memset(&qu, 0, sizeof qu);
+	qu.id = 9;
+	snprintf(qu.q, sizeof qu.q, "%s", what);
+	snprintf(qu.appendix, sizeof qu.appendix, "PL3");
+	snprintf(qu.period, sizeof qu.period, "%s", period);
+	snprintf(qu.unit, sizeof qu.unit, "C1");
+	qu.level = 3;
+	uint8_t *buf;
+	size_t len, rlen;
+	assert_int_equal(th_wire_encode_query(&qu, &buf, &len), 0);
+	uint8_t *rep = cf_request(q, buf, len, 5000, &rlen);
+	free(buf);
+	assert_non_null(rep);
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	assert_int_equal(msgpack_unpack_next(&u, (const char *)rep, rlen, NULL), MSGPACK_UNPACK_SUCCESS);
+	const msgpack_object *ok = cf_field(&u.data, "ok");
+	assert_non_null(ok);
+	assert_true(ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean);
+	msgpack_unpacked_destroy(&u);
+	free(rep);
+}
+
+/* The hierarchies answer: versions, and how many periods are bound to version (or to
+ * any when version is NULL); *has (may be NULL) whether period is one of them. */
+static size_t bound_periods(cf_fixture *f, const char *version, size_t *versions,
+                            const char *period, int *has)
+{
+	msgpack_unpacked u;
+	char *raw;
+	cf_query_unpacked(f, "hierarchies", "", &u, &raw);
+	const msgpack_object *h = cf_field(&u.data, "hierarchies");
+	assert_non_null(h);
+	assert_int_equal(h->type, MSGPACK_OBJECT_ARRAY);
+	size_t n = 0;
+	if (has)
+		*has = 0;
+	for (uint32_t i = 0; i < h->via.array.size; i++) {
+		const msgpack_object *v = cf_field(&h->via.array.ptr[i], "version");
+		const msgpack_object *ps = cf_field(&h->via.array.ptr[i], "periods");
+		assert_non_null(v);
+		assert_non_null(ps);
+		if (version && (v->via.str.size != strlen(version) ||
+		                memcmp(v->via.str.ptr, version, v->via.str.size)))
+			continue;
+		n += ps->via.array.size;
+		for (uint32_t k = 0; has && period && k < ps->via.array.size; k++)
+			if (ps->via.array.ptr[k].via.str.size == strlen(period) &&
+			    !memcmp(ps->via.array.ptr[k].via.str.ptr, period, strlen(period)))
+				*has = 1;
+	}
+	if (versions)
+		*versions = h->via.array.size;
+	msgpack_unpacked_destroy(&u);
+	free(raw);
+	return n;
+}
+
+/* The bug of issue #14: a reader key's queries of 140 future months (2040-01..2051-08)
+ * bound them all; a version effective 2040-01-01 adding NEW1 was then loaded, and
+ * NEW1's 2040-01 report was refused as unknown in the version 2040-01 was bound to.
+ * Reads bind nothing now: the same queries leave the bindings as they were, and the
+ * report is accepted under the new version, which its period is bound to. */
+static void reader_queries_bind_nothing(void **state)
+{
+	cf_fixture *f = *state;
+	void *d1 = cf_dealer(f, f->ingest, &f->d1);
+	th_report *r = cf_pl3(f, "C1", 1, 2, 0, 0);
+	assert_int_equal(cf_submit_status(f, d1, r, NULL), TH_ACK_ACCEPTED);   /* binds 2021 */
+	th_report_destroy(&r);
+	assert_int_equal(bound_periods(f, NULL, NULL, NULL, NULL), 1);
+	void *q = cf_dealer(f, f->query, &f->reader);
+	static const char *const verbs[] = {"node", "level", "missing", "definition"};
+	for (int i = 0; i < 140; i++) {
+		char per[8];
+		snprintf(per, sizeof per, "%04d-%02d", 2040 + i / 12, i % 12 + 1);
+		for (size_t v = 0; v < sizeof verbs / sizeof *verbs; v++)
+			reader_query(f, q, verbs[v], per);
+	}
+	zmq_close(q);
+	assert_int_equal(bound_periods(f, NULL, NULL, NULL, NULL), 1);
+	/* a version effective 2040-01-01 with a new commune NEW1 under D1, loaded at SIGHUP */
+	static const char units2040[] =
+		"@version it-2040\n@effective 2040-01-01\ncode\tparent\tkind\tname\n"
+		"R\t\tcity\tThành phố\nSNV\tR\tdepartment\tSở Nội vụ\nD1\tR\tdistrict\tQuận 1\n"
+		"C1\tD1\tcommune\tPhường 1\nNEW1\tD1\tcommune\tPhường mới\n";
+	char path[4096];
+	snprintf(path, sizeof path, "%s/units", f->dir);
+	assert_int_equal(tu_write_file(path, units2040, strlen(units2040)), 0);
+	kill(f->pid, SIGHUP);
+	size_t versions = 0;
+	for (int i = 0; i < 100 && versions < 2; i++) {
+		usleep(50000);
+		bound_periods(f, NULL, &versions, NULL, NULL);
+	}
+	assert_int_equal(versions, 2);
+	void *admin = cf_dealer(f, f->ingest, &f->admin);
+	r = cf_pl3_report(f->defs, "NEW1", "2040-01", 1, 5, 0, 0);
+	int code = 0;
+	assert_int_equal(cf_submit_status(f, admin, r, &code), TH_ACK_ACCEPTED);
+	th_report_destroy(&r);
+	int has = 0;
+	assert_int_equal(bound_periods(f, "it-2040", NULL, "2040-01", &has), 1);
+	assert_true(has);
+	assert_int_equal(bound_periods(f, "it-1", NULL, NULL, NULL), 1);   /* 2021 */
+	zmq_close(admin);
+	zmq_close(d1);
+}
+
+static char hold_fifo[4096];
+
+/* A collector whose every commit waits on a FIFO (committer.h's test hook). */
+static int hold_setup(void **state)
+{
+	char *dir = tu_tmpdir();
+	snprintf(hold_fifo, sizeof hold_fifo, "%s/hold", dir);
+	free(dir);
+	assert_int_equal(mkfifo(hold_fifo, 0600), 0);
+	setenv("TH_TEST_COMMIT_HOLD", hold_fifo, 1);
+	int rc = cf_setup(state);
+	unsetenv("TH_TEST_COMMIT_HOLD");
+	return rc;
+}
+
+static int hold_teardown(void **state)
+{
+	/* a commit still waiting is let go, so the collector can stop */
+	int fd = open(hold_fifo, O_WRONLY | O_NONBLOCK);
+	if (fd >= 0) {
+		ssize_t w = write(fd, "x", 1);
+		(void)w;   /* nothing waited: nothing to let go */
+		close(fd);
+	}
+	int rc = cf_teardown(state);
+	unlink(hold_fifo);
+	char *slash = strrchr(hold_fifo, '/');
+	if (slash) {
+		*slash = 0;
+		rmdir(hold_fifo);
+	}
+	return rc;
+}
+
+/* While a group is written but not committed (the committer holds it), a query and a
+ * hello are answered, from the store as it was before the group; the group's ack comes
+ * once it is let go, and then the query sees it.  Before, both waited for the commit. */
+static void query_and_hello_answered_while_commit_held(void **state)
+{
+	cf_fixture *f = *state;
+	void *d1 = cf_dealer(f, f->ingest, &f->d1);
+	th_report *r = cf_pl3(f, "C1", 3, 4, 0, 0);
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_submit(77, &r, 1, f->defs, &buf, &len), 0);
+	assert_true(zmq_send(d1, buf, len, 0) >= 0);
+	free(buf);
+	/* opening the FIFO for writing succeeds once the committer waits on it */
+	int fd = -1;
+	for (int i = 0; i < 2000 && fd < 0; i++) {
+		fd = open(hold_fifo, O_WRONLY | O_NONBLOCK);
+		if (fd < 0)
+			usleep(10000);
+	}
+	assert_true(fd >= 0);
+	uint32_t reported = 99;
+	assert_int_equal(cf_query_total(f, "D1", "da_hoan_thanh", &reported), -1);
+	assert_int_equal(reported, 0);
+	assert_int_equal(cf_stat(f, "commits"), 0);
+	void *other = cf_dealer(f, f->ingest, &f->d1);   /* C1 is in its scope */
+	th_welcome w;
+	assert_int_equal(cf_hello(other, &w, NULL), 0);
+	assert_int_equal(w.n_revs, 0);
+	th_welcome_free(&w);
+	/* the ack has not come: the group is not durable yet */
+	zmq_pollitem_t it = {d1, 0, ZMQ_POLLIN, 0};
+	assert_int_equal(zmq_poll(&it, 1, 0), 0);
+	assert_int_equal(write(fd, "g", 1), 1);
+	close(fd);
+	assert_int_equal(zmq_poll(&it, 1, 10000), 1);
+	uint8_t ackbuf[65536];
+	int n = zmq_recv(d1, ackbuf, sizeof ackbuf, 0);
+	assert_true(n > 0);
+	th_ack a;
+	const char *why = NULL;
+	assert_int_equal(th_wire_decode_ack(ackbuf, (size_t)n, &a, &why), 0);
+	assert_int_equal(a.id, 77);
+	assert_int_equal(a.n_results, 1);
+	assert_int_equal(a.results[0].status, TH_ACK_ACCEPTED);
+	assert_true(a.commit > 0);
+	th_ack_free(&a);
+	assert_int_equal(cf_query_total(f, "D1", "da_hoan_thanh", &reported), 4);
+	assert_int_equal(reported, 1);
+	assert_int_equal(cf_hello(other, &w, NULL), 0);
+	assert_int_equal(w.n_revs, 1);
+	assert_int_equal(w.revs[0].rev, 3);
+	th_welcome_free(&w);
+	th_report_destroy(&r);
+	zmq_close(other);
+	zmq_close(d1);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -820,6 +1048,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(sigterm_exits_cleanly, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(keygen_and_check, cf_setup, cf_teardown),
 		cmocka_unit_test_setup_teardown(report_and_history_queries, cf_setup, cf_teardown),
+		cmocka_unit_test_setup_teardown(reader_queries_bind_nothing, cf_setup, cf_teardown),
+		cmocka_unit_test_setup_teardown(query_and_hello_answered_while_commit_held, hold_setup,
+		                                hold_teardown),
 	};
 	return TH_RUN_TESTS(tests, argc, argv);
 }

@@ -905,7 +905,7 @@ static void check_all(world *w, int expect_hist)
 			const th_def *def = th_defset_get(defs(), r->appendix, r->version);
 			assert_non_null(def);
 			uint8_t h[TH_HASH_LEN];
-			assert_int_equal(th_report_hash(r, def, h), 0);
+			assert_int_equal(th_canon_hash(r, def, h), 0);
 			th_report *sr = NULL;
 			th_revision_info info;
 			assert_int_equal(th_store_get_report(s, r->unit, r->appendix, r->period, &sr, &info), 0);
@@ -1220,7 +1220,7 @@ static void collector_crash_loop(void **state)
 			th_report *r = read_file_report(final_file(&w->a[i], j));
 			const th_def *def = th_defset_get(defs(), r->appendix, r->version);
 			assert_non_null(def);
-			assert_int_equal(th_report_hash(r, def, want[nk]), 0);
+			assert_int_equal(th_canon_hash(r, def, want[nk]), 0);
 			snprintf(key[nk][0], sizeof key[nk][0], "%s", r->unit);
 			snprintf(key[nk][1], sizeof key[nk][1], "%s", r->appendix);
 			snprintf(key[nk][2], sizeof key[nk][2], "%s", r->period);
@@ -1957,7 +1957,7 @@ static void restore_backup(void **state)
 			th_report *r = read_file_report(fin);
 			const th_def *def = th_defset_get(defs(), r->appendix, r->version);
 			uint8_t h[TH_HASH_LEN];
-			assert_int_equal(th_report_hash(r, def, h), 0);
+			assert_int_equal(th_canon_hash(r, def, h), 0);
 			th_report *sr = NULL;
 			th_revision_info info;
 			assert_int_equal(th_store_get_report(s, r->unit, r->appendix, r->period, &sr, &info), 0);

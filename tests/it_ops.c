@@ -1,6 +1,6 @@
 /* it_ops.c -- operations: the collector's Prometheus metrics file from a real
- * run (checked by a small text-format parser), the .deb packages, the systemd
- * units and the docker start-up script run without Docker. */
+ * run (checked by a small text-format parser), the systemd units, the default
+ * configuration files and the docker start-up script run without Docker. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -379,7 +379,11 @@ static void metrics_unwritable_keeps_running(void **state)
 	tu_rmrf(dir);
 }
 
-/* ---- packages ---- */
+/* ---- shell helpers ---- */
+
+/* (The Debian packages, debian/, are built, linted, installed, run and upgraded by
+ * scripts/pkg-test.sh, the packaging stage of scripts/test.sh: it needs root and a
+ * machine it may change.) */
 
 static int have(const char *prog)
 {
@@ -404,154 +408,6 @@ static void must_contain(const char *text, const char *what, const char *where)
 {
 	if (!strstr(text, what))
 		fail_msg("%s lacks \"%s\":\n%s", where, what, text);
-}
-
-static void deb_packages_build_and_run(void **state)
-{
-	if (!have("cpack") || !have("dpkg-deb")) {
-		print_message("cpack or dpkg-deb missing: skipped\n");
-		skip();
-	}
-	char *dir = tu_tmpdir();
-	char cmd[16384], deb_a[4096], deb_s[4096];
-	snprintf(cmd, sizeof cmd, "cd '%s' && cpack -G DEB -B '%s/out' 2>&1", tu_build_dir(), dir);
-	free(out_of(cmd));
-	snprintf(deb_a, sizeof deb_a, "%s/out/tonghop-publish_%s-1_amd64.deb", dir, TH_VERSION);
-	snprintf(deb_s, sizeof deb_s, "%s/out/tonghop-collector_%s-1_amd64.deb", dir, TH_VERSION);
-	struct stat sb;
-	if (stat(deb_a, &sb) != 0 || stat(deb_s, &sb) != 0) {
-		snprintf(cmd, sizeof cmd, "dpkg --print-architecture");
-		char *arch = out_of(cmd);
-		arch[strcspn(arch, "\n")] = 0;
-		snprintf(deb_a, sizeof deb_a, "%s/out/tonghop-publish_%s-1_%s.deb", dir, TH_VERSION, arch);
-		snprintf(deb_s, sizeof deb_s, "%s/out/tonghop-collector_%s-1_%s.deb", dir, TH_VERSION, arch);
-		free(arch);
-	}
-	assert_int_equal(stat(deb_a, &sb), 0);
-	assert_int_equal(stat(deb_s, &sb), 0);
-
-	/* control fields */
-	snprintf(cmd, sizeof cmd, "dpkg-deb --field '%s' Package Version Depends", deb_a);
-	char *info = out_of(cmd);
-	must_contain(info, "Package: tonghop-publish", "agent control");
-	must_contain(info, "Version: " TH_VERSION "-1", "agent control");
-	static const char *agent_deps[] = {"libzmq5", "liblmdb0", "libsodium23", "libunistring2", "libc6"};
-	for (size_t i = 0; i < sizeof agent_deps / sizeof *agent_deps; i++)
-		must_contain(info, agent_deps[i], "agent Depends");
-	assert_null(strstr(info, "libxlsxwriter"));
-	free(info);
-	snprintf(cmd, sizeof cmd, "dpkg-deb --field '%s' Package Depends", deb_s);
-	info = out_of(cmd);
-	must_contain(info, "Package: tonghop-collector", "server control");
-	static const char *server_deps[] = {"libzmq5", "liblmdb0", "libsodium23", "libunistring2", "libmsgpackc2"};
-	for (size_t i = 0; i < sizeof server_deps / sizeof *server_deps; i++)
-		must_contain(info, server_deps[i], "server Depends");
-	free(info);
-	/* the server's tonghop needs libxlsxwriter exactly when it was linked with it */
-	snprintf(cmd, sizeof cmd, "readelf -d '%s' | grep -c xlsxwriter || true", tu_bin("tools/tonghop"));
-	info = out_of(cmd);
-	int xlsx = atoi(info) > 0;
-	free(info);
-	if (xlsx) {
-		snprintf(cmd, sizeof cmd, "dpkg-deb --field '%s' Depends", deb_s);
-		info = out_of(cmd);
-		must_contain(info, "libxlsxwriter4", "server Depends");
-		free(info);
-	}
-	/* files, conffiles, maintainer scripts */
-	snprintf(cmd, sizeof cmd, "dpkg-deb --contents '%s'", deb_a);
-	info = out_of(cmd);
-	must_contain(info, "./usr/bin/tonghop-publish\n", "agent contents");
-	must_contain(info, "/systemd/system/tonghop-publish.service\n", "agent contents");
-	must_contain(info, "./etc/tonghop/publish.conf\n", "agent contents");
-	must_contain(info, "./usr/share/man/man1/tonghop-publish.1", "agent contents");
-	assert_null(strstr(info, "tonghop-collector"));
-	free(info);
-	snprintf(cmd, sizeof cmd, "dpkg-deb --contents '%s'", deb_s);
-	info = out_of(cmd);
-	must_contain(info, "./usr/bin/tonghop-collector\n", "server contents");
-	must_contain(info, "./usr/bin/tonghop\n", "server contents");
-	must_contain(info, "./usr/share/tonghop/appendices/PL1-v1.def\n", "server contents");
-	must_contain(info, "./usr/share/tonghop/units/hanoi-2021.units\n", "server contents");
-	must_contain(info, "/systemd/system/tonghop-collector.service\n", "server contents");
-	must_contain(info, "./etc/tonghop/collector.conf\n", "server contents");
-	must_contain(info, "./usr/share/man/man8/tonghop-collector.8", "server contents");
-	must_contain(info, "./usr/share/man/man1/tonghop.1", "server contents");
-	must_contain(info, "./usr/share/man/man5/tonghop-units.5", "server contents");
-	must_contain(info, "./usr/share/doc/tonghop-collector/operator-guide.md\n", "server contents");
-	assert_null(strstr(info, "tonghop-publish\n"));
-	free(info);
-	snprintf(cmd, sizeof cmd, "dpkg-deb --info '%s' conffiles && dpkg-deb --info '%s' postinst", deb_s, deb_s);
-	info = out_of(cmd);
-	must_contain(info, "/etc/tonghop/collector.conf", "server conffiles");
-	must_contain(info, "useradd --system", "server postinst");
-	free(info);
-
-	if (geteuid() != 0) {
-		print_message("not root: the packages were built and checked, not installed\n");
-		tu_rmrf(dir);
-		skip();
-	}
-	/* installed for real with dpkg into a throwaway root: the maintainer scripts run
-	 * (chrootless, against that root), then the programs run with the packaged data */
-	snprintf(cmd, sizeof cmd,
-	         "R='%s/root' && mkdir -p $R/var/lib/dpkg/info $R/var/lib/dpkg/updates $R/etc && "
-	         "touch $R/var/lib/dpkg/status && echo 'root:x:0:0:root:/root:/bin/sh' > $R/etc/passwd && "
-	         "echo 'root:x:0:' > $R/etc/group && echo 'root:*::0:99999:7:::' > $R/etc/shadow && "
-	         "echo 'root:*::' > $R/etc/gshadow && "
-	         "dpkg --root=$R --log=/dev/null --force-script-chrootless --force-depends -i '%s' '%s' 2>&1 && "
-	         "dpkg --root=$R -l | grep '^ii'",
-	         dir, deb_a, deb_s);
-	info = out_of(cmd);
-	must_contain(info, "ii  tonghop-collector", "dpkg -l");
-	must_contain(info, "ii  tonghop-publish", "dpkg -l");
-	free(info);
-	snprintf(cmd, sizeof cmd,
-	         "R='%s/root' && grep '^tonghop:' $R/etc/passwd && "
-	         "g=$(awk -F: '$1 == \"tonghop\" { print $3 }' $R/etc/group) && "
-	         "test \"$(stat -c %%a:%%g $R/etc/tonghop/collector.key)\" = \"640:$g\" && "
-	         "test \"$(stat -c %%a:%%g $R/srv/tonghop/drop)\" = \"2770:$g\" && "
-	         "test \"$(stat -c %%a $R/var/lib/tonghop)\" = 750 && echo scripts-ok",
-	         dir);
-	info = out_of(cmd);
-	must_contain(info, "/var/lib/tonghop:/usr/sbin/nologin", "the package's system user");
-	must_contain(info, "scripts-ok", "postinst results");
-	free(info);
-	snprintf(cmd, sizeof cmd, "'%s/root/usr/bin/tonghop-publish' --version", dir);
-	info = out_of(cmd);
-	must_contain(info, TH_VERSION, "tonghop-publish --version");
-	free(info);
-	snprintf(cmd, sizeof cmd, "'%s/root/usr/bin/tonghop' --help", dir);
-	free(out_of(cmd));
-	/* the installed collector.conf, with its absolute paths moved into the root, is valid
-	 * with the generated server key */
-	snprintf(cmd, sizeof cmd,
-	         "R='%s/root' && sed -e \"s|/etc/tonghop/|$R/etc/tonghop/|g; s|/usr/share/tonghop|$R/usr/share/tonghop|g; "
-	         "s|/var/lib/tonghop|$R/var/lib/tonghop|g\" $R/etc/tonghop/collector.conf > '%s/c.conf' && "
-	         "ASAN_OPTIONS=detect_leaks=0 $R/usr/bin/tonghop-collector --config '%s/c.conf' -n",
-	         dir, dir, dir);
-	info = out_of(cmd);
-	must_contain(info, "configuration OK: 3 appendix definitions", "collector -n on the installed files");
-	free(info);
-	/* every declared dependency is a package this machine has installed */
-	snprintf(cmd, sizeof cmd,
-	         "for p in $(dpkg-deb --field '%s' Depends | tr ',' '\\n' | sed 's/(.*//; s/ //g'); do "
-	         "dpkg-query -W -f='${Status}\\n' $p | grep -q 'install ok installed' || echo MISSING $p; done",
-	         deb_s);
-	info = out_of(cmd);
-	if (strstr(info, "MISSING"))
-		fail_msg("undeclared or uninstallable dependency: %s", info);
-	free(info);
-	/* purge removes the generated keys, keeps the state directory */
-	snprintf(cmd, sizeof cmd,
-	         "R='%s/root' && dpkg --root=$R --log=/dev/null --force-script-chrootless --force-depends -P "
-	         "tonghop-collector tonghop-publish >/dev/null 2>&1 && test ! -e $R/etc/tonghop/collector.key && "
-	         "test ! -e $R/usr/bin/tonghop-collector && test -d $R/var/lib/tonghop && echo purged",
-	         dir);
-	info = out_of(cmd);
-	must_contain(info, "purged", "dpkg -P");
-	free(info);
-	tu_rmrf(dir);
 }
 
 /* ---- systemd units and default configuration files ---- */
@@ -693,8 +549,8 @@ static void start_script_without_docker(void **state)
 {
 	if (have("shellcheck")) {
 		char c[8192];
-		snprintf(c, sizeof c, "shellcheck '%s' '%s'/packaging/debian/*/post* '%s'/packaging/debian/*/prerm 2>&1",
-		         tu_src("docker/start.sh"), tu_source_dir(), tu_source_dir());
+		snprintf(c, sizeof c, "shellcheck '%s' '%s'/debian/*.post* '%s'/debian/*.prerm '%s'/scripts/pkg-test.sh 2>&1",
+		         tu_src("docker/start.sh"), tu_source_dir(), tu_source_dir(), tu_source_dir());
 		free(out_of(c));
 	}
 	char *dir = tu_tmpdir();
@@ -913,7 +769,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test(parser_rejects_bad_text),
 		cmocka_unit_test(metrics_from_collector_run),
 		cmocka_unit_test(metrics_unwritable_keeps_running),
-		cmocka_unit_test(deb_packages_build_and_run),
 		cmocka_unit_test(systemd_units_verify),
 		cmocka_unit_test(default_configs_are_valid),
 		cmocka_unit_test(start_script_without_docker),

@@ -25,6 +25,7 @@ int main(void)
 #include "th_csv.h"
 #include "th_def.h"
 #include "th_report.h"
+#include "store_fixture.h"
 #include "th_store.h"
 #include "th_units.h"
 #include "th_wire.h"
@@ -158,16 +159,9 @@ static th_report *make_report(const th_def *d, const fig *f)
 static void apply_one(th_store *s, th_report *r)
 {
 	th_ack_result res;
-	memset(&res, 0, sizeof res);
-	th_submission sub = {.report = r, .sender = "test-agent", .result = &res};
-	uint64_t commit = 0;
-	int64_t when = 0;
-	th_changed_node *ch = NULL;
-	size_t nch = 0;
-	assert_int_equal(th_store_apply(s, &sub, 1, &commit, &when, &ch, &nch), 0);
+	assert_int_equal(sf_submit(s, &r, 1, "test-agent", &res, NULL, NULL, NULL), 0);
 	assert_int_equal(res.status, TH_ACK_ACCEPTED);
 	th_ack_result_free(&res);
-	free(ch);
 }
 
 static void cleanup_fixture(void)

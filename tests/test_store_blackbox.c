@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include "store_fixture.h"
 #include "th_store.h"
 #include "th_rollup.h"
 #include "testutil.h"
@@ -84,23 +85,10 @@ static th_store *open_store(const char *dir, size_t map)
 	return s;
 }
 
+/* One group, as the collector sends it (store_fixture.h). */
 static int apply(th_store *s, th_report **rs, size_t n, th_ack_result *res)
 {
-	th_submission sub[64];
-	assert_true(n <= 64);
-	for (size_t i = 0; i < n; i++) {
-		memset(&res[i], 0, sizeof res[i]);
-		sub[i].report = rs[i];
-		sub[i].sender = "test";
-		sub[i].result = &res[i];
-	}
-	uint64_t cid = 0;
-	int64_t ct = 0;
-	th_changed_node *ch = NULL;
-	size_t nch = 0;
-	int rc = th_store_apply(s, sub, n, &cid, &ct, &ch, &nch);
-	free(ch);
-	return rc;
+	return sf_submit(s, rs, n, "test", res, NULL, NULL, NULL);
 }
 
 static void basic(void **st)
@@ -732,7 +720,6 @@ static void property_deep(void **st)
 		for (int g = 0; g < 50; g++) {
 			size_t n = 1 + (size_t)(rand_r(&seed) % 12);
 			th_report *r[12];
-			th_submission sub[12];
 			th_ack_result res[12];
 			int uix[12];
 			for (size_t i = 0; i < n; i++) {
@@ -764,16 +751,11 @@ static void property_deep(void **st)
 					v = th_report_cell(r[i], (size_t)row, 3);
 					v->null = rand_r(&seed) % 3 == 0; v->i = v->null ? 0 : rand_r(&seed) % 2;
 				}
-				memset(&res[i], 0, sizeof res[i]);
-				sub[i].report = r[i];
-				sub[i].sender = "p";
-				sub[i].result = &res[i];
 			}
 			uint64_t cid;
-			int64_t ct;
 			th_changed_node *ch = NULL;
 			size_t nch = 0;
-			assert_int_equal(th_store_apply(s, sub, n, &cid, &ct, &ch, &nch), 0);
+			assert_int_equal(sf_submit(s, r, n, "p", res, &ch, &nch, &cid), 0);
 			/* changed nodes: unique */
 			for (size_t i = 0; i < nch; i++)
 				for (size_t j = i + 1; j < nch; j++)
@@ -1008,15 +990,12 @@ static void edge_inputs(void **st)
 	ch = NULL;
 	/* a NULL report in a group of otherwise good reports */
 	content c = {1, {1}, {7}, {1}, {0}, {0}};
-	th_submission sub[2];
 	th_ack_result res[2];
-	memset(res, 0, sizeof res);
 	char sender[600];
 	memset(sender, 'x', sizeof sender - 1);
 	sender[sizeof sender - 1] = 0;
-	sub[0].report = NULL; sub[0].sender = "t"; sub[0].result = &res[0];
-	sub[1].report = mk("C11", 1, &c, 0); sub[1].sender = sender; sub[1].result = &res[1];
-	rc = th_store_apply(s, sub, 2, &cid, &ct, &ch, &nch);
+	th_report *two[2] = {NULL, mk("C11", 1, &c, 0)};
+	rc = sf_submit(s, two, 2, sender, res, &ch, &nch, &cid);
 	free(ch);
 	fprintf(stderr, "apply with NULL report: rc %d, status %d %d\n", rc, res[0].status, res[1].status);
 	if (rc == 0) {
@@ -1030,7 +1009,7 @@ static void edge_inputs(void **st)
 	}
 	th_ack_result_free(&res[0]);
 	th_ack_result_free(&res[1]);
-	th_report_destroy(&sub[1].report);
+	th_report_destroy(&two[1]);
 	th_store_close(&s);
 	tu_rmrf(dir);
 	teardown_defs();
@@ -1250,7 +1229,6 @@ static void big_group_grows(void **st)
 	assert_int_equal(th_store_add_hierarchy(s, u), 0);
 	enum { NR = 30, ROWS = 400 };
 	th_report *r[NR];
-	th_submission sub[NR];
 	th_ack_result res[NR];
 	char per[8];
 	int64_t want = 0;
@@ -1269,16 +1247,11 @@ static void big_group_grows(void **st)
 			v->s = strdup("một dòng văn bản để làm đầy bản đồ");
 			v->len = (uint32_t)strlen(v->s);
 		}
-		memset(&res[i], 0, sizeof res[i]);
-		sub[i].report = r[i];
-		sub[i].sender = "b";
-		sub[i].result = &res[i];
 	}
 	uint64_t cid;
-	int64_t ct;
 	th_changed_node *ch = NULL;
 	size_t nch = 0;
-	assert_int_equal(th_store_apply(s, sub, NR, &cid, &ct, &ch, &nch), 0);
+	assert_int_equal(sf_submit(s, r, NR, "b", res, &ch, &nch, &cid), 0);
 	assert_int_equal(cid, 1);
 	free(ch);
 	for (int i = 0; i < NR; i++) {

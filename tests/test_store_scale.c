@@ -15,6 +15,7 @@
 #include "testutil.h"
 #include "th_csv.h"
 #include "th_rollup.h"
+#include "store_fixture.h"
 #include "th_store.h"
 
 static void hanoi_rebuild_equals_incremental(void **state)
@@ -41,7 +42,6 @@ static void hanoi_rebuild_equals_incremental(void **state)
 	snprintf(cmd, sizeof cmd, "find '%s/files' -name '*.csv' | sort", dir);
 	char *list = tu_capture(cmd, &st);
 	assert_non_null(list);
-	th_submission subs[100];
 	th_ack_result res[100];
 	th_report *reps[100];
 	size_t n = 0, total = 0;
@@ -52,16 +52,12 @@ static void hanoi_rebuild_equals_incremental(void **state)
 			th_report *r = NULL;
 			th_csv_opts o = {.rev = rev++};
 			assert_int_equal(th_csv_read_report(f, defs, &o, &r, NULL), 0);
-			memset(&res[n], 0, sizeof res[n]);
-			subs[n] = (th_submission){.report = r, .sender = "test", .result = &res[n]};
 			reps[n++] = r;
 		}
 		if ((!f && n) || n == 100) {
-			uint64_t commit;
-			int64_t t;
 			th_changed_node *ch = NULL;
 			size_t nch = 0;
-			assert_int_equal(th_store_apply(s, subs, n, &commit, &t, &ch, &nch), 0);
+			assert_int_equal(sf_submit(s, reps, n, "test", res, &ch, &nch, NULL), 0);
 			for (size_t i = 0; i < n; i++) {
 				assert_int_equal(res[i].status, TH_ACK_ACCEPTED);
 				th_ack_result_free(&res[i]);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "store_fixture.h"
 #include "testutil.h"
 #include "th_render.h"
 #include "th_source.h"
@@ -102,11 +103,7 @@ static void apply(th_store *s, const th_def *d, const fig *f)
 {
 	th_report *r = make_report(d, f);
 	th_ack_result res;
-	memset(&res, 0, sizeof res);
-	th_submission sub = {.report = r, .sender = "agent-test", .result = &res};
-	uint64_t commit = 0;
-	int64_t when = 0;
-	assert_int_equal(th_store_apply(s, &sub, 1, &commit, &when, NULL, NULL), 0);
+	assert_int_equal(sf_submit(s, &r, 1, "agent-test", &res, NULL, NULL, NULL), 0);
 	assert_int_equal(res.status, TH_ACK_ACCEPTED);
 	th_ack_result_free(&res);
 	th_report_destroy(&r);

@@ -1,4 +1,5 @@
-/* test_wire.c -- protocol messages (schema/th_wire.c, th_mp.c). */
+/* test_wire.c -- protocol messages (schema/th_wire.c, th_wire_submit.c, th_wire_query.c,
+ * th_mp.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -707,6 +708,169 @@ static void peek_id(void **state)
 	assert_int_equal(th_wire_peek_id(late, 0), 0);
 }
 
+/* The query message: every field round-trips (text as bin), a string longer than its
+ * field is refused, and a message of another type is not a query. */
+static void query_round_trip(void **state)
+{
+	(void)state;
+	th_query q;
+	memset(&q, 0, sizeof q);
+	q.id = 123456789;
+	snprintf(q.q, sizeof q.q, "units_submit");
+	snprintf(q.appendix, sizeof q.appendix, "PL1");
+	snprintf(q.period, sizeof q.period, "2021-Q3");
+	snprintf(q.unit, sizeof q.unit, "SNV");
+	snprintf(q.parent, sizeof q.parent, "01");
+	q.level = 4;
+	snprintf(q.name, sizeof q.name, "vn-2025.units");
+	static const char text[] = "@version v\n\0binary\xff";
+	q.text = text;
+	q.text_len = sizeof text;
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_query(&q, &buf, &len), 0);
+	th_msg_type t;
+	assert_int_equal(th_wire_type(buf, len, &t, NULL), 0);
+	assert_int_equal(t, TH_MSG_QUERY);
+	th_query b;
+	const char *why = NULL;
+	assert_int_equal(th_wire_decode_query(buf, len, &b, &why), 0);
+	assert_int_equal(b.id, q.id);
+	assert_string_equal(b.q, q.q);
+	assert_string_equal(b.appendix, "PL1");
+	assert_string_equal(b.period, "2021-Q3");
+	assert_string_equal(b.unit, "SNV");
+	assert_string_equal(b.parent, "01");
+	assert_int_equal(b.level, 4);
+	assert_string_equal(b.name, q.name);
+	assert_int_equal(b.text_len, sizeof text);
+	assert_memory_equal(b.text, text, sizeof text);
+	assert_true((const uint8_t *)b.text >= buf && (const uint8_t *)b.text < buf + len);
+	for (size_t cut = 0; cut < len; cut++)   /* never past the end */
+		assert_int_not_equal(th_wire_decode_query(buf, cut, &b, &why), 0);
+	free(buf);
+	/* a period longer than any period */
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 4);
+	msgpack_pack_str(&pk, 1); msgpack_pack_str_body(&pk, "v", 1); msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_str(&pk, 1); msgpack_pack_str_body(&pk, "t", 1);
+	msgpack_pack_str(&pk, 5); msgpack_pack_str_body(&pk, "query", 5);
+	msgpack_pack_str(&pk, 1); msgpack_pack_str_body(&pk, "q", 1);
+	msgpack_pack_str(&pk, 4); msgpack_pack_str_body(&pk, "node", 4);
+	msgpack_pack_str(&pk, 6); msgpack_pack_str_body(&pk, "period", 6);
+	msgpack_pack_str(&pk, 17); msgpack_pack_str_body(&pk, "20210101202101012", 17);
+	assert_int_equal(th_wire_decode_query((uint8_t *)sb.data, sb.size, &b, &why), TH_EPROTO);
+	assert_string_equal(why, "a field has the wrong type or is too long");
+	msgpack_sbuffer_destroy(&sb);
+	th_hello h = {.agent = "a", .unit = "", .id = 1};
+	assert_int_equal(th_wire_encode_hello(&h, &buf, &len), 0);
+	assert_int_equal(th_wire_decode_query(buf, len, &b, &why), TH_EPROTO);
+	free(buf);
+}
+
+/* The node map: what the rollup stream and the node answers send, back as sent; its
+ * required fields; a prefix is never read past. */
+static void node_round_trip(void **state)
+{
+	(void)state;
+	int64_t own[3] = {1, INT64_MIN, -7}, total[3] = {5, 0, INT64_MAX};
+	th_wire_node n = {.unit = "00037", .name = "Phường Phúc Tân", .appendix = "PL1",
+	                  .period = "2021", .level = 4, .version = 9, .commit = 77, .own = own,
+	                  .total = total, .n_slots = 3, .expected = 2, .reported = 1, .on_time = 1,
+	                  .late = 0, .corrections = 3};
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_wire_encode_node(&n, &buf, &len), 0);
+	th_node_msg m;
+	const char *why = NULL;
+	assert_int_equal(th_wire_decode_node(buf, len, &m, &why), 0);
+	assert_string_equal(m.unit, "00037");
+	assert_string_equal(m.name, "Phường Phúc Tân");
+	assert_string_equal(m.appendix, "PL1");
+	assert_string_equal(m.period, "2021");
+	assert_int_equal(m.level, 4);
+	assert_int_equal(m.version, 9);
+	assert_int_equal(m.commit, 77);
+	assert_int_equal(m.n_slots, 3);
+	assert_memory_equal(m.own, own, sizeof own);
+	assert_memory_equal(m.total, total, sizeof total);
+	assert_int_equal(m.expected, 2);
+	assert_int_equal(m.reported, 1);
+	assert_int_equal(m.on_time, 1);
+	assert_int_equal(m.late, 0);
+	assert_int_equal(m.corrections, 3);
+	th_node_msg_free(&m);
+	for (size_t cut = 0; cut < len; cut++) {
+		uint8_t *part = malloc(cut ? cut : 1);
+		memcpy(part, buf, cut);
+		assert_int_not_equal(th_wire_decode_node(part, cut, &m, &why), 0);
+		free(part);
+	}
+	free(buf);
+	/* own and total of different lengths; a map without its unit */
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	msgpack_pack_str(&pk, 3); msgpack_pack_str_body(&pk, "own", 3);
+	msgpack_pack_array(&pk, 1); msgpack_pack_int(&pk, 1);
+	msgpack_pack_str(&pk, 5); msgpack_pack_str_body(&pk, "total", 5);
+	msgpack_pack_array(&pk, 2); msgpack_pack_int(&pk, 1); msgpack_pack_int(&pk, 2);
+	assert_int_equal(th_wire_decode_node((uint8_t *)sb.data, sb.size, &m, &why), TH_EPROTO);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* A result: its envelope, its fields in order; a refusal: reason and message. */
+static void result_and_refusal(void **state)
+{
+	(void)state;
+	th_result *r = th_result_new(42);
+	th_result_str(r, "appendix", "PL2");
+	th_result_uint(r, "version", 3);
+	th_wire_list *l = th_wire_list_new();
+	th_wire_list_str(l, "a");
+	th_wire_list_str(l, "b");
+	assert_int_equal(th_wire_list_count(l), 2);
+	th_result_list(r, "problems", l);
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(th_result_finish(r, &buf, &len), 0);
+	th_result_destroy(&r);
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	assert_int_equal(msgpack_unpack_next(&u, (const char *)buf, len, NULL), MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(u.data.type, MSGPACK_OBJECT_MAP);
+	assert_int_equal(u.data.via.map.size, 7);
+	const char *keys[] = {"v", "t", "id", "ok", "appendix", "version", "problems"};
+	for (int i = 0; i < 7; i++) {
+		const msgpack_object *k = &u.data.via.map.ptr[i].key;
+		assert_int_equal(k->via.str.size, strlen(keys[i]));
+		assert_memory_equal(k->via.str.ptr, keys[i], strlen(keys[i]));
+	}
+	assert_true(u.data.via.map.ptr[3].val.via.boolean);
+	assert_int_equal(u.data.via.map.ptr[2].val.via.u64, 42);
+	assert_int_equal(u.data.via.map.ptr[6].val.via.array.size, 2);
+	msgpack_unpacked_destroy(&u);
+	free(buf);
+	assert_int_equal(th_wire_encode_refusal(9, TH_EPERIOD, NULL, l, &buf, &len), 0);
+	th_wire_list_destroy(&l);
+	assert_null(l);
+	msgpack_unpacked_init(&u);
+	assert_int_equal(msgpack_unpack_next(&u, (const char *)buf, len, NULL), MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(u.data.via.map.size, 7);
+	assert_false(u.data.via.map.ptr[3].val.via.boolean);
+	const msgpack_object *reason = &u.data.via.map.ptr[4].val, *msg = &u.data.via.map.ptr[5].val;
+	assert_int_equal(reason->via.str.size, strlen("period"));
+	assert_memory_equal(reason->via.str.ptr, "period", 6);
+	assert_int_equal(msg->via.str.size, strlen(th_strerror(TH_EPERIOD)));
+	msgpack_unpacked_destroy(&u);
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -729,6 +893,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(mp_cursor_bounds),
 		cmocka_unit_test(mp_skip_matches_reference),
 		cmocka_unit_test(peek_id),
+		cmocka_unit_test(query_round_trip),
+		cmocka_unit_test(node_round_trip),
+		cmocka_unit_test(result_and_refusal),
 	};
 	def("PL1");
 	int rc = TH_RUN_TESTS(tests, argc, argv);
