@@ -363,7 +363,8 @@ static void revalidate(th_agent *a)
 			    !strcmp(r->unit, s->it.unit) && !strcmp(r->appendix, s->it.appendix) &&
 			    !strcmp(r->period, s->it.period)) {
 				th_ob_enqueued res;
-				if (th_outbox_enqueue(a->ob, r, hash, s->file, 1, th_now_us(), &res) == 0) {
+				const th_def *def = th_defset_get(a->defs_inforce, r->appendix, r->version);
+				if (th_outbox_enqueue(a->ob, r, def, hash, s->file, 1, th_now_us(), &res) == 0) {
 					ok = 1;
 					snprintf(msg, sizeof msg,
 					         "definition %s version %u is no longer in force; %s was read "
@@ -684,10 +685,10 @@ static int send_batch(th_agent *a, ag_item *cand, size_t n_cand, size_t *pos)
 		ag_item *it = &cand[*pos + used];
 		used++;
 		th_ob_entry *e = &ents[n];
-		if (th_outbox_get_pending(a->ob, it->unit, it->appendix, it->period, it->rev, e) != 0)
+		if (th_outbox_get_pending(a->ob, it->unit, it->appendix, it->period, it->rev,
+		                          a->defs_all, e) != 0)
 			continue;
-		if (!e->report || !a->defs_all ||
-		    !th_defset_get(a->defs_all, e->appendix, e->version)) {
+		if (!e->report) {
 			/* no definition to encode it: wait for a welcome */
 			hold_add(a, e->unit, e->appendix, e->period, e->rev, AG_RETRY_MAX_MS);
 			th_ob_entry_free(e);

@@ -80,7 +80,7 @@ static int find_final(void *vctx, const th_ob_entry *e)
 static void check_elsewhere(th_outbox *ob, track *t)
 {
 	th_ob_entry e;
-	if (th_outbox_get_pending(ob, t->unit, t->appendix, t->period, t->rev, &e) == 0) {
+	if (th_outbox_get_pending(ob, t->unit, t->appendix, t->period, t->rev, NULL, &e) == 0) {
 		th_ob_entry_free(&e);
 		return;
 	}
@@ -254,6 +254,7 @@ static int queue(send_state *s, char **files, const th_withdrawal *w)
 	}
 	for (size_t i = 0; i < s->n; i++) {
 		items[i].r = s->reps[i];
+		items[i].def = th_defset_get(s->defs, s->reps[i]->appendix, s->reps[i]->version);
 		items[i].hash = s->hashes[i];
 		fpaths[i] = w ? NULL : realpath(files[i], NULL);
 		items[i].file = w ? NULL : fpaths[i] ? fpaths[i] : files[i];

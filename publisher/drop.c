@@ -282,6 +282,7 @@ size_t th_drop_process(th_drop *d, th_outbox *ob, th_watch *w, const th_defset *
 			if (prepare(d, w, defs, names[i], &items[k])) {
 				memset(&q[k], 0, sizeof q[k]);
 				q[k].r = items[k].r;
+				q[k].def = th_defset_get(defs, items[k].r->appendix, items[k].r->version);
 				q[k].hash = items[k].hash;
 				q[k].file = d->keep ? items[k].src : items[k].done_;
 				k++;

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "th_canon.h"
 #include "th_csv.h"
 
 int th_intake_file(const char *path, const th_defset *defs, th_report **r,
@@ -17,7 +18,7 @@ int th_intake_file(const char *path, const th_defset *defs, th_report **r,
 		return rc;
 	}
 	const th_def *def = th_defset_get(defs, (*r)->appendix, (*r)->version);
-	if (!def || (rc = th_report_hash(*r, def, hash)) != 0) {
+	if (!def || (rc = th_canon_hash(*r, def, hash)) != 0) {
 		th_diag_add(d, TH_SEV_ERROR, rc ? rc : TH_EAPPENDIX, path, 0, 0, NULL,
 		            "cannot compute the content hash of %s version %u", (*r)->appendix,
 		            (*r)->version);
@@ -44,7 +45,7 @@ int th_intake_tombstone(const char *unit, const char *appendix, const char *peri
 	(*r)->tombstone = 1;
 	int rc = th_report_validate(*r, def, d);
 	if (!rc)
-		rc = th_report_hash(*r, def, hash);
+		rc = th_canon_hash(*r, def, hash);
 	if (rc) {
 		if (th_diag_errors(d) == 0)
 			th_diag_add(d, TH_SEV_ERROR, rc, NULL, 0, 0, NULL, "%s", th_strerror(rc));

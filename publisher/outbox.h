@@ -23,7 +23,7 @@
 #include "th_report.h"
 #include "th_wire.h"
 
-#define TH_OUTBOX_FORMAT 1
+#define TH_OUTBOX_FORMAT 2   /* format 1 outboxes are upgraded in place at open */
 
 typedef struct th_outbox th_outbox;
 
@@ -58,7 +58,8 @@ typedef struct th_ob_entry {
 	int64_t commit_time;        /* unix µs, the collector's */
 	int64_t updated;            /* unix µs of the last change here */
 	uint8_t resend;             /* 1: queued again after a store change */
-	th_report *report;          /* only when asked for (th_outbox_list want_report) */
+	th_report *report;          /* only when asked for: th_outbox_list / th_outbox_get_pending
+	                             * with the definitions, the entry's among them */
 } th_ob_entry;
 void th_ob_entry_free(th_ob_entry *e);
 
@@ -87,19 +88,23 @@ typedef struct th_ob_enqueued {
 	int64_t when;               /* when that rev was stamped (µs) */
 } th_ob_enqueued;
 
-/* Stamps r (validated; its rev is ignored) with rev = max(last rev known for
- * the key + 1, now_us) and stores it in pending, all in one durable
- * transaction, unless the same content (hash) is already pending, is the
- * latest acknowledged revision, was answered stale, or was delivered before
- * and superseded (history) -- then nothing is written; force skips the
- * history checks (not the pending / latest ones).  file may be NULL. */
-int th_outbox_enqueue(th_outbox *ob, const th_report *r, const uint8_t hash[TH_HASH_LEN],
-                      const char *file, int force, int64_t now_us, th_ob_enqueued *res);
+/* Stamps r (validated against def; its rev is ignored) with rev = max(last
+ * rev known for the key + 1, now_us) and stores it in pending -- its canonical
+ * form (th_canon.h) with the file's row order -- all in one durable
+ * transaction, unless the same content (hash: th_canon_hash(r, def)) is
+ * already pending, is the latest acknowledged revision, was answered stale,
+ * or was delivered before and superseded (history) -- then nothing is
+ * written; force skips the history checks (not the pending / latest ones).
+ * file may be NULL.  TH_EINVAL / TH_ERANGE when r does not fit def. */
+int th_outbox_enqueue(th_outbox *ob, const th_report *r, const th_def *def,
+                      const uint8_t hash[TH_HASH_LEN], const char *file, int force, int64_t now_us,
+                      th_ob_enqueued *res);
 
-/* One report of th_outbox_enqueue_many: r, hash and file (may be NULL) in,
- * rc and res out. */
+/* One report of th_outbox_enqueue_many: r, its definition, hash and file (may
+ * be NULL) in, rc and res out. */
 typedef struct th_ob_item {
 	const th_report *r;
+	const th_def *def;
 	const uint8_t *hash;        /* TH_HASH_LEN bytes */
 	const char *file;
 	int rc;                     /* 0, or TH_E* for this report (nothing of it written) */
@@ -118,14 +123,19 @@ int th_outbox_enqueue_many(th_outbox *ob, th_ob_item *items, size_t n, int force
                            int64_t now_us);
 
 /* Calls cb for each entry of a table in key order (pending: key then rev).
- * The entry is valid during the call only.  With want_report the report is
- * decoded into e->report.  A non-zero cb return stops and is returned. */
+ * The entry is valid during the call only.  With defs (may be NULL) the
+ * report of an entry whose (appendix, version) is in defs is decoded into
+ * e->report; an entry that does not decode is skipped.  A non-zero cb return
+ * stops and is returned. */
 typedef int (*th_ob_cb)(void *ctx, const th_ob_entry *e);
-int th_outbox_list(th_outbox *ob, th_ob_table t, int want_report, th_ob_cb cb, void *ctx);
-/* One pending entry with its report (*out filled; release with
- * th_ob_entry_free).  TH_ENOTFOUND when it is no longer pending. */
+int th_outbox_list(th_outbox *ob, th_ob_table t, const th_defset *defs, th_ob_cb cb, void *ctx);
+/* One pending entry (*out filled; release with th_ob_entry_free), its report
+ * decoded when defs (may be NULL) has its definition (else out->report is
+ * NULL: the agent waits for a welcome to bring it).  TH_ENOTFOUND when it is no
+ * longer pending. */
 int th_outbox_get_pending(th_outbox *ob, const char *unit, const char *appendix,
-                          const char *period, uint64_t rev, th_ob_entry *out);
+                          const char *period, uint64_t rev, const th_defset *defs,
+                          th_ob_entry *out);
 size_t th_outbox_count(th_outbox *ob, th_ob_table t);
 
 /* Applies every result of an ack in one transaction.  For each result,

@@ -41,10 +41,10 @@ static int clear_rejected(th_outbox *ob, MDB_txn *txn, const uint8_t *pk, size_t
 	return 0;
 }
 
-/* accepted / duplicate / stale: e (the answered entry, its report rep)
+/* accepted / duplicate / stale: e (the answered entry, its report blob)
  * leaves pending; acked[RK] keeps the highest acknowledged rev. */
 static int ack_final(th_outbox *ob, MDB_txn *txn, const th_ack *a, const th_ack_result *res,
-                     th_ob_entry *e, const th_report *rep, const uint8_t *pk, size_t pl,
+                     th_ob_entry *e, const ob_blob *blob, const uint8_t *pk, size_t pl,
                      const uint8_t *k, size_t kl)
 {
 	e->state = res->status == TH_ACK_ACCEPTED ? TH_OB_ACCEPTED :
@@ -60,7 +60,7 @@ static int ack_final(th_outbox *ob, MDB_txn *txn, const th_ack *a, const th_ack_
 	int grc = ob_get(txn, ob->acked, pk, pl, &av);
 	if (grc == 0) {
 		th_ob_entry old;
-		if (ob_dec_entry(&av, 0, &old, NULL, NULL) == 0) {
+		if (ob_dec_entry(&av, &old, NULL) == 0) {
 			if (old.rev > e->rev || (e->state == TH_OB_STALE && old.state != TH_OB_STALE))
 				keep = 0;
 			th_ob_entry_free(&old);
@@ -70,7 +70,7 @@ static int ack_final(th_outbox *ob, MDB_txn *txn, const th_ack *a, const th_ack_
 	}
 	if (keep) {
 		ob_buf b = {0};
-		ob_enc_entry(&b, e, rep);
+		ob_enc_entry(&b, e, blob);
 		rc = b.oom ? TH_ENOMEM : ob_put(txn, ob->acked, pk, pl, b.p, b.len);
 		free(b.p);
 	}
@@ -114,21 +114,18 @@ int ob_ack_one(th_outbox *ob, MDB_txn *txn, const th_ack *a, const th_ack_result
 	if (rc)
 		return rc;
 	th_ob_entry e;
-	const uint8_t *blob;
-	size_t blen;
-	if (ob_dec_entry(&v, 0, &e, &blob, &blen) != 0)
+	ob_blob stored;
+	if (ob_dec_entry(&v, &e, &stored) != 0)
 		return ob_del(txn, ob->pending, k, kl);
-	/* keep the blob: copy before writes move pages */
-	uint8_t *bcopy = blen ? malloc(blen) : NULL;
-	if (blen && !bcopy) {
+	/* keep the report's bytes: copy before writes move pages */
+	uint8_t *bcopy = stored.len ? malloc(stored.len) : NULL;
+	if (stored.len && !bcopy) {
 		th_ob_entry_free(&e);
 		return TH_ENOMEM;
 	}
-	if (blen)
-		memcpy(bcopy, blob, blen);
-	ob_rd rr = {bcopy, blen, 0, 0};
-	th_report *rep = blen ? ob_dec_report(&rr) : NULL;
-	free(bcopy);
+	if (stored.len)
+		memcpy(bcopy, stored.p, stored.len);
+	ob_blob blob = {bcopy, stored.len, stored.format};
 
 	free(e.message);
 	free(e.column);
@@ -148,7 +145,7 @@ int ob_ack_one(th_outbox *ob, MDB_txn *txn, const th_ack *a, const th_ack_result
 	switch (res->status) {
 	case TH_ACK_RETRY_LATER:
 		e.state = TH_OB_PENDING;
-		ob_enc_entry(&b, &e, rep);
+		ob_enc_entry(&b, &e, &blob);
 		rc = b.oom ? TH_ENOMEM : ob_put(txn, ob->pending, k, kl, b.p, b.len);
 		break;
 	case TH_ACK_REJECTED:
@@ -165,12 +162,12 @@ int ob_ack_one(th_outbox *ob, MDB_txn *txn, const th_ack *a, const th_ack_result
 	case TH_ACK_DUPLICATE:
 	case TH_ACK_STALE:
 	default:
-		rc = ack_final(ob, txn, a, res, &e, rep, pk, (size_t)pl, k, kl);
+		rc = ack_final(ob, txn, a, res, &e, &blob, pk, (size_t)pl, k, kl);
 		break;
 	}
 	free(b.p);
 done:
-	th_report_destroy(&rep);
+	free(bcopy);
 	th_ob_entry_free(&e);
 	return rc;
 }
@@ -323,7 +320,8 @@ int th_outbox_learn_revs(th_outbox *ob, const th_rev_entry *revs, size_t n)
 /* Puts an acknowledged entry back in `pending` (same rev, same content,
  * resend = 1) unless it is pending already.  1 queued, 0 already there, or a
  * negative TH_E*. */
-static int requeue(th_outbox *ob, MDB_txn *txn, th_ob_entry *e, const char *why)
+static int requeue(th_outbox *ob, MDB_txn *txn, th_ob_entry *e, const ob_blob *blob,
+                   const char *why)
 {
 	uint8_t pk[OB_KEY_MAX], r8[8];
 	ob_be64(r8, e->rev);
@@ -336,7 +334,7 @@ static int requeue(th_outbox *ob, MDB_txn *txn, th_ob_entry *e, const char *why)
 	free(e->message);
 	e->message = strdup(why);
 	ob_buf b = {0};
-	ob_enc_entry(&b, e, e->report);
+	ob_enc_entry(&b, e, blob);   /* copied into b before the put moves pages */
 	int rc = b.oom ? TH_ENOMEM : ob_put(txn, ob->pending, pk, (size_t)kl, b.p, b.len);
 	free(b.p);
 	return rc ? rc : 1;
@@ -359,11 +357,12 @@ static int requeue_lost(th_outbox *ob, MDB_txn *txn, lost_fn lost, void *ctx, co
 	for (mrc = mdb_cursor_get(c, &k, &v, MDB_FIRST); mrc == 0;
 	     mrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		th_ob_entry e;
-		if (ob_dec_entry(&v, 1, &e, NULL, NULL) != 0)
+		ob_blob blob;
+		if (ob_dec_entry(&v, &e, &blob) != 0)
 			continue;
-		if ((e.state == TH_OB_ACCEPTED || e.state == TH_OB_DUPLICATE) && e.report &&
+		if ((e.state == TH_OB_ACCEPTED || e.state == TH_OB_DUPLICATE) && blob.len &&
 		    lost(&e, ctx)) {
-			int q = requeue(ob, txn, &e, why);
+			int q = requeue(ob, txn, &e, &blob, why);
 			if (q < 0) {
 				th_ob_entry_free(&e);
 				mdb_cursor_close(c);

@@ -1,5 +1,6 @@
 /* outbox_codec.c -- the outbox's byte layouts (OUTBOX.md "Keys", "Entry"):
- * byte buffers, the definition-independent report blob, entries, keys. */
+ * byte buffers, the report blob (the canonical form of schema/th_canon.h and
+ * the file's row order), entries, keys. */
 #include "outbox_private.h"
 
 #include <stdlib.h>
@@ -115,100 +116,72 @@ char *ob_get_str(ob_rd *r)
 	return s;
 }
 
-/* --- report blob (definition-independent) -------------------------------- */
-void ob_enc_report(ob_buf *b, const th_report *r)
+/* --- report blob: the canonical form and the file's row order ----------------- */
+int ob_enc_blob(ob_buf *b, const th_report *r, const th_def *d)
 {
-	ob_put_u8(b, 1);
-	ob_put_u32(b, r->version);
-	ob_put_u32(b, (uint32_t)r->as_of);
-	ob_put_u8(b, r->tombstone);
-	ob_put_u64(b, r->rev);
-	ob_put_u32(b, (uint32_t)r->n_rows);
-	ob_put_u32(b, (uint32_t)r->n_cols);
-	ob_put_str(b, r->unit);
-	ob_put_str(b, r->appendix);
-	ob_put_str(b, r->period);
-	for (size_t i = 0; i < r->n_rows * r->n_cols; i++) {
-		const th_value *v = &r->cells[i];
-		if (v->null) {
-			ob_put_u8(b, 0);
-		} else if (v->s) {
-			ob_put_u8(b, 2);
-			ob_put_u32(b, v->len);
-			ob_put_bytes(b, v->s, v->len);
-		} else {
-			ob_put_u8(b, 1);
-			ob_put_u64(b, (uint64_t)v->i);
+	uint8_t *canon = NULL;
+	size_t clen = 0;
+	int rc = th_canon_encode(r, d, &canon, &clen);
+	if (rc)
+		return rc;
+	size_t *order = th_report_key_order(r, d);
+	if (!order) {
+		free(canon);
+		return TH_ENOMEM;
+	}
+	int sorted = 1;
+	for (size_t i = 0; i < r->n_rows && sorted; i++)
+		sorted = order[i] == i;
+	ob_put_u32(b, sorted ? 0 : (uint32_t)r->n_rows);
+	for (size_t i = 0; !sorted && i < r->n_rows; i++)
+		ob_put_u32(b, (uint32_t)order[i]);
+	ob_put_bytes(b, canon, clen);
+	free(order);
+	free(canon);
+	return b->oom ? TH_ENOMEM : 0;
+}
+
+int ob_dec_blob(const ob_blob *blob, const th_def *d, const th_ob_entry *e, th_report **out)
+{
+	ob_rd r = {blob->p, blob->len, 0, 0};
+	uint32_t n = ob_get_u32(&r);
+	const uint8_t *order = ob_take(&r, (size_t)n * 4);
+	if (r.bad)
+		return TH_ESTORE;
+	th_report *rep = NULL;
+	int rc = th_canon_decode(blob->p + r.off, blob->len - r.off, d, e->unit, e->period, e->rev,
+	                         &rep);
+	if (rc)
+		return rc;
+	if (n) {
+		/* canonical row i was the file's row order[i] */
+		th_value *cells = n == rep->n_rows ? calloc((size_t)n * rep->n_cols + 1, sizeof *cells)
+		                                   : NULL;
+		uint8_t *seen = cells ? calloc(n, 1) : NULL;
+		ob_rd o = {order, (size_t)n * 4, 0, 0};
+		for (uint32_t i = 0; seen && i < n; i++) {
+			uint32_t to = ob_get_u32(&o);
+			if (to >= n || seen[to])
+				break;
+			seen[to] = 1;
+			memcpy(&cells[(size_t)to * rep->n_cols], th_report_cell(rep, i, 0),
+			       rep->n_cols * sizeof *cells);
+			if (i + 1 == n) {
+				free(rep->cells);   /* the values moved, their strings with them */
+				rep->cells = cells;
+				cells = NULL;
+			}
+		}
+		int done = cells == NULL;
+		free(seen);
+		free(cells);
+		if (!done) {
+			th_report_destroy(&rep);
+			return TH_ESTORE;
 		}
 	}
-}
-
-/* One cell: u8 0 (null), u8 1 + i64, u8 2 + u32 len + bytes.  0 or -1. */
-static int dec_cell(ob_rd *r, th_value *v)
-{
-	uint8_t tag = ob_get_u8(r);
-	if (tag == 0) {
-		v->null = 1;
-	} else if (tag == 1) {
-		v->null = 0;
-		v->i = (int64_t)ob_get_u64(r);
-	} else if (tag == 2) {
-		uint32_t n = ob_get_u32(r);
-		const uint8_t *p = ob_take(r, n);
-		if (!p)
-			return -1;
-		v->s = malloc((size_t)n + 1);
-		if (!v->s)
-			return -1;
-		memcpy(v->s, p, n);
-		v->s[n] = 0;
-		v->len = n;
-		v->null = 0;
-	} else {
-		return -1;
-	}
-	return r->bad ? -1 : 0;
-}
-
-th_report *ob_dec_report(ob_rd *r)
-{
-	if (ob_get_u8(r) != 1) {
-		r->bad = 1;
-		return NULL;
-	}
-	uint32_t version = ob_get_u32(r);
-	int32_t as_of = (int32_t)ob_get_u32(r);
-	uint8_t tomb = ob_get_u8(r);
-	uint64_t rev = ob_get_u64(r);
-	uint32_t nr = ob_get_u32(r), nc = ob_get_u32(r);
-	char *unit = ob_get_str(r), *app = ob_get_str(r), *per = ob_get_str(r);
-	th_report *rep = NULL;
-	if (r->bad || nc > 4096 || (uint64_t)nr * (nc ? nc : 1) > (r->len - r->off))
-		goto fail;
-	rep = th_report_new(unit, app, version, per, rev, nc);
-	if (!rep)
-		goto fail;
-	rep->as_of = as_of;
-	rep->tombstone = tomb;
-	for (uint32_t i = 0; i < nr; i++) {
-		long row = th_report_add_row(rep);
-		if (row < 0)
-			goto fail;
-		for (uint32_t c = 0; c < nc; c++)
-			if (dec_cell(r, th_report_cell(rep, (size_t)row, c)) != 0)
-				goto fail;
-	}
-	free(unit);
-	free(app);
-	free(per);
-	return rep;
-fail:
-	r->bad = 1;
-	th_report_destroy(&rep);
-	free(unit);
-	free(app);
-	free(per);
-	return NULL;
+	*out = rep;
+	return 0;
 }
 
 /* --- entries ----------------------------------------------------------------- */
@@ -226,9 +199,9 @@ void th_ob_entry_free(th_ob_entry *e)
 	memset(e, 0, sizeof *e);
 }
 
-void ob_enc_entry(ob_buf *b, const th_ob_entry *e, const th_report *r)
+void ob_enc_entry(ob_buf *b, const th_ob_entry *e, const ob_blob *blob)
 {
-	ob_put_u8(b, 1);
+	ob_put_u8(b, (uint8_t)(blob && blob->len ? blob->format : OB_BLOB_CANON));
 	ob_put_u64(b, e->rev);
 	ob_put_u32(b, e->version);
 	ob_put_bytes(b, e->hash, TH_HASH_LEN);
@@ -249,25 +222,17 @@ void ob_enc_entry(ob_buf *b, const th_ob_entry *e, const th_report *r)
 	ob_put_str(b, e->file);
 	ob_put_str(b, e->message);
 	ob_put_str(b, e->column);
-	if (r) {
-		ob_buf rb = {0};
-		ob_enc_report(&rb, r);
-		if (rb.oom)
-			b->oom = 1;
-		ob_put_u32(b, (uint32_t)rb.len);
-		ob_put_bytes(b, rb.p, rb.len);
-		free(rb.p);
-	} else {
-		ob_put_u32(b, 0);
-	}
+	size_t n = blob ? blob->len : 0;
+	ob_put_u32(b, (uint32_t)n);
+	ob_put_bytes(b, n ? blob->p : (const uint8_t *)"", n);
 }
 
-int ob_dec_entry(const MDB_val *v, int want_report, th_ob_entry *e, const uint8_t **blob,
-                 size_t *blob_len)
+int ob_dec_entry(const MDB_val *v, th_ob_entry *e, ob_blob *blob)
 {
 	ob_rd r = {v->mv_data, v->mv_size, 0, 0};
 	memset(e, 0, sizeof *e);
-	if (ob_get_u8(&r) != 1)
+	uint8_t format = ob_get_u8(&r);
+	if (format != OB_BLOB_LEGACY && format != OB_BLOB_CANON)
 		return TH_ESTORE;
 	e->rev = ob_get_u64(&r);
 	e->version = ob_get_u32(&r);
@@ -295,22 +260,21 @@ int ob_dec_entry(const MDB_val *v, int want_report, th_ob_entry *e, const uint8_
 	e->column = ob_get_str(&r);
 	uint32_t bl = ob_get_u32(&r);
 	const uint8_t *bp = ob_take(&r, bl);
-	if (r.bad || e->state > TH_OB_REJECTED)
-		goto bad;
-	if (blob)
-		*blob = bp;
-	if (blob_len)
-		*blob_len = bl;
-	if (want_report && bl) {
-		ob_rd rr = {bp, bl, 0, 0};
-		e->report = ob_dec_report(&rr);
-		if (!e->report)
-			goto bad;
+	if (r.bad || e->state > TH_OB_REJECTED) {
+		th_ob_entry_free(e);
+		return TH_ESTORE;
 	}
+	if (blob)
+		*blob = (ob_blob){bp, bl, format};
 	return 0;
-bad:
-	th_ob_entry_free(e);
-	return TH_ESTORE;
+}
+
+int ob_entry_report(th_ob_entry *e, const ob_blob *blob, const th_defset *defs)
+{
+	if (!defs || !blob->len || blob->format != OB_BLOB_CANON)
+		return 0;
+	const th_def *d = th_defset_get(defs, e->appendix, e->version);
+	return d ? ob_dec_blob(blob, d, e, &e->report) : 0;
 }
 
 /* --- keys ----------------------------------------------------------------------- */

@@ -44,6 +44,9 @@ static int defs_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 	int rc = list.oom ? TH_ENOMEM
 	                  : ob_put(txn, ob->meta, "inforce", 7, list.p ? (void *)list.p : "", list.len);
 	free(list.p);
+	/* entries of a format 1 outbox that waited for one of these definitions */
+	if (!rc)
+		rc = ob_upgrade_entries(ob, txn, 0);
 	return rc;
 }
 
@@ -70,16 +73,13 @@ static int in_force(const char *list, size_t len, const char *id, uint32_t versi
 	return 0;
 }
 
-int th_outbox_load_defs(th_outbox *ob, int in_force_only, th_defset **out)
+int ob_cached_defs(th_outbox *ob, MDB_txn *txn, int in_force_only, th_defset **out)
 {
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn);
-	if (rc)
-		return th_lmdb_error(rc);
 	th_defset *set = th_defset_new();
 	MDB_cursor *c = NULL;
 	char *list = NULL;
 	size_t list_len = 0;
+	int rc = 0;
 	if (!set) {
 		rc = TH_ENOMEM;
 		goto done;
@@ -117,11 +117,21 @@ int th_outbox_load_defs(th_outbox *ob, int in_force_only, th_defset **out)
 done:
 	if (c)
 		mdb_cursor_close(c);
-	mdb_txn_abort(txn);
 	free(list);
 	if (rc == 0)
 		*out = set;
 	else
 		th_defset_destroy(&set);
+	return rc;
+}
+
+int th_outbox_load_defs(th_outbox *ob, int in_force_only, th_defset **out)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return th_lmdb_error(rc);
+	rc = ob_cached_defs(ob, txn, in_force_only, out);
+	mdb_txn_abort(txn);
 	return rc;
 }

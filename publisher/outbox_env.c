@@ -151,12 +151,21 @@ static int ob_init(th_outbox *ob, MDB_txn *txn, void *ctx)
 	size_t n = v.mv_size < sizeof f - 1 ? v.mv_size : sizeof f - 1;
 	memcpy(f, v.mv_data, n);
 	f[n] = 0;
-	if (atoi(f) != TH_OUTBOX_FORMAT) {
-		*why = "the outbox was written by an agent of another format version: use the "
-		       "tonghop-publish that wrote it, or move the directory aside";
-		return TH_ESTORE;
+	int format = atoi(f);
+	if (format == TH_OUTBOX_FORMAT)
+		return 0;
+	if (format == 1) {
+		/* in place, in this transaction: all of it or nothing */
+		rc = ob_upgrade_entries(ob, txn, 1);
+		if (rc)
+			return rc;
+		char nf[16];
+		int nn = snprintf(nf, sizeof nf, "%d", TH_OUTBOX_FORMAT);
+		return ob_put(txn, ob->meta, "format", 6, nf, (size_t)nn);
 	}
-	return 0;
+	*why = "the outbox was written by an agent of another format version: use the "
+	       "tonghop-publish that wrote it, or move the directory aside";
+	return TH_ESTORE;
 }
 
 /* Why mdb_env_open failed, for the operator. */

@@ -215,7 +215,7 @@ static int prune_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 		int grc = ob_get(txn, ob->acked, pk, pl, &av);
 		if (grc == 0) {
 			th_ob_entry e;
-			if (ob_dec_entry(&av, 0, &e, NULL, NULL) == 0) {
+			if (ob_dec_entry(&av, &e, NULL) == 0) {
 				grc = keep_add(x, &nk, e.rev);
 				th_ob_entry_free(&e);
 			}

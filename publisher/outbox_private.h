@@ -9,6 +9,7 @@
  *                     re-queueing after a store change
  *   outbox_history.c  the history of contents and its pruning
  *   outbox_defs.c     the definitions cache
+ *   outbox_upgrade.c  format 1 outboxes brought to format 2 in place
  */
 #ifndef TH_OUTBOX_PRIVATE_H
 #define TH_OUTBOX_PRIVATE_H
@@ -54,15 +55,34 @@ uint8_t ob_get_u8(ob_rd *r);
 char *ob_get_str(ob_rd *r);                /* malloc'd, NUL-terminated */
 
 /* --- report blob and entries (outbox_codec.c) ---------------------------------- */
-void ob_enc_report(ob_buf *b, const th_report *r);
-th_report *ob_dec_report(ob_rd *r);        /* NULL (and r->bad) when damaged */
-/* An entry value, with report r (NULL: none). */
-void ob_enc_entry(ob_buf *b, const th_ob_entry *e, const th_report *r);
-/* Decodes an entry value; with want_report also the report (when stored).
- * *blob / *blob_len (optional) point at the stored report inside v.
- * TH_ESTORE when damaged (e is then empty). */
-int ob_dec_entry(const MDB_val *v, int want_report, th_ob_entry *e, const uint8_t **blob,
-                 size_t *blob_len);
+/* An entry's report as stored: the canonical form with the file's row order
+ * (OB_BLOB_CANON, format 2), or an outbox format 1 blob that awaits its
+ * definition (OB_BLOB_LEGACY, see outbox_upgrade.c).  len 0: no report. */
+enum { OB_BLOB_LEGACY = 1, OB_BLOB_CANON = 2 };
+typedef struct ob_blob {
+	const uint8_t *p;
+	size_t len;
+	int format;
+} ob_blob;
+
+/* The blob of r, validated against d: u32 n + n x u32 (the file's row of each
+ * canonical row; n = 0 when they are in key order already), then
+ * th_canon_encode(r, d).  0, TH_EINVAL / TH_ERANGE (r does not fit d),
+ * TH_ENOMEM. */
+int ob_enc_blob(ob_buf *b, const th_report *r, const th_def *d);
+/* The report of a canonical blob, rows in the file's order; unit, period and
+ * rev from e.  TH_ESTORE when damaged or not d's. */
+int ob_dec_blob(const ob_blob *blob, const th_def *d, const th_ob_entry *e, th_report **out);
+/* An entry value with its blob (NULL or len 0: none).  The entry's format byte
+ * is the blob's format. */
+void ob_enc_entry(ob_buf *b, const th_ob_entry *e, const ob_blob *blob);
+/* Decodes an entry value (e->report stays NULL); *blob (may be NULL) points at
+ * the stored report inside v.  TH_ESTORE when damaged (e is then empty). */
+int ob_dec_entry(const MDB_val *v, th_ob_entry *e, ob_blob *blob);
+/* e->report from blob with the definitions defs: left NULL when defs is NULL,
+ * the entry has no report, its (appendix, version) is not in defs, or the blob
+ * awaits its definition (legacy); TH_ESTORE when the blob does not decode. */
+int ob_entry_report(th_ob_entry *e, const ob_blob *blob, const th_defset *defs);
 /* The byte offset of `attempts` in an entry value. */
 #define OB_ENTRY_ATTEMPTS_OFF (1 + 8 + 4 + TH_HASH_LEN + 8 + 1)
 
@@ -94,6 +114,12 @@ MDB_dbi ob_table_dbi(const th_outbox *ob, th_ob_table t);
 int ob_history_read(const MDB_val *v, uint64_t *rev, th_ob_state *st, int64_t *created);
 int ob_put_history(th_outbox *ob, MDB_txn *txn, const uint8_t *prefix, size_t plen,
                    const uint8_t *hash, uint64_t rev, th_ob_state st, int64_t created);
+/* outbox_defs.c: every cached definition, read in txn (TH_ENOTFOUND: none). */
+int ob_cached_defs(th_outbox *ob, MDB_txn *txn, int in_force_only, th_defset **out);
+/* outbox_upgrade.c: converts the format 1 entries of pending and acked whose
+ * definition is cached (all of them at open when from_open; otherwise only
+ * when meta "legacy" says some are left) and records how many are left. */
+int ob_upgrade_entries(th_outbox *ob, MDB_txn *txn, int from_open);
 /* outbox_acks.c: applies one result to the pending entry it answers; *changed
  * = 1 when there was one. */
 int ob_ack_one(th_outbox *ob, MDB_txn *txn, const th_ack *a, const th_ack_result *res,

@@ -9,6 +9,7 @@
 
 typedef struct enq_ctx {
 	const th_report *r;
+	const th_def *def;
 	const uint8_t *hash;
 	const char *file;
 	int force;
@@ -29,7 +30,7 @@ static int last_pending(th_outbox *ob, MDB_txn *txn, const uint8_t *prefix, size
 	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size == plen + 8 && memcmp(k.mv_data, prefix, plen) == 0) {
 		th_ob_entry e;
-		if (ob_dec_entry(&v, 0, &e, NULL, NULL) == 0) {
+		if (ob_dec_entry(&v, &e, NULL) == 0) {
 			if (e.rev >= *rev) {
 				*rev = e.rev;
 				memcpy(hash, e.hash, TH_HASH_LEN);
@@ -61,13 +62,16 @@ static int stamp(th_outbox *ob, MDB_txn *txn, const enq_ctx *x, const uint8_t *p
 	e.message = "";
 	e.column = "";
 	e.state = TH_OB_PENDING;
-	th_report *stamped = th_report_clone(r);
-	if (!stamped)
-		return TH_ENOMEM;
-	stamped->rev = rev;
+	ob_buf rb = {0};
+	int rc = ob_enc_blob(&rb, r, x->def);
+	if (rc) {
+		free(rb.p);
+		return rc;
+	}
+	ob_blob blob = {rb.p, rb.len, OB_BLOB_CANON};
 	ob_buf b = {0};
-	ob_enc_entry(&b, &e, stamped);
-	th_report_destroy(&stamped);
+	ob_enc_entry(&b, &e, &blob);
+	free(rb.p);
 	if (b.oom) {
 		free(b.p);
 		return TH_ENOMEM;
@@ -75,7 +79,7 @@ static int stamp(th_outbox *ob, MDB_txn *txn, const enq_ctx *x, const uint8_t *p
 	uint8_t k[OB_KEY_MAX];
 	memcpy(k, pk, pl);
 	ob_be64(k + pl, rev);
-	int rc = ob_put(txn, ob->pending, k, pl + 8, b.p, b.len);
+	rc = ob_put(txn, ob->pending, k, pl + 8, b.p, b.len);
 	free(b.p);
 	if (!rc)
 		rc = ob_put_u64_val(txn, ob->revs, pk, pl, rev);
@@ -107,7 +111,7 @@ static int enq_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 	rc = ob_get(txn, ob->acked, pk, (size_t)pl, &v);
 	if (rc == 0) {
 		th_ob_entry e;
-		if (ob_dec_entry(&v, 0, &e, NULL, NULL) == 0) {
+		if (ob_dec_entry(&v, &e, NULL) == 0) {
 			arev = e.rev;
 			ast = e.state;
 			memcpy(ahash, e.hash, TH_HASH_LEN);
@@ -171,13 +175,14 @@ static int enq_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 	return 0;
 }
 
-int th_outbox_enqueue(th_outbox *ob, const th_report *r, const uint8_t hash[TH_HASH_LEN],
-                      const char *file, int force, int64_t now_us, th_ob_enqueued *res)
+int th_outbox_enqueue(th_outbox *ob, const th_report *r, const th_def *def,
+                      const uint8_t hash[TH_HASH_LEN], const char *file, int force, int64_t now_us,
+                      th_ob_enqueued *res)
 {
-	if (!ob || !r || !hash || !res)
+	if (!ob || !r || !def || !hash || !res)
 		return TH_EINVAL;
 	th_ob_enqueued tmp;
-	enq_ctx x = {r, hash, file, force, now_us, &tmp};
+	enq_ctx x = {r, def, hash, file, force, now_us, &tmp};
 	int rc = ob_write(ob, enq_fn, &x);
 	if (rc == 1)
 		rc = 0;   /* nothing written: the transaction was aborted on purpose */
@@ -205,7 +210,7 @@ static int many_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 		th_ob_item *it = &x->items[i];
 		memset(&it->res, 0, sizeof it->res);
 		it->rc = 0;
-		if (!it->r || !it->hash) {
+		if (!it->r || !it->def || !it->hash) {
 			it->rc = TH_EINVAL;
 			continue;
 		}
@@ -215,8 +220,12 @@ static int many_fn(th_outbox *ob, MDB_txn *txn, void *vctx)
 			it->rc = pl;
 			continue;
 		}
-		enq_ctx e = {it->r, it->hash, it->file, x->force, x->now, &it->res};
+		enq_ctx e = {it->r, it->def, it->hash, it->file, x->force, x->now, &it->res};
 		int rc = enq_fn(ob, txn, &e);
+		if (rc == TH_EINVAL || rc == TH_ERANGE) {
+			it->rc = rc;   /* the report does not fit its definition: nothing of it written */
+			continue;
+		}
 		if (rc < 0)
 			return rc;
 		wrote |= rc == 0;
@@ -243,18 +252,15 @@ int th_outbox_enqueue_many(th_outbox *ob, th_ob_item *items, size_t n, int force
 	int any = 0;
 	for (size_t i = 0; i < n; i++) {
 		th_ob_item *it = &items[i];
-		if (!it->r || !it->hash) {
-			it->rc = TH_EINVAL;
-			continue;
-		}
-		it->rc = th_outbox_enqueue(ob, it->r, it->hash, it->file, force, now_us, &it->res);
+		it->rc = th_outbox_enqueue(ob, it->r, it->def, it->hash, it->file, force, now_us,
+		                           &it->res);
 		any |= it->rc == 0;
 	}
 	return any ? 0 : rc;
 }
 
 /* --- listing ------------------------------------------------------------------------ */
-int th_outbox_list(th_outbox *ob, th_ob_table t, int want_report, th_ob_cb cb, void *ctx)
+int th_outbox_list(th_outbox *ob, th_ob_table t, const th_defset *defs, th_ob_cb cb, void *ctx)
 {
 	MDB_txn *txn;
 	int rc = mdb_txn_begin(ob->env, NULL, MDB_RDONLY, &txn);
@@ -271,8 +277,13 @@ int th_outbox_list(th_outbox *ob, th_ob_table t, int want_report, th_ob_cb cb, v
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		th_ob_entry e;
-		if (ob_dec_entry(&v, want_report, &e, NULL, NULL) != 0)
+		ob_blob blob;
+		if (ob_dec_entry(&v, &e, &blob) != 0)
 			continue;   /* unreadable entry: skipped (OUTBOX.md) */
+		if (ob_entry_report(&e, &blob, defs) != 0) {
+			th_ob_entry_free(&e);
+			continue;
+		}
 		out = cb(ctx, &e);
 		th_ob_entry_free(&e);
 		if (out)
@@ -286,7 +297,8 @@ int th_outbox_list(th_outbox *ob, th_ob_table t, int want_report, th_ob_cb cb, v
 }
 
 int th_outbox_get_pending(th_outbox *ob, const char *unit, const char *appendix,
-                          const char *period, uint64_t rev, th_ob_entry *out)
+                          const char *period, uint64_t rev, const th_defset *defs,
+                          th_ob_entry *out)
 {
 	uint8_t k[OB_KEY_MAX], r8[8];
 	ob_be64(r8, rev);
@@ -298,9 +310,15 @@ int th_outbox_get_pending(th_outbox *ob, const char *unit, const char *appendix,
 	if (rc)
 		return th_lmdb_error(rc);
 	MDB_val v;
+	th_ob_entry e;
+	ob_blob blob;
 	rc = ob_get(txn, ob->pending, k, (size_t)kl, &v);
 	if (rc == 0)
-		rc = ob_dec_entry(&v, 1, out, NULL, NULL);
+		rc = ob_dec_entry(&v, &e, &blob);
+	if (rc == 0 && (rc = ob_entry_report(&e, &blob, defs)) != 0)
+		th_ob_entry_free(&e);
 	mdb_txn_abort(txn);
+	if (rc == 0)
+		*out = e;
 	return rc;
 }

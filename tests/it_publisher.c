@@ -524,8 +524,8 @@ static void status_json_typed(void **state)
 	of_hash(h2, 2, 0);
 	th_report *r1 = of_report("U1", 1), *r2 = of_report("U2", 2);
 	th_ob_enqueued e1, e2;
-	assert_int_equal(th_outbox_enqueue(ob, r1, h1, "/tmp/\"q\"/Phường.csv", 0, 1000, &e1), 0);
-	assert_int_equal(th_outbox_enqueue(ob, r2, h2, NULL, 0, 2000, &e2), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r1, of_def(), h1, "/tmp/\"q\"/Phường.csv", 0, 1000, &e1), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r2, of_def(), h2, NULL, 0, 2000, &e2), 0);
 	th_ack a;
 	memset(&a, 0, sizeof a);
 	th_ack_result res;
@@ -936,5 +936,6 @@ int main(int argc, char **argv)
 	};
 	int rc = TH_RUN_TESTS(tests, argc, argv);
 	pf_cleanup();
+	of_cleanup();
 	return rc;
 }

@@ -11,9 +11,44 @@
 #include "outbox_fixture.h"
 #include "testutil.h"
 
+const char OF_PL1_TEXT[] = "[appendix]\nid = PL1\nversion = 1\ntitle = Phụ lục thử\n"
+                          "submitters = department district commune\nkey =\n"
+                          "[column so]\ntitle = Số\ntype = integer\nrollup = sum\n"
+                          "[column ten]\ntitle = Tên\ntype = text\nmax_len = 1000000\n"
+                          "rollup = none\n";
+const char OF_PL8_TEXT[] = "[appendix]\nid = PL8\nversion = 1\ntitle = Phụ lục có khoá\n"
+                          "submitters = department\nkey = ma\n"
+                          "[column ma]\ntitle = Mã\ntype = text\nrequired = yes\nrollup = none\n"
+                          "[column so]\ntitle = Số\ntype = integer\nrollup = sum\n";
+
+static th_defset *g_defs;
+
+const th_defset *of_defs(void)
+{
+	if (g_defs)
+		return g_defs;
+	g_defs = th_defset_new();
+	assert_non_null(g_defs);
+	const char *texts[2] = {OF_PL1_TEXT, OF_PL8_TEXT};
+	for (int i = 0; i < 2; i++) {
+		th_def *d = NULL;
+		th_diag *dg = th_diag_new();
+		int rc = th_def_parse(texts[i], strlen(texts[i]), "test", &d, dg);
+		if (rc)
+			fail_msg("test definition %d: %s", i, th_diag_count(dg) ? th_diag_text(dg, 0) : "?");
+		th_diag_destroy(&dg);
+		assert_int_equal(th_defset_add(g_defs, d), 0);
+	}
+	return g_defs;
+}
+
+const th_def *of_def(void) { return th_defset_get(of_defs(), "PL1", 1); }
+
+void of_cleanup(void) { th_defset_destroy(&g_defs); }
+
 th_report *of_report(const char *unit, int64_t v)
 {
-	th_report *r = th_report_new(unit, "PL1", 1, "2021", 0, 1);
+	th_report *r = th_report_new(unit, "PL1", 1, "2021", 0, 2);
 	assert_non_null(r);
 	assert_true(th_report_add_row(r) >= 0);
 	th_report_cell(r, 0, 0)->null = 0;
@@ -85,7 +120,7 @@ void of_retention_fill(const char *dir, of_retention *c)
 		th_report *r = of_report("U1", 100 + i);
 		th_ob_enqueued e;
 		assert_int_equal(
-			th_outbox_enqueue(ob, r, c->h[i], "u1.csv", 0, OF_BASE + i * OF_DAY_US, &e), 0);
+			th_outbox_enqueue(ob, r, of_def(), c->h[i], "u1.csv", 0, OF_BASE + i * OF_DAY_US, &e), 0);
 		assert_int_equal(e.outcome, TH_OB_NEW);
 		c->rev[i] = e.rev;
 		th_report_destroy(&r);
@@ -100,7 +135,7 @@ void of_retention_fill(const char *dir, of_retention *c)
 		th_report *r = of_report("U2", 200 + i);
 		th_ob_enqueued e;
 		assert_int_equal(
-			th_outbox_enqueue(ob, r, c->g[i], "u2.csv", 0, OF_BASE + i * OF_DAY_US, &e), 0);
+			th_outbox_enqueue(ob, r, of_def(), c->g[i], "u2.csv", 0, OF_BASE + i * OF_DAY_US, &e), 0);
 		c->grev[i] = e.rev;
 		th_report_destroy(&r);
 		of_ack(ob, "U2", c->grev[i], TH_ACK_ACCEPTED, c->store);

@@ -8,7 +8,15 @@
 
 #include "outbox.h"
 
-/* A one-cell PL1 2021 report of unit (version 1, one column) holding v. */
+/* The test definitions: PL1 version 1 with the columns so (integer) and ten
+ * (text), at most one row; PL8 version 1 keyed by ma (text) with the column
+ * so (integer), many rows.  OF_PL1_TEXT, OF_PL8_TEXT are their texts. */
+extern const char OF_PL1_TEXT[], OF_PL8_TEXT[];
+const th_defset *of_defs(void);
+const th_def *of_def(void);   /* PL1 */
+/* Frees what of_defs keeps. */
+void of_cleanup(void);
+/* A one-row PL1 2021 report of unit holding v in so (ten null), fit for of_def(). */
 th_report *of_report(const char *unit, int64_t v);
 /* A hash whose first two bytes are a and b, the rest 0. */
 void of_hash(uint8_t h[TH_HASH_LEN], uint8_t a, uint8_t b);

@@ -20,6 +20,7 @@
 
 #include "publish_fixture.h"
 #include "testutil.h"
+#include "th_canon.h"
 #include "th_csv.h"
 
 void pf_msleep(int ms)
@@ -358,7 +359,7 @@ void pf_file_hash(const char *path, uint8_t hash[TH_HASH_LEN], char *unit, char 
 	th_diag_destroy(&d);
 	const th_def *def = th_defset_get(pf_defs(), r->appendix, r->version);
 	assert_non_null(def);
-	assert_int_equal(th_report_hash(r, def, hash), 0);
+	assert_int_equal(th_canon_hash(r, def, hash), 0);
 	if (unit)
 		strcpy(unit, r->unit);
 	if (app)

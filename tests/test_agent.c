@@ -364,7 +364,9 @@ static uint64_t queue_pl1(fx *f, const char *unit, int seed, int file)
 		fail_msg("%s: %s", path, th_diag_count(d) ? th_diag_text(d, 0) : th_strerror(rc));
 	th_diag_destroy(&d);
 	th_ob_enqueued e;
-	assert_int_equal(th_outbox_enqueue(f->ob, r, hash, file ? path : NULL, 0, th_now_us(), &e), 0);
+	const th_def *def = th_defset_get(f->defs, r->appendix, r->version);
+	assert_int_equal(th_outbox_enqueue(f->ob, r, def, hash, file ? path : NULL, 0, th_now_us(), &e),
+	                 0);
 	assert_int_equal(e.outcome, TH_OB_NEW);
 	th_report_destroy(&r);
 	if (f->ag)
@@ -378,7 +380,7 @@ static int count_table(fx *f, th_ob_table t) { return (int)th_outbox_count(f->ob
 static th_ob_entry pending_entry(fx *f, const char *unit, uint64_t rev)
 {
 	th_ob_entry e;
-	assert_int_equal(th_outbox_get_pending(f->ob, unit, "PL1", "2021", rev, &e), 0);
+	assert_int_equal(th_outbox_get_pending(f->ob, unit, "PL1", "2021", rev, f->defs, &e), 0);
 	return e;
 }
 
@@ -413,10 +415,12 @@ static void hello_welcome(void **state)
 	assert_string_equal(meta.last_error, "");
 	assert_non_null(strstr(f->log, "connected to"));
 	/* a stamp after the welcome is above the collector's rev, even with a clock at 1 */
-	th_report *r = th_report_new("U1", "PL1", 1, "2021", 0, 0);
+	const th_def *def = th_defset_get(f->defs, "PL1", 1);
+	th_report *r = th_report_new("U1", "PL1", 1, "2021", 0, def->n_cols);
+	assert_true(th_report_add_row(r) >= 0);
 	uint8_t h[TH_HASH_LEN] = {1};
 	th_ob_enqueued e;
-	assert_int_equal(th_outbox_enqueue(f->ob, r, h, NULL, 0, 1, &e), 0);
+	assert_int_equal(th_outbox_enqueue(f->ob, r, def, h, NULL, 0, 1, &e), 0);
 	assert_int_equal(e.rev, 5001);
 	th_report_destroy(&r);
 	assert_int_equal(f->hellos, 1);

@@ -22,12 +22,19 @@
 
 #include "outbox.h"
 #include "outbox_fixture.h"
+#include "th_canon.h"
 #include "testutil.h"
 
 typedef struct fx {
 	char *dir;
 	char outbox[4200];
 } fx;
+
+/* A value being written by the format 1 writer below. */
+typedef struct ob_bytes {
+	uint8_t p[4096];
+	size_t len;
+} ob_bytes;
 
 static int setup(void **state)
 {
@@ -83,17 +90,17 @@ static void outbox_rules(void **state)
 	uint8_t h1[TH_HASH_LEN] = {1}, h2[TH_HASH_LEN] = {2}, h3[TH_HASH_LEN] = {3},
 	        h4[TH_HASH_LEN] = {4}, h5[TH_HASH_LEN] = {5};
 	th_ob_enqueued e;
-	assert_int_equal(th_outbox_enqueue(ob, r, h1, "f1", 0, 1000, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h1, "f1", 0, 1000, &e), 0);
 	assert_int_equal(e.outcome, TH_OB_NEW);
 	assert_int_equal(e.rev, 1000);
-	assert_int_equal(th_outbox_enqueue(ob, r, h1, "f1", 0, 500, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h1, "f1", 0, 500, &e), 0);
 	assert_int_equal(e.outcome, TH_OB_SAME_PENDING);
 	assert_int_equal(e.rev, 1000);
-	assert_int_equal(th_outbox_enqueue(ob, r, h2, "f2", 0, 500, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h2, "f2", 0, 500, &e), 0);
 	assert_int_equal(e.outcome, TH_OB_NEW);
 	assert_int_equal(e.rev, 1001);   /* clock behind: last + 1 */
 	th_ob_entry pe;
-	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 1001, &pe), 0);
+	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 1001, of_defs(), &pe), 0);
 	assert_non_null(pe.report);
 	assert_int_equal(pe.report->rev, 1001);
 	assert_int_equal(pe.report->cells[0].i, 5);
@@ -127,12 +134,12 @@ static void outbox_rules(void **state)
 	assert_int_equal(oc[0], 0);
 	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 0);
 	assert_int_equal(th_outbox_count(ob, TH_OB_TACKED), 1);
-	assert_int_equal(th_outbox_enqueue(ob, r, h2, "f2", 0, 500, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h2, "f2", 0, 500, &e), 0);
 	assert_int_equal(e.outcome, TH_OB_SAME_DELIVERED);
-	assert_int_equal(th_outbox_enqueue(ob, r, h1, "f1", 0, 500, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h1, "f1", 0, 500, &e), 0);
 	assert_int_equal(e.outcome, TH_OB_SAME_STALE);   /* stale is final */
 
-	assert_int_equal(th_outbox_enqueue(ob, r, h3, "f3", 0, 500, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h3, "f3", 0, 500, &e), 0);
 	assert_int_equal(e.rev, 1002);
 	res[0].status = TH_ACK_REJECTED;
 	res[0].rev = 1002;
@@ -141,7 +148,7 @@ static void outbox_rules(void **state)
 	a.n_results = 1;
 	assert_int_equal(th_outbox_apply_ack(ob, &a, 6, oc), 0);
 	assert_int_equal(th_outbox_count(ob, TH_OB_TREJECTED), 1);
-	assert_int_equal(th_outbox_enqueue(ob, r, h4, "f4", 0, 500, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h4, "f4", 0, 500, &e), 0);
 	assert_int_equal(e.rev, 1003);
 	res[0].status = TH_ACK_ACCEPTED;
 	res[0].rev = 1003;
@@ -150,11 +157,11 @@ static void outbox_rules(void **state)
 	assert_int_equal(th_outbox_apply_ack(ob, &a, 7, oc), 0);
 	assert_int_equal(th_outbox_count(ob, TH_OB_TREJECTED), 0);
 	/* older content again: not re-stamped; --force does */
-	assert_int_equal(th_outbox_enqueue(ob, r, h2, "f2", 0, 500, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h2, "f2", 0, 500, &e), 0);
 	assert_int_equal(e.outcome, TH_OB_OLD_CONTENT);
 	assert_int_equal(e.rev, 1001);
 	assert_int_equal(e.latest_rev, 1003);
-	assert_int_equal(th_outbox_enqueue(ob, r, h2, "f2", 1, 500, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h2, "f2", 1, 500, &e), 0);
 	assert_int_equal(e.outcome, TH_OB_NEW);
 	assert_int_equal(e.rev, 1004);
 	res[0].rev = 1004;
@@ -170,9 +177,9 @@ static void outbox_rules(void **state)
 	assert_int_equal(th_outbox_store_seen(ob, other, &rq), 0);
 	assert_int_equal(rq, 1);
 	int n = 0;
-	assert_int_equal(th_outbox_list(ob, TH_OB_TPENDING, 1, count_cb, &n), 0);
+	assert_int_equal(th_outbox_list(ob, TH_OB_TPENDING, of_defs(), count_cb, &n), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(th_outbox_enqueue(ob, r, h5, "f5", 0, 500, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h5, "f5", 0, 500, &e), 0);
 	assert_int_equal(e.outcome, TH_OB_NEW);
 	assert_int_equal(e.rev, 5001);
 	th_outbox_close(&ob);
@@ -201,7 +208,7 @@ static void stamp_one_transaction(void **state)
 		th_report *r = of_report("U1", 7);
 		th_ob_enqueued e;
 		if (th_outbox_open(f->outbox, &cob, NULL) != 0 ||
-		    th_outbox_enqueue(cob, r, h, "u1.csv", 0, 123456, &e) != 0 || e.rev != 123456)
+		    th_outbox_enqueue(cob, r, of_def(), h, "u1.csv", 0, 123456, &e) != 0 || e.rev != 123456)
 			_exit(3);
 		raise(SIGKILL);   /* no close, no exit handlers */
 		_exit(4);
@@ -212,7 +219,7 @@ static void stamp_one_transaction(void **state)
 	assert_int_equal(th_outbox_open(f->outbox, &ob, NULL), 0);
 	assert_int_equal(last_txn(ob) - t0, 1);   /* one transaction: one fsync */
 	th_ob_entry pe;
-	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 123456, &pe), 0);
+	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 123456, of_defs(), &pe), 0);
 	assert_int_equal(pe.report->cells[0].i, 7);
 	assert_int_equal(pe.report->rev, 123456);
 	assert_string_equal(pe.file, "u1.csv");
@@ -228,7 +235,7 @@ static void stamp_one_transaction(void **state)
 	of_hash(h2, 0x42, 2);
 	th_report *r = of_report("U1", 8);
 	th_ob_enqueued e;
-	assert_int_equal(th_outbox_enqueue(ob, r, h2, NULL, 0, 5, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h2, NULL, 0, 5, &e), 0);
 	assert_int_equal(e.rev, 123457);
 	th_report_destroy(&r);
 	th_outbox_close(&ob);
@@ -260,6 +267,8 @@ static void outbox_batch_queue(void **state)
 	it[2].r = a2, it[2].hash = h2, it[2].file = "a2";   /* same key, newer content */
 	it[3].r = b, it[3].hash = h3, it[3].file = "b";
 	it[4].r = a1, it[4].hash = h1, it[4].file = "a1 again";
+	for (int i = 0; i < 5; i++)
+		it[i].def = of_def();
 	uint64_t t0 = last_txn(ob);
 	assert_int_equal(th_outbox_enqueue_many(ob, it, 5, 0, 1000), 0);
 	assert_int_equal(last_txn(ob) - t0, 1);   /* one commit, one fsync */
@@ -277,7 +286,7 @@ static void outbox_batch_queue(void **state)
 	assert_int_equal(it[4].res.latest_rev, 1001);
 	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 3);
 	th_ob_entry pe;
-	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 1001, &pe), 0);
+	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 1001, of_defs(), &pe), 0);
 	assert_int_equal(pe.report->cells[0].i, 2);
 	assert_string_equal(pe.file, "a2");
 	th_ob_entry_free(&pe);
@@ -331,7 +340,7 @@ static void pending_until_acked(void **state)
 	of_hash(h, 9, 9);
 	th_report *r = of_report("U1", 11);
 	th_ob_enqueued e;
-	assert_int_equal(th_outbox_enqueue(ob, r, h, "u1.csv", 0, 2000, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h, "u1.csv", 0, 2000, &e), 0);
 	th_ack a;
 	memset(&a, 0, sizeof a);
 	memcpy(a.store, store, sizeof store);
@@ -356,7 +365,7 @@ static void pending_until_acked(void **state)
 	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 1);
 	/* retry later, twice sent */
 	th_ob_entry pe;
-	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 2000, &pe), 0);
+	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 2000, of_defs(), &pe), 0);
 	th_ob_entry *pp = &pe;
 	assert_int_equal(th_outbox_note_sent(ob, &pp, 1), 0);
 	assert_int_equal(th_outbox_note_sent(ob, &pp, 1), 0);
@@ -367,7 +376,7 @@ static void pending_until_acked(void **state)
 	assert_int_equal(th_outbox_apply_ack(ob, &a, 3, &oc), 0);
 	assert_int_equal(oc, 1);
 	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 1);
-	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 2000, &pe), 0);
+	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 2000, of_defs(), &pe), 0);
 	assert_int_equal(pe.attempts, 2);
 	assert_int_equal(pe.code, TH_ENOSPC);
 	assert_string_equal(pe.message, "disk full");
@@ -399,7 +408,7 @@ static void pending_until_acked(void **state)
 	assert_string_equal(seen.message, "received != resolved + in progress");
 	assert_string_equal(seen.column, "ho_so_truc_tiep");
 	/* content that was rejected may be sent again (the rules may have changed) */
-	assert_int_equal(th_outbox_enqueue(ob, r, h, "u1.csv", 0, 2100, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h, "u1.csv", 0, 2100, &e), 0);
 	assert_int_equal(e.outcome, TH_OB_NEW);
 	assert_int_equal(e.rev, 2100);
 	/* the agent's own rejection: a pending entry only */
@@ -430,7 +439,7 @@ static void rejected_kept(void **state)
 	of_hash(h3, 1, 3);
 	th_report *r = of_report("U1", 1);
 	th_ob_enqueued e1, e2, e3;
-	assert_int_equal(th_outbox_enqueue(ob, r, h1, NULL, 0, 100, &e1), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h1, NULL, 0, 100, &e1), 0);
 	of_ack(ob, "U1", e1.rev, TH_ACK_REJECTED, store);
 	rej_seen s;
 	memset(&s, 0, sizeof s);
@@ -439,11 +448,11 @@ static void rejected_kept(void **state)
 	assert_int_equal(s.code, TH_ERULE);
 	assert_string_equal(s.message, "bad figures");
 	/* a newer revision answered stale: the rejection stays */
-	assert_int_equal(th_outbox_enqueue(ob, r, h2, NULL, 0, 200, &e2), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h2, NULL, 0, 200, &e2), 0);
 	of_ack(ob, "U1", e2.rev, TH_ACK_STALE, store);
 	assert_int_equal(th_outbox_count(ob, TH_OB_TREJECTED), 1);
 	/* a newer revision accepted: the older rejection goes */
-	assert_int_equal(th_outbox_enqueue(ob, r, h3, NULL, 0, 300, &e3), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h3, NULL, 0, 300, &e3), 0);
 	of_ack(ob, "U1", e3.rev, TH_ACK_ACCEPTED, store);
 	assert_int_equal(th_outbox_count(ob, TH_OB_TREJECTED), 0);
 	th_outbox_close(&ob);
@@ -483,21 +492,21 @@ static void latest_acked_kept(void **state)
 		of_hash(h[i], 2, (uint8_t)i);
 		th_report *r = of_report("U1", 10 + i);
 		th_ob_enqueued e;
-		assert_int_equal(th_outbox_enqueue(ob, r, h[i], NULL, 0, 1000 + i, &e), 0);
+		assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h[i], NULL, 0, 1000 + i, &e), 0);
 		rev[i] = e.rev;
 		th_report_destroy(&r);
 	}
 	of_ack(ob, "U1", rev[1], TH_ACK_ACCEPTED, store);
 	of_ack(ob, "U1", rev[0], TH_ACK_DUPLICATE, store);   /* late: older */
 	acked_seen s = {0};
-	assert_int_equal(th_outbox_list(ob, TH_OB_TACKED, 1, acked_cb, &s), 0);
+	assert_int_equal(th_outbox_list(ob, TH_OB_TACKED, of_defs(), acked_cb, &s), 0);
 	assert_int_equal(s.n, 1);
 	assert_int_equal(s.rev, rev[1]);
 	assert_int_equal(s.state, TH_OB_ACCEPTED);
 	assert_int_equal(s.v, 11);
 	of_ack(ob, "U1", rev[2], TH_ACK_STALE, store);       /* does not replace an accepted one */
 	memset(&s, 0, sizeof s);
-	assert_int_equal(th_outbox_list(ob, TH_OB_TACKED, 1, acked_cb, &s), 0);
+	assert_int_equal(th_outbox_list(ob, TH_OB_TACKED, of_defs(), acked_cb, &s), 0);
 	assert_int_equal(s.rev, rev[1]);
 	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 0);
 	/* a key whose only answer is stale keeps that answer (a receipt) */
@@ -505,11 +514,11 @@ static void latest_acked_kept(void **state)
 	uint8_t g[TH_HASH_LEN];
 	of_hash(g, 3, 0);
 	th_ob_enqueued e;
-	assert_int_equal(th_outbox_enqueue(ob, r, g, NULL, 0, 5000, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), g, NULL, 0, 5000, &e), 0);
 	of_ack(ob, "U2", e.rev, TH_ACK_STALE, store);
 	assert_int_equal(th_outbox_count(ob, TH_OB_TACKED), 2);
 	/* stale is final: the same content is not stamped again */
-	assert_int_equal(th_outbox_enqueue(ob, r, g, NULL, 0, 6000, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), g, NULL, 0, 6000, &e), 0);
 	assert_int_equal(e.outcome, TH_OB_SAME_STALE);
 	th_report_destroy(&r);
 	th_outbox_close(&ob);
@@ -531,7 +540,7 @@ static void requeue_behind_collector(void **state)
 		of_hash(h, 4, (uint8_t)i);
 		th_report *r = of_report(units[i], 20 + i);
 		th_ob_enqueued e;
-		assert_int_equal(th_outbox_enqueue(ob, r, h, NULL, 0, 7000, &e), 0);
+		assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h, NULL, 0, 7000, &e), 0);
 		rev[i] = e.rev;
 		th_report_destroy(&r);
 		of_ack(ob, units[i], rev[i], TH_ACK_ACCEPTED, store);
@@ -542,12 +551,12 @@ static void requeue_behind_collector(void **state)
 	assert_int_equal(th_outbox_requeue_behind(ob, revs, 2, &n), 0);
 	assert_int_equal(n, 2);
 	th_ob_entry pe;
-	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", rev[0], &pe), TH_ENOTFOUND);
-	assert_int_equal(th_outbox_get_pending(ob, "U2", "PL1", "2021", rev[1], &pe), 0);
+	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", rev[0], of_defs(), &pe), TH_ENOTFOUND);
+	assert_int_equal(th_outbox_get_pending(ob, "U2", "PL1", "2021", rev[1], of_defs(), &pe), 0);
 	assert_int_equal(pe.resend, 1);
 	assert_int_equal(pe.report->cells[0].i, 21);
 	th_ob_entry_free(&pe);
-	assert_int_equal(th_outbox_get_pending(ob, "U3", "PL1", "2021", rev[2], &pe), 0);
+	assert_int_equal(th_outbox_get_pending(ob, "U3", "PL1", "2021", rev[2], of_defs(), &pe), 0);
 	th_ob_entry_free(&pe);
 	/* asked again: they are pending already, nothing more */
 	assert_int_equal(th_outbox_requeue_behind(ob, revs, 2, &n), 0);
@@ -624,7 +633,7 @@ static void history_retention(void **state)
 	/* a kept old content is still refused */
 	th_report *r = of_report("U1", 0);
 	th_ob_enqueued e;
-	assert_int_equal(th_outbox_enqueue(ob, r, c.h[OF_NREV - 4], "x", 0, OF_NOW, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), c.h[OF_NREV - 4], "x", 0, OF_NOW, &e), 0);
 	assert_int_equal(e.outcome, TH_OB_OLD_CONTENT);
 	assert_int_equal(e.rev, c.rev[OF_NREV - 4]);
 
@@ -645,17 +654,17 @@ static void history_retention(void **state)
 	assert_int_equal(nq, 2);
 	th_ob_entry pe;
 	assert_int_equal(
-		th_outbox_get_pending(ob, "U1", "PL1", "2021", c.rev[OF_LATEST_ACKED], &pe), 0);
+		th_outbox_get_pending(ob, "U1", "PL1", "2021", c.rev[OF_LATEST_ACKED], of_defs(), &pe), 0);
 	assert_int_equal(pe.resend, 1);
 	assert_non_null(pe.report);
 	assert_int_equal(pe.report->cells[0].i, 100 + OF_LATEST_ACKED);
 	assert_int_equal(pe.report->rev, c.rev[OF_LATEST_ACKED]);
 	th_ob_entry_free(&pe);
-	assert_int_equal(th_outbox_get_pending(ob, "U2", "PL1", "2021", c.grev[2], &pe), 0);
+	assert_int_equal(th_outbox_get_pending(ob, "U2", "PL1", "2021", c.grev[2], of_defs(), &pe), 0);
 	assert_int_equal(pe.report->cells[0].i, 202);
 	th_ob_entry_free(&pe);
 	/* the price of pruning, as documented: a pruned content is new again */
-	assert_int_equal(th_outbox_enqueue(ob, r, c.h[0], "x", 0, OF_NOW, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), c.h[0], "x", 0, OF_NOW, &e), 0);
 	assert_int_equal(e.outcome, TH_OB_NEW);
 	assert_true(e.rev > c.rev[OF_NREV - 1]);
 	th_report_destroy(&r);
@@ -680,10 +689,10 @@ static void map_growth(void **state)
 	char unit[16];
 	for (int i = 0; i < N; i++) {
 		snprintf(unit, sizeof unit, "U%03d", i);
-		r[i] = th_report_new(unit, "PL1", 1, "2021", 0, 1);
+		r[i] = th_report_new(unit, "PL1", 1, "2021", 0, 2);
 		assert_non_null(r[i]);
 		assert_true(th_report_add_row(r[i]) >= 0);
-		th_value *v = th_report_cell(r[i], 0, 0);
+		th_value *v = th_report_cell(r[i], 0, 1);
 		v->null = 0;
 		v->s = malloc(TEXT + 1);
 		assert_non_null(v->s);
@@ -692,6 +701,7 @@ static void map_growth(void **state)
 		v->len = TEXT;
 		of_hash(h[i], 5, (uint8_t)i);
 		it[i].r = r[i];
+		it[i].def = of_def();
 		it[i].hash = h[i];
 	}
 	assert_int_equal(th_outbox_enqueue_many(ob, it, N, 0, 1000), 0);
@@ -708,16 +718,16 @@ static void map_growth(void **state)
 	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), N);
 	for (int i = 0; i < N; i += 17) {
 		th_ob_entry pe;
-		assert_int_equal(th_outbox_get_pending(ob, r[i]->unit, "PL1", "2021", 1000, &pe), 0);
-		assert_int_equal(pe.report->cells[0].len, TEXT);
-		assert_memory_equal(pe.report->cells[0].s, r[i]->cells[0].s, TEXT);
+		assert_int_equal(th_outbox_get_pending(ob, r[i]->unit, "PL1", "2021", 1000, of_defs(), &pe), 0);
+		assert_int_equal(pe.report->cells[1].len, TEXT);
+		assert_memory_equal(pe.report->cells[1].s, r[i]->cells[1].s, TEXT);
 		th_ob_entry_free(&pe);
 	}
 	/* and it grows again for single transactions */
 	for (int i = 0; i < N; i++) {
 		of_hash(h[i], 6, (uint8_t)i);
 		th_ob_enqueued e;
-		assert_int_equal(th_outbox_enqueue(ob, r[i], h[i], NULL, 0, 2000, &e), 0);
+		assert_int_equal(th_outbox_enqueue(ob, r[i], of_def(), h[i], NULL, 0, 2000, &e), 0);
 		assert_int_equal(e.outcome, TH_OB_NEW);
 	}
 	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 2 * N);
@@ -832,13 +842,13 @@ static void unreadable_entry_skipped(void **state)
 	uint8_t h[TH_HASH_LEN];
 	of_hash(h, 7, 0);
 	th_ob_enqueued e;
-	assert_int_equal(th_outbox_enqueue(ob, r, h, NULL, 0, 100, &e), 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h, NULL, 0, 100, &e), 0);
 	th_outbox_close(&ob);
 	lmdb_put(f->outbox, "pending", "\x02zz", "\x01garbage");
 	assert_int_equal(th_outbox_open(f->outbox, &ob, NULL), 0);
 	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 2);
 	int n = 0;
-	assert_int_equal(th_outbox_list(ob, TH_OB_TPENDING, 1, count_cb, &n), 0);
+	assert_int_equal(th_outbox_list(ob, TH_OB_TPENDING, of_defs(), count_cb, &n), 0);
 	assert_int_equal(n, 1);
 	th_outbox_close(&ob);
 	th_report_destroy(&r);
@@ -907,6 +917,340 @@ static void contact_recorded(void **state)
 	th_outbox_close(&ob);
 }
 
+/* Rows come back in the file's order although the stored form is the
+ * canonical one (rows by key); without the definitions an entry has no
+ * report. */
+static void row_order_kept(void **state)
+{
+	fx *f = *state;
+	th_outbox *ob = NULL;
+	assert_int_equal(th_outbox_open(f->outbox, &ob, NULL), 0);
+	const th_def *d = th_defset_get(of_defs(), "PL8", 1);
+	assert_non_null(d);
+	static const char *const keys[] = {"c", "a", "d", "b"};
+	th_report *r = th_report_new("U1", "PL8", 1, "2021", 0, 2);
+	for (int i = 0; i < 4; i++) {
+		assert_true(th_report_add_row(r) >= 0);
+		th_value *k = th_report_cell(r, (size_t)i, 0), *v = th_report_cell(r, (size_t)i, 1);
+		k->null = 0;
+		k->s = strdup(keys[i]);
+		k->len = 1;
+		v->null = 0;
+		v->i = 10 + i;
+	}
+	uint8_t h[TH_HASH_LEN];
+	assert_int_equal(th_canon_hash(r, d, h), 0);
+	th_ob_enqueued e;
+	assert_int_equal(th_outbox_enqueue(ob, r, d, h, NULL, 0, 100, &e), 0);
+	th_ob_entry pe;
+	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL8", "2021", e.rev, of_defs(), &pe), 0);
+	assert_non_null(pe.report);
+	assert_int_equal(pe.report->n_rows, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_string_equal(th_report_cell(pe.report, (size_t)i, 0)->s, keys[i]);
+		assert_int_equal(th_report_cell(pe.report, (size_t)i, 1)->i, 10 + i);
+	}
+	uint8_t h2[TH_HASH_LEN];
+	assert_int_equal(th_canon_hash(pe.report, d, h2), 0);
+	assert_memory_equal(h, h2, TH_HASH_LEN);   /* the same content */
+	th_ob_entry_free(&pe);
+	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL8", "2021", e.rev, NULL, &pe), 0);
+	assert_null(pe.report);
+	th_ob_entry_free(&pe);
+	/* a report that does not fit its definition is refused, nothing written */
+	th_report *bad = th_report_new("U2", "PL8", 1, "2021", 0, 1);
+	assert_int_equal(th_outbox_enqueue(ob, bad, d, h, NULL, 0, 100, &e), TH_EINVAL);
+	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 1);
+	th_report_destroy(&bad);
+	th_report_destroy(&r);
+	th_outbox_close(&ob);
+}
+
+/* --- an outbox of format 1, written as that agent wrote it (OUTBOX.md "Format
+ * history") --------------------------------------------------------------------- */
+typedef struct legacy_cell {
+	int kind;               /* 0 null, 1 integer, 2 text */
+	int64_t i;
+	const char *s;
+} legacy_cell;
+
+static void le(ob_bytes *b, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		b->p[b->len++] = (uint8_t)(v >> (8 * i));
+}
+
+static void lstr(ob_bytes *b, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	le(b, n, 4);
+	memcpy(b->p + b->len, s ? s : "", n);
+	b->len += n;
+}
+
+/* A format 1 entry value: u8 1, the fields of OUTBOX.md "Entry", and the
+ * format 1 report blob of rows x cols cells (none when rows < 0). */
+static void legacy_entry(ob_bytes *b, const char *unit, const char *app, uint32_t version,
+                         uint64_t rev, const uint8_t hash[TH_HASH_LEN], int state,
+                         const uint8_t store[16], int rows, int cols, const legacy_cell *cells)
+{
+	b->len = 0;
+	le(b, 1, 1);
+	le(b, rev, 8);
+	le(b, version, 4);
+	memcpy(b->p + b->len, hash, TH_HASH_LEN);
+	b->len += TH_HASH_LEN;
+	le(b, 1000, 8);          /* created */
+	le(b, (uint64_t)state, 1);
+	le(b, 2, 4);             /* attempts */
+	le(b, 0, 4);             /* code */
+	le(b, 0, 8);             /* row */
+	le(b, rev, 8);           /* stored_rev */
+	memcpy(b->p + b->len, store, 16);
+	b->len += 16;
+	le(b, 9, 8);             /* commit */
+	le(b, 2000, 8);          /* commit_time */
+	le(b, 3000, 8);          /* updated */
+	le(b, 0, 1);             /* resend */
+	lstr(b, unit);
+	lstr(b, app);
+	lstr(b, "2021");
+	lstr(b, "/srv/drop/.done/x.csv");
+	lstr(b, "");
+	lstr(b, "");
+	if (rows < 0) {
+		le(b, 0, 4);
+		return;
+	}
+	size_t at = b->len;
+	b->len += 4;             /* the blob's length, below */
+	le(b, 1, 1);
+	le(b, version, 4);
+	le(b, 0, 4);             /* as_of */
+	le(b, 0, 1);             /* tombstone */
+	le(b, rev, 8);
+	le(b, (uint64_t)rows, 4);
+	le(b, (uint64_t)cols, 4);
+	lstr(b, unit);
+	lstr(b, app);
+	lstr(b, "2021");
+	for (int i = 0; i < rows * cols; i++) {
+		le(b, (uint64_t)cells[i].kind, 1);
+		if (cells[i].kind == 1)
+			le(b, (uint64_t)cells[i].i, 8);
+		else if (cells[i].kind == 2)
+			lstr(b, cells[i].s);
+	}
+	size_t blen = b->len - at - 4;
+	for (int i = 0; i < 4; i++)
+		b->p[at + (size_t)i] = (uint8_t)(blen >> (8 * i));
+}
+
+static size_t rk(uint8_t *k, const char *unit, const char *app, const void *sfx, size_t sl)
+{
+	int n = th_report_key(unit, app, "2021", (char *)k + 1, 400);
+	assert_true(n > 0);
+	k[0] = (uint8_t)n;
+	if (sl)
+		memcpy(k + 1 + n, sfx, sl);
+	return 1 + (size_t)n + sl;
+}
+
+static void be(uint8_t *o, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		o[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static void put(MDB_txn *txn, MDB_dbi d, const void *k, size_t kl, const void *v, size_t vl)
+{
+	MDB_val key = {kl, (void *)k}, val = {vl, (void *)v};
+	assert_int_equal(mdb_put(txn, d, &key, &val, 0), 0);
+}
+
+static const char PL9_TEXT[] = "[appendix]\nid = PL9\nversion = 1\ntitle = Phụ lục chín\n"
+                               "submitters = department\nkey =\n"
+                               "[column so]\ntitle = Số\ntype = integer\nrollup = sum\n";
+
+/* A format 1 outbox: pending U1 PL1 (one row), U2 PL8 (rows c, a, b) and U3
+ * PL9 (a definition it never cached); acked U4 PL1; rejected U5. */
+static void write_format1(const char *dir, uint8_t hashes[5][TH_HASH_LEN])
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, pending, acked, rejected, revs, history, defs;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	mkdir(dir, 0750);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	const char *names[7] = {"meta", "pending", "acked", "rejected", "revs", "history", "defs"};
+	MDB_dbi *dbis[7] = {&meta, &pending, &acked, &rejected, &revs, &history, &defs};
+	for (int i = 0; i < 7; i++)
+		assert_int_equal(mdb_dbi_open(txn, names[i], MDB_CREATE, dbis[i]), 0);
+	uint8_t store[16];
+	memset(store, 0x5a, sizeof store);
+	put(txn, meta, "format", 6, "1", 1);
+	put(txn, meta, "store", 5, store, 16);
+	static const char inforce[] = "PL1\t1\nPL8\t1\n";
+	put(txn, meta, "inforce", 7, inforce, strlen(inforce));
+	uint8_t dk[16];
+	memcpy(dk, "PL1\0\0\0\0\1", 8);
+	put(txn, defs, dk, 8, OF_PL1_TEXT, strlen(OF_PL1_TEXT));
+	memcpy(dk, "PL8\0\0\0\0\1", 8);
+	put(txn, defs, dk, 8, OF_PL8_TEXT, strlen(OF_PL8_TEXT));
+	static ob_bytes b;
+	uint8_t k[512], r8[8];
+	const legacy_cell c1[2] = {{1, 5, NULL}, {2, 0, "Hà Nội"}};
+	const legacy_cell c2[6] = {{2, 0, "c"}, {1, 3, NULL}, {2, 0, "a"}, {1, 1, NULL},
+	                           {2, 0, "b"}, {0, 0, NULL}};
+	const legacy_cell c3[1] = {{1, 9, NULL}};
+	const legacy_cell c4[2] = {{1, 7, NULL}, {0, 0, NULL}};
+	struct {
+		const char *unit, *app;
+		uint64_t rev;
+		int state, rows, cols;
+		const legacy_cell *cells;
+		MDB_dbi dbi;
+		int by_rev;
+	} es[5] = {
+		{"U1", "PL1", 100, 0, 1, 2, c1, pending, 1},
+		{"U2", "PL8", 200, 0, 3, 2, c2, pending, 1},
+		{"U3", "PL9", 300, 0, 1, 1, c3, pending, 1},
+		{"U4", "PL1", 50, 1, 1, 2, c4, acked, 0},
+		{"U5", "PL1", 60, 4, -1, 0, NULL, rejected, 1},
+	};
+	for (int i = 0; i < 5; i++) {
+		of_hash(hashes[i], 0xa0, (uint8_t)i);
+		legacy_entry(&b, es[i].unit, es[i].app, 1, es[i].rev, hashes[i], es[i].state, store,
+		             es[i].rows, es[i].cols, es[i].cells);
+		be(r8, es[i].rev, 8);
+		size_t kl = rk(k, es[i].unit, es[i].app, r8, es[i].by_rev ? 8 : 0);
+		put(txn, es[i].dbi, k, kl, b.p, b.len);
+		uint8_t v8[8];
+		for (int j = 0; j < 8; j++)
+			v8[j] = (uint8_t)(es[i].rev >> (8 * j));
+		kl = rk(k, es[i].unit, es[i].app, NULL, 0);
+		put(txn, revs, k, kl, v8, 8);
+		uint8_t hv[17];
+		memcpy(hv, v8, 8);
+		hv[8] = (uint8_t)es[i].state;
+		memset(hv + 9, 0, 8);
+		kl = rk(k, es[i].unit, es[i].app, hashes[i], TH_HASH_LEN);
+		put(txn, history, k, kl, hv, sizeof hv);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* The meta value of key as a string ("" when absent). */
+static void lmdb_meta(const char *dir, const char *key, char *out, size_t cap)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi d;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &d), 0);
+	MDB_val k = {strlen(key), (void *)key}, v;
+	out[0] = 0;
+	if (mdb_get(txn, d, &k, &v) == 0) {
+		size_t n = v.mv_size < cap - 1 ? v.mv_size : cap - 1;
+		memcpy(out, v.mv_data, n);
+		out[n] = 0;
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
+/* Opening a format 1 outbox upgrades it in place: every report whose
+ * definition it cached is rewritten in the canonical form with its row order,
+ * nothing else changes (counts, hashes, revs, receipts); a report whose
+ * definition it never received waits, without its report, until a welcome
+ * brings the definition. */
+static void upgrade_from_format_1(void **state)
+{
+	fx *f = *state;
+	uint8_t h[5][TH_HASH_LEN];
+	write_format1(f->outbox, h);
+	th_outbox *ob = NULL;
+	const char *why = NULL;
+	assert_int_equal(th_outbox_open(f->outbox, &ob, &why), 0);
+	assert_int_equal(th_outbox_count(ob, TH_OB_TPENDING), 3);
+	assert_int_equal(th_outbox_count(ob, TH_OB_TACKED), 1);
+	assert_int_equal(th_outbox_count(ob, TH_OB_TREJECTED), 1);
+	assert_int_equal(th_outbox_history_count(ob), 5);
+	th_defset *with9 = NULL;
+	th_diag *dg = th_diag_new();
+	th_def *d9 = NULL;
+	assert_int_equal(th_def_parse(PL9_TEXT, strlen(PL9_TEXT), "pl9", &d9, dg), 0);
+	th_diag_destroy(&dg);
+	with9 = th_defset_new();
+	assert_int_equal(th_defset_add(with9, d9), 0);
+	th_ob_entry pe;
+	assert_int_equal(th_outbox_get_pending(ob, "U1", "PL1", "2021", 100, of_defs(), &pe), 0);
+	assert_non_null(pe.report);
+	assert_int_equal(pe.report->cells[0].i, 5);
+	assert_string_equal(pe.report->cells[1].s, "Hà Nội");
+	assert_memory_equal(pe.hash, h[0], TH_HASH_LEN);
+	assert_int_equal(pe.attempts, 2);
+	assert_string_equal(pe.file, "/srv/drop/.done/x.csv");
+	th_ob_entry_free(&pe);
+	assert_int_equal(th_outbox_get_pending(ob, "U2", "PL8", "2021", 200, of_defs(), &pe), 0);
+	assert_non_null(pe.report);
+	assert_int_equal(pe.report->n_rows, 3);
+	assert_string_equal(th_report_cell(pe.report, 0, 0)->s, "c");   /* the file's order */
+	assert_string_equal(th_report_cell(pe.report, 1, 0)->s, "a");
+	assert_string_equal(th_report_cell(pe.report, 2, 0)->s, "b");
+	assert_int_equal(th_report_cell(pe.report, 0, 1)->i, 3);
+	assert_true(th_report_cell(pe.report, 2, 1)->null);
+	th_ob_entry_free(&pe);
+	/* PL9 was never cached: the entry is kept, without its report */
+	assert_int_equal(th_outbox_get_pending(ob, "U3", "PL9", "2021", 300, with9, &pe), 0);
+	assert_null(pe.report);
+	assert_memory_equal(pe.hash, h[2], TH_HASH_LEN);
+	th_ob_entry_free(&pe);
+	/* the same content again is still recognised, the revs go on */
+	th_report *r = of_report("U1", 5);
+	th_ob_enqueued e;
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), h[0], NULL, 0, 1, &e), 0);
+	assert_int_equal(e.outcome, TH_OB_SAME_PENDING);
+	uint8_t hn[TH_HASH_LEN];
+	of_hash(hn, 0xb0, 0);
+	assert_int_equal(th_outbox_enqueue(ob, r, of_def(), hn, NULL, 0, 1, &e), 0);
+	assert_int_equal(e.rev, 101);
+	th_report_destroy(&r);
+	/* the receipt's report still goes again after a store change */
+	uint8_t other[TH_STORE_UUID_LEN] = {1};
+	size_t nq = 0;
+	assert_int_equal(th_outbox_store_seen(ob, other, &nq), 0);
+	assert_int_equal(nq, 1);
+	assert_int_equal(th_outbox_get_pending(ob, "U4", "PL1", "2021", 50, of_defs(), &pe), 0);
+	assert_non_null(pe.report);
+	assert_int_equal(pe.report->cells[0].i, 7);
+	th_ob_entry_free(&pe);
+	th_outbox_close(&ob);
+	char v[32];
+	lmdb_meta(f->outbox, "format", v, sizeof v);
+	assert_string_equal(v, "2");
+	lmdb_meta(f->outbox, "legacy", v, sizeof v);
+	assert_int_equal(v[0], 1);   /* u64 LE 1: U3 waits */
+	/* a welcome brings PL9: the waiting entry is rewritten in that transaction */
+	assert_int_equal(th_outbox_open(f->outbox, &ob, &why), 0);
+	char *texts[3] = {(char *)OF_PL1_TEXT, (char *)OF_PL8_TEXT, (char *)PL9_TEXT};
+	assert_int_equal(th_outbox_set_defs(ob, texts, 3), 0);
+	assert_int_equal(th_outbox_get_pending(ob, "U3", "PL9", "2021", 300, with9, &pe), 0);
+	assert_non_null(pe.report);
+	assert_int_equal(pe.report->cells[0].i, 9);
+	th_ob_entry_free(&pe);
+	th_outbox_close(&ob);
+	lmdb_meta(f->outbox, "legacy", v, sizeof v);
+	assert_string_equal(v, "");
+	th_defset_destroy(&with9);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -923,6 +1267,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(unreadable_entry_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(definitions_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(contact_recorded, setup, teardown),
+		cmocka_unit_test_setup_teardown(row_order_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(upgrade_from_format_1, setup, teardown),
 	};
-	return TH_RUN_TESTS(tests, argc, argv);
+	int rc = TH_RUN_TESTS(tests, argc, argv);
+	of_cleanup();
+	return rc;
 }
