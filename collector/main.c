@@ -751,13 +751,7 @@ int main(int argc, char **argv)
 	sc.root_unit = cur ? th_units_at(cur, th_units_root(cur))->code : "";
 	sc.units_submit = submit_units;
 	sc.units_ctx = &rt;
-	th_server *srv = NULL;
-	if (th_server_new(&sc, rt.store, rt.committer, defs, rt.zap, ctx, &srv) != 0) {
-		zmq_ctx_shutdown(ctx);
-		th_zap_join(&rt.zap);
-		zmq_ctx_term(ctx);
-		goto cleanup;
-	}
+	/* before the sockets are bound: a SIGTERM as soon as the port answers is a clean stop */
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
@@ -765,6 +759,13 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	th_server *srv = NULL;
+	if (th_server_new(&sc, rt.store, rt.committer, defs, rt.zap, ctx, &srv) != 0) {
+		zmq_ctx_shutdown(ctx);
+		th_zap_join(&rt.zap);
+		zmq_ctx_term(ctx);
+		goto cleanup;
+	}
 	char hex[33];
 	const uint8_t *uu = th_store_uuid(rt.store);
 	for (int i = 0; i < 16; i++)
